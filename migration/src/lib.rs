@@ -1,0 +1,19 @@
+//! Schema migrations, applied at start-up (unless `database.auto_migrate` is
+//! off) and by `tessera migrate`.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261128_000001_create_users;
+mod m20261128_000002_create_token_blacklist;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261128_000001_create_users::Migration),
+            Box::new(m20261128_000002_create_token_blacklist::Migration),
+        ]
+    }
+}

@@ -1,0 +1,72 @@
+//! Data access for the refresh-token blacklist, the only state that tokens need.
+
+use chrono::{DateTime, Utc};
+use entity::token_blacklist;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
+    QuerySelect,
+};
+
+use crate::db::{StoreError, is_unique_violation};
+
+/// Blacklists `jti`. Returns `false` when it already was: the unique index
+/// makes this a single atomic test-and-set, so of N concurrent calls for one
+/// token exactly one gets `true`.
+pub async fn add(
+    db: &DatabaseConnection,
+    jti: &str,
+    user_id: Option<i64>,
+    expires_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let row = token_blacklist::ActiveModel {
+        jti: Set(jti.to_owned()),
+        user_id: Set(user_id),
+        expires_at: Set(expires_at),
+        blacklisted_at: Set(now),
+        ..Default::default()
+    };
+    match token_blacklist::Entity::insert(row).exec(db).await {
+        Ok(_) => Ok(true),
+        Err(e) if is_unique_violation(&e) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn contains(db: &DatabaseConnection, jti: &str) -> Result<bool, StoreError> {
+    let n = token_blacklist::Entity::find()
+        .filter(token_blacklist::Column::Jti.eq(jti))
+        .count(db)
+        .await?;
+    Ok(n > 0)
+}
+
+/// Deletes rows whose token has expired (they can no longer be presented),
+/// `batch` at a time so no statement holds the table for long. Returns the
+/// number deleted.
+pub async fn purge_expired(
+    db: &DatabaseConnection,
+    now: DateTime<Utc>,
+    batch: u64,
+) -> Result<u64, StoreError> {
+    let mut total = 0;
+    loop {
+        let ids: Vec<i64> = token_blacklist::Entity::find()
+            .select_only()
+            .column(token_blacklist::Column::Id)
+            .filter(token_blacklist::Column::ExpiresAt.lt(now))
+            .limit(batch)
+            .into_tuple()
+            .all(db)
+            .await?;
+        if ids.is_empty() {
+            return Ok(total);
+        }
+        let deleted = token_blacklist::Entity::delete_many()
+            .filter(token_blacklist::Column::Id.is_in(ids))
+            .exec(db)
+            .await?
+            .rows_affected;
+        total += deleted;
+    }
+}

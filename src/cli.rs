@@ -1,0 +1,207 @@
+//! The command line: `serve` (the default), `migrate`, `createsuperuser`,
+//! `flushexpiredtokens`, `healthcheck`, `openapi`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use chrono::Utc;
+use clap::{Parser, Subcommand};
+use secrecy::SecretString;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::config::Settings;
+use crate::service::{AuthError, Registration};
+use crate::startup::{Application, build_service};
+use crate::{blacklist, db, telemetry, validation};
+
+/// Exit code for a bad configuration or command line.
+const EXIT_CONFIG: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tessera",
+    version,
+    about = "JWT authentication service compatible with Django Simple JWT + Djoser"
+)]
+pub struct Cli {
+    /// A TOML file layered over the built-in defaults.
+    #[arg(long, global = true, env = "TESSERA_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the API (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Create a staff superuser; the password comes from TESSERA_PASSWORD or a prompt.
+    Createsuperuser {
+        #[arg(long)]
+        username: String,
+        #[arg(long, default_value = "")]
+        email: String,
+    },
+    /// Delete blacklist rows whose tokens have expired.
+    Flushexpiredtokens,
+    /// Exit 0 if the server configured here answers on /healthz (for Docker's HEALTHCHECK).
+    Healthcheck {
+        /// Seconds to wait for the answer.
+        #[arg(long, default_value_t = 3)]
+        timeout: u64,
+    },
+    /// Print the OpenAPI document.
+    Openapi,
+}
+
+/// Parses the command line, runs the command, and gives the process's exit code.
+pub async fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("tessera: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    telemetry::init(&settings.log);
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(settings).await,
+        Command::Migrate => migrate(settings).await,
+        Command::Createsuperuser { username, email } => {
+            createsuperuser(settings, username, email).await
+        }
+        Command::Flushexpiredtokens => flush(settings).await,
+        Command::Healthcheck { timeout } => healthcheck(&settings, timeout).await,
+        Command::Openapi => {
+            println!("{}", crate::http::spec_json());
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(CliError::Config(msg)) => {
+            eprintln!("tessera: {msg}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+        Err(CliError::Failed(msg)) => {
+            eprintln!("tessera: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+enum CliError {
+    /// Wrong settings or input: exit code 2.
+    Config(String),
+    /// Anything else: exit code 1.
+    Failed(String),
+}
+
+fn failed(e: impl std::fmt::Display) -> CliError {
+    CliError::Failed(e.to_string())
+}
+
+async fn serve(settings: Settings) -> Result<(), CliError> {
+    let app = Application::build(settings).await.map_err(|e| match e {
+        crate::startup::StartupError::Key(k) => CliError::Config(k.to_string()),
+        other => failed(other),
+    })?;
+    app.run_until_stopped().await.map_err(failed)
+}
+
+async fn migrate(settings: Settings) -> Result<(), CliError> {
+    let conn = db::connect(&settings.database).await.map_err(failed)?;
+    db::migrate(&conn).await.map_err(failed)?;
+    eprintln!("tessera: migrations applied");
+    Ok(())
+}
+
+async fn createsuperuser(
+    settings: Settings,
+    username: String,
+    email: String,
+) -> Result<(), CliError> {
+    let mut problems = validation::username(&username);
+    problems.extend(validation::email(&email));
+    if !problems.is_empty() {
+        return Err(CliError::Config(problems.join(" ")));
+    }
+    let password = match std::env::var("TESSERA_PASSWORD") {
+        Ok(p) if !p.is_empty() => p,
+        _ => {
+            let first = rpassword::prompt_password("Password: ").map_err(failed)?;
+            let again = rpassword::prompt_password("Password (again): ").map_err(failed)?;
+            if first != again {
+                return Err(CliError::Config("the two passwords differ".into()));
+            }
+            first
+        }
+    };
+    let problems = validation::password(&password);
+    if !problems.is_empty() {
+        return Err(CliError::Config(problems.join(" ")));
+    }
+    let service = build_service(settings).await.map_err(failed)?;
+    let user = service
+        .register(Registration {
+            username,
+            email,
+            password: SecretString::from(password),
+            is_staff: true,
+            is_superuser: true,
+        })
+        .await
+        .map_err(|e| match e {
+            AuthError::UsernameTaken => CliError::Config(validation::USERNAME_TAKEN.into()),
+            other => failed(other),
+        })?;
+    eprintln!(
+        "tessera: superuser {} created (id {})",
+        user.username, user.id
+    );
+    Ok(())
+}
+
+async fn flush(settings: Settings) -> Result<(), CliError> {
+    let conn = db::connect(&settings.database).await.map_err(failed)?;
+    let n = blacklist::purge_expired(&conn, Utc::now(), 1000)
+        .await
+        .map_err(failed)?;
+    eprintln!("tessera: deleted {n} expired blacklist rows");
+    Ok(())
+}
+
+/// A plain HTTP/1.0 GET of /healthz on the configured port, so the check needs
+/// no HTTP client and works in a minimal container.
+async fn healthcheck(settings: &Settings, timeout: u64) -> Result<(), CliError> {
+    let host = match settings.server.host.as_str() {
+        "0.0.0.0" | "" => "127.0.0.1",
+        "::" | "[::]" => "::1",
+        h => h,
+    };
+    let port = settings.server.port;
+    let check = async {
+        let mut stream = tokio::net::TcpStream::connect((host, port)).await?;
+        stream
+            .write_all(format!("GET /healthz HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes())
+            .await?;
+        let mut buf = Vec::new();
+        stream.read_to_end(&mut buf).await?;
+        Ok::<_, std::io::Error>(buf)
+    };
+    let answer = tokio::time::timeout(Duration::from_secs(timeout), check)
+        .await
+        .map_err(|_| failed(format!("no answer from {host}:{port} within {timeout}s")))?
+        .map_err(|e| failed(format!("{host}:{port}: {e}")))?;
+    let status_line = String::from_utf8_lossy(&answer);
+    let status_line = status_line.lines().next().unwrap_or_default();
+    if status_line.split_whitespace().nth(1) == Some("200") {
+        Ok(())
+    } else {
+        Err(failed(format!("unhealthy: {status_line}")))
+    }
+}

@@ -1,0 +1,362 @@
+//! The settings tree, loaded once at start-up from three layers:
+//! `config/default.toml` (compiled in) < a TOML file < `TESSERA__SECTION__KEY`
+//! environment variables (`DATABASE_URL` also sets `database.url`).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use config::{Config, Environment, File, FileFormat};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// The defaults, documented key by key.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// A setting that is missing, of the wrong type or out of range. The message
+/// always names the key.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigError(String);
+
+impl ConfigError {
+    fn key(key: &str, msg: impl fmt::Display) -> Self {
+        Self(format!("{key}: {msg}"))
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub jwt: JwtSettings,
+    pub password: PasswordSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    pub url: String,
+    pub auto_migrate: bool,
+    pub max_connections: u32,
+    #[serde(with = "humantime_serde")]
+    pub acquire_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub sqlite_busy_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum JwtAlgorithm {
+    HS256,
+    HS384,
+    HS512,
+}
+
+impl JwtAlgorithm {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::HS256 => "HS256",
+            Self::HS384 => "HS384",
+            Self::HS512 => "HS512",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtSettings {
+    pub algorithm: JwtAlgorithm,
+    /// Empty means "generate one and keep it beside the database".
+    #[serde(deserialize_with = "secret_string")]
+    pub signing_key: SecretString,
+    #[serde(with = "humantime_serde")]
+    pub access_token_lifetime: Duration,
+    #[serde(with = "humantime_serde")]
+    pub refresh_token_lifetime: Duration,
+    pub rotate_refresh_tokens: bool,
+    pub blacklist_after_rotation: bool,
+    pub update_last_login: bool,
+    #[serde(with = "humantime_serde")]
+    pub leeway: Duration,
+    #[serde(deserialize_with = "empty_is_none")]
+    pub audience: Option<String>,
+    #[serde(deserialize_with = "empty_is_none")]
+    pub issuer: Option<String>,
+    pub auth_header_types: Vec<String>,
+    pub user_id_claim: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordSettings {
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    pub argon2_parallelism: u32,
+    pub hash_workers: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub level: String,
+    pub format: LogFormat,
+}
+
+fn secret_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SecretString, D::Error> {
+    String::deserialize(d).map(SecretString::from)
+}
+
+fn empty_is_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let s = String::deserialize(d)?;
+    Ok((!s.trim().is_empty()).then_some(s))
+}
+
+impl Settings {
+    /// Loads the layers from the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_from(file, std::env::vars().collect())
+    }
+
+    /// Loads the layers with an explicit environment, so tests need not touch
+    /// the process's.
+    pub fn load_from(
+        file: Option<&Path>,
+        env: HashMap<String, String>,
+    ) -> Result<Self, ConfigError> {
+        let mut builder =
+            Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml));
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError(format!(
+                    "config file {} does not exist",
+                    path.display()
+                )));
+            }
+            builder = builder.add_source(File::from(path).format(FileFormat::Toml));
+        }
+        if let Some(url) = env.get("DATABASE_URL").filter(|u| !u.is_empty()) {
+            builder = builder
+                .set_override("database.url", url.as_str())
+                .map_err(|e| ConfigError(e.to_string()))?;
+        }
+        let tessera_env: HashMap<String, String> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("TESSERA__"))
+            .collect();
+        builder = builder.add_source(
+            Environment::with_prefix("TESSERA")
+                .prefix_separator("__")
+                .separator("__")
+                .list_separator(",")
+                .with_list_parse_key("jwt.auth_header_types")
+                .try_parsing(true)
+                .source(Some(tessera_env)),
+        );
+        let raw = builder.build().map_err(|e| ConfigError(e.to_string()))?;
+        let settings: Settings = serde_path_to_error::deserialize(raw).map_err(|e| {
+            let path = e.path().to_string();
+            ConfigError::key(&path, e.into_inner())
+        })?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let db = &self.database;
+        if !(db.url.starts_with("sqlite:")
+            || db.url.starts_with("postgres://")
+            || db.url.starts_with("postgresql://"))
+        {
+            return Err(ConfigError::key(
+                "database.url",
+                "must start with sqlite:, postgres:// or postgresql://",
+            ));
+        }
+        if db.max_connections == 0 {
+            return Err(ConfigError::key(
+                "database.max_connections",
+                "must be at least 1",
+            ));
+        }
+        let jwt = &self.jwt;
+        if jwt.access_token_lifetime.is_zero() {
+            return Err(ConfigError::key(
+                "jwt.access_token_lifetime",
+                "must be longer than 0s",
+            ));
+        }
+        if jwt.refresh_token_lifetime.is_zero() {
+            return Err(ConfigError::key(
+                "jwt.refresh_token_lifetime",
+                "must be longer than 0s",
+            ));
+        }
+        let key_len = jwt.signing_key.expose_secret().len();
+        if key_len > 0 && key_len < 32 {
+            return Err(ConfigError::key(
+                "jwt.signing_key",
+                format!("an HMAC key must be at least 32 bytes (256 bits); this one has {key_len}"),
+            ));
+        }
+        if jwt.auth_header_types.is_empty()
+            || jwt
+                .auth_header_types
+                .iter()
+                .any(|t| t.is_empty() || t.contains(char::is_whitespace))
+        {
+            return Err(ConfigError::key(
+                "jwt.auth_header_types",
+                "must list at least one keyword, each a single word",
+            ));
+        }
+        if jwt.user_id_claim.trim().is_empty() {
+            return Err(ConfigError::key("jwt.user_id_claim", "must not be empty"));
+        }
+        let pw = &self.password;
+        if pw.argon2_memory_kib < 8 * pw.argon2_parallelism.max(1) {
+            return Err(ConfigError::key(
+                "password.argon2_memory_kib",
+                "must be at least 8 KiB per lane",
+            ));
+        }
+        if pw.argon2_iterations == 0 {
+            return Err(ConfigError::key(
+                "password.argon2_iterations",
+                "must be at least 1",
+            ));
+        }
+        if pw.argon2_parallelism == 0 {
+            return Err(ConfigError::key(
+                "password.argon2_parallelism",
+                "must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether the database is SQLite (as opposed to PostgreSQL).
+    pub fn is_sqlite(&self) -> bool {
+        self.database.url.starts_with("sqlite:")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_match_simple_jwt() {
+        let s = Settings::load_from(None, env(&[])).unwrap();
+        assert_eq!(s.server.host, "127.0.0.1");
+        assert_eq!(s.server.port, 8000);
+        assert_eq!(s.jwt.access_token_lifetime, Duration::from_secs(300));
+        assert_eq!(s.jwt.refresh_token_lifetime, Duration::from_secs(86400));
+        assert_eq!(s.jwt.leeway, Duration::ZERO);
+        assert_eq!(s.jwt.auth_header_types, vec!["Bearer"]);
+        assert_eq!(s.jwt.audience, None);
+        assert!(!s.jwt.rotate_refresh_tokens);
+        assert_eq!(s.password.argon2_memory_kib, 19456);
+    }
+
+    #[test]
+    fn environment_overrides_with_human_durations_and_lists() {
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("TESSERA__JWT__ACCESS_TOKEN_LIFETIME", "10m"),
+                ("TESSERA__SERVER__PORT", "9000"),
+                ("TESSERA__JWT__AUTH_HEADER_TYPES", "Bearer,JWT"),
+                ("TESSERA__JWT__ROTATE_REFRESH_TOKENS", "true"),
+                ("DATABASE_URL", "postgres://postgres@127.0.0.1/test"),
+                ("UNRELATED", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.jwt.access_token_lifetime, Duration::from_secs(600));
+        assert_eq!(s.server.port, 9000);
+        assert_eq!(s.jwt.auth_header_types, vec!["Bearer", "JWT"]);
+        assert!(s.jwt.rotate_refresh_tokens);
+        assert_eq!(s.database.url, "postgres://postgres@127.0.0.1/test");
+    }
+
+    #[test]
+    fn file_layer_sits_between_defaults_and_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.toml");
+        std::fs::write(
+            &path,
+            "[server]\nport = 7000\nhost = \"0.0.0.0\"\n[jwt]\nleeway = \"1m\"\n",
+        )
+        .unwrap();
+        let s =
+            Settings::load_from(Some(&path), env(&[("TESSERA__SERVER__PORT", "7001")])).unwrap();
+        assert_eq!(s.server.port, 7001);
+        assert_eq!(s.server.host, "0.0.0.0");
+        assert_eq!(s.jwt.leeway, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let cases = [
+            ("TESSERA__SERVER__PORT", "eighty", "server.port"),
+            (
+                "TESSERA__JWT__ACCESS_TOKEN_LIFETIME",
+                "soon",
+                "jwt.access_token_lifetime",
+            ),
+            ("TESSERA__JWT__ALGORITHM", "XS256", "jwt.algorithm"),
+            ("TESSERA__JWT__SIGNING_KEY", "short", "jwt.signing_key"),
+            (
+                "TESSERA__JWT__REFRESH_TOKEN_LIFETIME",
+                "0s",
+                "jwt.refresh_token_lifetime",
+            ),
+            ("TESSERA__DATABASE__URL", "mysql://x", "database.url"),
+        ];
+        for (k, v, key) in cases {
+            let err = Settings::load_from(None, env(&[(k, v)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{k}={v}: {err}");
+        }
+    }
+
+    #[test]
+    fn missing_file_is_an_error() {
+        let err = Settings::load_from(Some(Path::new("/nonexistent/tessera.toml")), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("does not exist"), "{err}");
+    }
+
+    #[test]
+    fn debug_does_not_print_the_signing_key() {
+        let key = "a-very-secret-signing-key-of-more-than-32-bytes";
+        let s = Settings::load_from(None, env(&[("TESSERA__JWT__SIGNING_KEY", key)])).unwrap();
+        assert!(!format!("{s:?}").contains(key));
+    }
+}

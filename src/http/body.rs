@@ -1,0 +1,241 @@
+//! Request bodies the way DRF reads them: JSON, URL-encoded forms and
+//! multipart forms are parsed into the same map of fields, and each field is
+//! then read with DRF's rules and error messages.
+
+use std::marker::PhantomData;
+
+use poem::web::Multipart;
+use poem::{Body, FromRequest, Request, RequestBody};
+use poem_openapi::registry::{MetaMediaType, MetaRequest, Registry};
+use poem_openapi::types::Type;
+use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
+use serde_json::{Map, Value};
+
+use super::error::{ApiError, FieldErrors};
+
+/// Largest accepted request body.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+const REQUIRED: &str = "This field is required.";
+const NOT_NULL: &str = "This field may not be null.";
+const NOT_BLANK: &str = "This field may not be blank.";
+const NOT_STRING: &str = "Not a valid string.";
+
+/// The fields of a request body, whatever its format. `T` only documents the
+/// expected fields in the OpenAPI spec.
+pub struct FormBody<T> {
+    fields: Map<String, Value>,
+    _schema: PhantomData<T>,
+}
+
+impl<T> FormBody<T> {
+    pub fn new(fields: Map<String, Value>) -> Self {
+        Self {
+            fields,
+            _schema: PhantomData,
+        }
+    }
+
+    /// A DRF `CharField`: required, not null, not blank; surrounding
+    /// whitespace trimmed; numbers accepted as their text. Errors go to `errors`.
+    pub fn required(&self, name: &str, errors: &mut FieldErrors) -> Option<String> {
+        match self.fields.get(name) {
+            None => {
+                errors.add(name, REQUIRED);
+                None
+            }
+            Some(v) => self.char_field(name, v, false, errors),
+        }
+    }
+
+    /// A DRF `CharField(required=False, allow_blank=True)`: `None` when absent.
+    pub fn optional(&self, name: &str, errors: &mut FieldErrors) -> Option<String> {
+        let v = self.fields.get(name)?;
+        self.char_field(name, v, true, errors)
+    }
+
+    fn char_field(
+        &self,
+        name: &str,
+        value: &Value,
+        allow_blank: bool,
+        errors: &mut FieldErrors,
+    ) -> Option<String> {
+        let text = match value {
+            Value::Null => {
+                errors.add(name, NOT_NULL);
+                return None;
+            }
+            Value::String(s) => s.trim().to_owned(),
+            Value::Number(n) => n.to_string(),
+            Value::Bool(_) | Value::Array(_) | Value::Object(_) => {
+                errors.add(name, NOT_STRING);
+                return None;
+            }
+        };
+        if text.is_empty() && !allow_blank {
+            errors.add(name, NOT_BLANK);
+            return None;
+        }
+        Some(text)
+    }
+}
+
+fn python_type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "NoneType",
+        Value::Bool(_) => "bool",
+        Value::Number(n) if n.is_f64() => "float",
+        Value::Number(_) => "int",
+        Value::String(_) => "str",
+        Value::Array(_) => "list",
+        Value::Object(_) => "dict",
+    }
+}
+
+/// The media type without parameters, lower-cased (`application/json`).
+fn essence(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// Parses `bytes` as the given content type into a field map.
+pub async fn parse_fields(
+    req: &Request,
+    content_type: Option<&str>,
+    bytes: Vec<u8>,
+) -> Result<Map<String, Value>, ApiError> {
+    let Some(content_type) = content_type.filter(|c| !c.trim().is_empty()) else {
+        // DRF: no body means no data; a body it cannot name is refused.
+        return if bytes.is_empty() {
+            Ok(Map::new())
+        } else {
+            Err(ApiError::UnsupportedMediaType(String::new()))
+        };
+    };
+    let mime = essence(content_type);
+    if mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json")) {
+        if bytes.is_empty() {
+            return Ok(Map::new());
+        }
+        return match serde_json::from_slice::<Value>(&bytes) {
+            Ok(Value::Object(map)) => Ok(map),
+            Ok(other) => Err(ApiError::Validation(FieldErrors::single(
+                "non_field_errors",
+                format!(
+                    "Invalid data. Expected a dictionary, but got {}.",
+                    python_type_name(&other)
+                ),
+            ))),
+            Err(e) => Err(ApiError::JsonParse(e.to_string())),
+        };
+    }
+    if mime == "application/x-www-form-urlencoded" {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes)
+            .map_err(|e| ApiError::JsonParse(format!("form parse error: {e}")))?;
+        // As Django's QueryDict.get: the last value of a repeated key wins.
+        return Ok(pairs
+            .into_iter()
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect());
+    }
+    if mime == "multipart/form-data" {
+        let mut body = RequestBody::new(Body::from_vec(bytes));
+        let mut multipart = <Multipart as FromRequest>::from_request(req, &mut body)
+            .await
+            .map_err(|e| ApiError::JsonParse(format!("multipart parse error: {e}")))?;
+        let mut map = Map::new();
+        loop {
+            let field = multipart
+                .next_field()
+                .await
+                .map_err(|e| ApiError::JsonParse(format!("multipart parse error: {e}")))?;
+            let Some(field) = field else { break };
+            let Some(name) = field.name().map(str::to_owned) else {
+                continue;
+            };
+            // Files are not fields of these forms.
+            if field.file_name().is_some() {
+                continue;
+            }
+            let text = field
+                .text()
+                .await
+                .map_err(|e| ApiError::JsonParse(format!("multipart parse error: {e}")))?;
+            map.insert(name, Value::String(text));
+        }
+        return Ok(map);
+    }
+    Err(ApiError::UnsupportedMediaType(content_type.to_owned()))
+}
+
+/// Reads the whole body, refusing more than [`MAX_BODY_BYTES`].
+pub async fn read_limited(req: &Request, body: &mut RequestBody) -> Result<Vec<u8>, ApiError> {
+    let too_large = ApiError::PayloadTooLarge {
+        limit: MAX_BODY_BYTES,
+    };
+    let declared = req
+        .headers()
+        .get(poem::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return Err(too_large);
+    }
+    let Ok(body) = body.take() else {
+        return Ok(Vec::new());
+    };
+    match body.into_bytes_limit(MAX_BODY_BYTES).await {
+        Ok(bytes) => Ok(bytes.to_vec()),
+        Err(poem::error::ReadBodyError::PayloadTooLarge) => Err(too_large),
+        Err(e) => Err(ApiError::JsonParse(format!(
+            "cannot read the request body: {e}"
+        ))),
+    }
+}
+
+impl<'a, T: Type> ApiExtractor<'a> for FormBody<T> {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
+
+    fn request_meta() -> Option<MetaRequest> {
+        let media = |content_type| MetaMediaType {
+            content_type,
+            schema: T::schema_ref(),
+        };
+        Some(MetaRequest {
+            description: Some(
+                "The same fields as JSON, as a URL-encoded form or as multipart/form-data.",
+            ),
+            content: vec![
+                media("application/json"),
+                media("application/x-www-form-urlencoded"),
+                media("multipart/form-data"),
+            ],
+            required: true,
+        })
+    }
+
+    async fn from_request(
+        request: &'a Request,
+        body: &mut RequestBody,
+        _param_opts: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        let bytes = read_limited(request, body).await?;
+        let content_type = request
+            .headers()
+            .get(poem::http::header::CONTENT_TYPE)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        let fields = parse_fields(request, content_type.as_deref(), bytes).await?;
+        Ok(Self::new(fields))
+    }
+}

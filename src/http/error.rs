@@ -1,0 +1,408 @@
+//! The one HTTP error type, and the one place where every failure becomes a
+//! DRF-shaped response: `{"detail": ...}` or `{"field": ["..."]}`.
+
+use std::collections::HashMap;
+use std::marker::PhantomData;
+
+use poem::http::{HeaderValue, Method, StatusCode, header};
+use poem::{IntoResponse, Response};
+use poem_openapi::ApiResponse;
+use poem_openapi::Object;
+use poem_openapi::registry::{MetaHeader, MetaMediaType, MetaResponse, MetaResponses, Registry};
+use poem_openapi::types::Type;
+use serde::Serialize;
+
+use crate::db::StoreError;
+use crate::tokens::TokenError;
+
+/// The challenge on every 401, as DRF sends it for Simple JWT.
+pub const WWW_AUTHENTICATE: &str = r#"Bearer realm="api""#;
+
+/// Field errors in the order the fields are declared, as DRF lists them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FieldErrors(Vec<(String, Vec<String>)>);
+
+impl FieldErrors {
+    pub fn add(&mut self, field: &str, message: impl Into<String>) {
+        match self.0.iter_mut().find(|(f, _)| f == field) {
+            Some((_, list)) => list.push(message.into()),
+            None => self.0.push((field.to_owned(), vec![message.into()])),
+        }
+    }
+
+    pub fn single(field: &str, message: impl Into<String>) -> Self {
+        let mut e = Self::default();
+        e.add(field, message);
+        e
+    }
+
+    pub fn has(&self, field: &str) -> bool {
+        self.0.iter().any(|(f, _)| f == field)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `Err(self)` if any error was recorded.
+    pub fn into_result(self) -> Result<(), ApiError> {
+        if self.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Validation(self))
+        }
+    }
+}
+
+impl Serialize for FieldErrors {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+/// One entry of Simple JWT's `messages` list on a refused access token.
+#[derive(Debug, Clone, Serialize, Object)]
+pub struct TokenMessage {
+    pub token_class: String,
+    pub token_type: String,
+    pub message: String,
+}
+
+/// The `{"detail": ...}` body of every error that is not about fields.
+#[derive(Debug, Clone, Serialize, Object)]
+#[oai(rename = "Error")]
+pub struct Detail {
+    /// Human-readable reason, in DRF's / Simple JWT's wording.
+    pub detail: String,
+    /// Machine-readable reason where Simple JWT gives one (`token_not_valid`...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[oai(skip_serializing_if_is_none)]
+    pub code: Option<String>,
+    /// Per token class reasons, for a refused access token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[oai(skip_serializing_if_is_none)]
+    pub messages: Option<Vec<TokenMessage>>,
+}
+
+/// Everything an endpoint can answer besides success.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("validation failed")]
+    Validation(FieldErrors),
+    #[error("malformed JSON: {0}")]
+    JsonParse(String),
+    /// A refresh/verify/blacklist token was refused.
+    #[error("token refused: {0}")]
+    Token(TokenError),
+    #[error("token is blacklisted")]
+    Blacklisted,
+    /// A Bearer access token was refused.
+    #[error("access token refused: {0}")]
+    AccessToken(TokenError),
+    #[error("token carries no user id")]
+    NoUserId,
+    #[error("bad credentials")]
+    BadCredentials,
+    #[error("refresh for a missing or inactive user")]
+    NoActiveAccount,
+    #[error("no credentials")]
+    NotAuthenticated,
+    #[error("malformed Authorization header")]
+    BadAuthorizationHeader,
+    #[error("user not found")]
+    UserNotFound,
+    #[error("user inactive")]
+    UserInactive,
+    #[error("not found")]
+    NotFound,
+    #[error("method {method} not allowed")]
+    MethodNotAllowed { method: Method, allow: String },
+    #[error("payload too large")]
+    PayloadTooLarge { limit: usize },
+    #[error("unsupported media type {0:?}")]
+    UnsupportedMediaType(String),
+    #[error("database unavailable")]
+    Unavailable,
+    #[error("internal error")]
+    Internal,
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Unavailable(e) => {
+                tracing::warn!(error = %e, "database unavailable");
+                Self::Unavailable
+            }
+            StoreError::Other(e) => {
+                tracing::error!(error = %e, "database error");
+                Self::Internal
+            }
+        }
+    }
+}
+
+impl From<crate::passwords::PasswordError> for ApiError {
+    fn from(err: crate::passwords::PasswordError) -> Self {
+        tracing::error!(error = %err, "password hashing failed");
+        Self::Internal
+    }
+}
+
+fn detail(detail: impl Into<String>) -> Detail {
+    Detail {
+        detail: detail.into(),
+        code: None,
+        messages: None,
+    }
+}
+
+fn coded(text: impl Into<String>, code: &str) -> Detail {
+    Detail {
+        code: Some(code.to_owned()),
+        ..detail(text)
+    }
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Validation(_) | Self::JsonParse(_) => StatusCode::BAD_REQUEST,
+            Self::Token(_)
+            | Self::Blacklisted
+            | Self::AccessToken(_)
+            | Self::NoUserId
+            | Self::BadCredentials
+            | Self::NoActiveAccount
+            | Self::NotAuthenticated
+            | Self::BadAuthorizationHeader
+            | Self::UserNotFound
+            | Self::UserInactive => StatusCode::UNAUTHORIZED,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn body(&self) -> Result<Vec<u8>, serde_json::Error> {
+        let d = match self {
+            Self::Validation(fields) => return serde_json::to_vec(fields),
+            Self::JsonParse(reason) => detail(format!("JSON parse error - {reason}")),
+            Self::Token(e) => coded(e.to_string(), "token_not_valid"),
+            Self::Blacklisted => coded("Token is blacklisted", "token_not_valid"),
+            Self::AccessToken(e) => Detail {
+                messages: Some(vec![TokenMessage {
+                    token_class: "AccessToken".into(),
+                    token_type: "access".into(),
+                    message: e.to_string(),
+                }]),
+                ..coded(
+                    "Given token not valid for any token type",
+                    "token_not_valid",
+                )
+            },
+            Self::NoUserId => coded(
+                "Token contained no recognizable user identification",
+                "token_not_valid",
+            ),
+            Self::BadCredentials => detail("No active account found with the given credentials"),
+            Self::NoActiveAccount => coded(
+                "No active account found for the given token.",
+                "no_active_account",
+            ),
+            Self::NotAuthenticated => detail("Authentication credentials were not provided."),
+            Self::BadAuthorizationHeader => coded(
+                "Authorization header must contain two space-delimited values",
+                "bad_authorization_header",
+            ),
+            Self::UserNotFound => coded("User not found", "user_not_found"),
+            Self::UserInactive => coded("User is inactive", "user_inactive"),
+            Self::NotFound => detail("Not found."),
+            Self::MethodNotAllowed { method, .. } => {
+                detail(format!("Method \"{method}\" not allowed."))
+            }
+            Self::PayloadTooLarge { limit } => {
+                detail(format!("Request body is larger than {limit} bytes."))
+            }
+            Self::UnsupportedMediaType(ct) => {
+                detail(format!("Unsupported media type \"{ct}\" in request."))
+            }
+            Self::Unavailable => detail("Service temporarily unavailable, try again later."),
+            Self::Internal => detail("A server error occurred."),
+        };
+        serde_json::to_vec(&d)
+    }
+
+    pub fn to_response(&self) -> Response {
+        let body = self
+            .body()
+            .unwrap_or_else(|_| br#"{"detail":"A server error occurred."}"#.to_vec());
+        let mut resp = Response::builder()
+            .status(self.status())
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(body);
+        let headers = resp.headers_mut();
+        match self {
+            Self::MethodNotAllowed { allow, .. } => {
+                if let Ok(v) = HeaderValue::from_str(allow) {
+                    headers.insert(header::ALLOW, v);
+                }
+            }
+            Self::Unavailable => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            _ => {}
+        }
+        if self.status() == StatusCode::UNAUTHORIZED {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(WWW_AUTHENTICATE),
+            );
+        }
+        resp
+    }
+}
+
+impl poem::error::ResponseError for ApiError {
+    fn status(&self) -> StatusCode {
+        ApiError::status(self)
+    }
+
+    fn as_response(&self) -> Response {
+        self.to_response()
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        self.to_response()
+    }
+}
+
+/// The error statuses one operation can answer, for its OpenAPI entry.
+pub trait ErrorSet: Send + Sync + 'static {
+    const STATUSES: &'static [u16];
+}
+
+/// Declares a marker type listing an operation's error statuses.
+macro_rules! error_set {
+    ($(#[$doc:meta])* $name:ident: $($status:literal),+) => {
+        $(#[$doc])*
+        pub struct $name;
+        impl $crate::http::error::ErrorSet for $name {
+            const STATUSES: &'static [u16] = &[$($status),+];
+        }
+    };
+}
+pub(crate) use error_set;
+
+/// An [`ApiError`] as the return type of an operation whose documented
+/// error statuses are `S::STATUSES`.
+pub struct Errors<S>(pub ApiError, PhantomData<S>);
+
+impl<S> std::fmt::Debug for Errors<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl<S, E: Into<ApiError>> From<E> for Errors<S> {
+    fn from(err: E) -> Self {
+        Self(err.into(), PhantomData)
+    }
+}
+
+impl<S> From<Errors<S>> for poem::Error {
+    fn from(err: Errors<S>) -> Self {
+        err.0.into()
+    }
+}
+
+fn status_description(status: u16) -> &'static str {
+    match status {
+        400 => {
+            "Invalid input: `{\"field\": [\"message\", ...]}` per field, or `{\"detail\": ...}` for a malformed body."
+        }
+        401 => {
+            "Not authenticated, or a token or credentials were refused: `{\"detail\", \"code\"}`."
+        }
+        403 => "Authenticated but not allowed.",
+        404 => "No such resource.",
+        405 => "Method not allowed on this path.",
+        413 => "Request body too large.",
+        415 => "Unsupported Content-Type: send JSON, a URL-encoded form or multipart/form-data.",
+        429 => "Too many requests.",
+        503 => "The database is unavailable; retry later.",
+        _ => "Error.",
+    }
+}
+
+impl<S: ErrorSet> ApiResponse for Errors<S> {
+    fn meta() -> MetaResponses {
+        let responses = S::STATUSES
+            .iter()
+            .map(|&status| {
+                let schema = if status == 400 {
+                    <HashMap<String, Vec<String>> as Type>::schema_ref()
+                } else {
+                    <Detail as Type>::schema_ref()
+                };
+                let mut headers = Vec::new();
+                if status == 401 {
+                    headers.push(MetaHeader {
+                        name: "WWW-Authenticate".into(),
+                        description: Some(WWW_AUTHENTICATE.into()),
+                        required: true,
+                        deprecated: false,
+                        schema: <String as Type>::schema_ref(),
+                    });
+                }
+                MetaResponse {
+                    description: status_description(status),
+                    status: Some(status),
+                    status_range: None,
+                    content: vec![MetaMediaType {
+                        content_type: "application/json",
+                        schema,
+                    }],
+                    headers,
+                }
+            })
+            .collect();
+        MetaResponses { responses }
+    }
+
+    fn register(registry: &mut Registry) {
+        <Detail as Type>::register(registry);
+        <HashMap<String, Vec<String>> as Type>::register(registry);
+    }
+}
+
+impl From<crate::service::AuthError> for ApiError {
+    fn from(err: crate::service::AuthError) -> Self {
+        use crate::service::AuthError as A;
+        match err {
+            A::BadCredentials => Self::BadCredentials,
+            A::Token(e) => Self::Token(e),
+            A::Blacklisted => Self::Blacklisted,
+            A::NoActiveAccount => Self::NoActiveAccount,
+            A::NoUserId => Self::NoUserId,
+            A::UserNotFound => Self::UserNotFound,
+            A::UserInactive => Self::UserInactive,
+            A::UsernameTaken => Self::Validation(FieldErrors::single(
+                "username",
+                "A user with that username already exists.",
+            )),
+            A::Store(e) => e.into(),
+            A::Password(e) => e.into(),
+        }
+    }
+}

@@ -1,0 +1,251 @@
+//! Simple JWT's views at their paths (`/api/token/...`) and at Djoser's
+//! (`/api/v1/auth/jwt/...`): obtain, refresh, verify, blacklist.
+
+use poem_openapi::payload::Json;
+use poem_openapi::{Object, OpenApi, Tags};
+use secrecy::SecretString;
+
+use super::body::FormBody;
+use super::error::{ApiError, Errors, FieldErrors, error_set};
+use crate::service::AuthService;
+
+#[derive(Tags)]
+enum Tag {
+    /// Simple JWT's views at `/api/token/...`.
+    Jwt,
+    /// The same views at Djoser's paths, `/api/v1/auth/jwt/...`.
+    #[oai(rename = "JWT (Djoser paths)")]
+    JwtDjoser,
+}
+
+/// Login credentials.
+// Documents the body for OpenAPI; FormBody reads it field by field.
+#[allow(dead_code)]
+#[derive(Object)]
+pub struct Credentials {
+    pub username: String,
+    #[oai(write_only)]
+    pub password: String,
+}
+
+/// A new pair: `refresh` for `/refresh/`, `access` for `Authorization: Bearer`.
+#[derive(Object)]
+pub struct TokenPair {
+    pub refresh: String,
+    pub access: String,
+}
+
+#[derive(Object)]
+pub struct RefreshRequest {
+    /// A refresh token.
+    pub refresh: String,
+}
+
+/// A new access token; a new refresh token too when rotation is on.
+#[derive(Object)]
+pub struct RefreshResponse {
+    pub access: String,
+    #[oai(skip_serializing_if_is_none)]
+    pub refresh: Option<String>,
+}
+
+#[derive(Object)]
+pub struct VerifyRequest {
+    /// Any token: access or refresh.
+    pub token: String,
+}
+
+/// An empty object: the operation succeeded.
+#[derive(Object)]
+pub struct Empty {}
+
+error_set!(
+    /// Errors of obtain.
+    ObtainErrors: 400, 401, 413, 415, 503
+);
+error_set!(
+    /// Errors of refresh, verify and blacklist.
+    TokenErrors: 400, 401, 413, 415, 503
+);
+
+pub struct JwtApi;
+
+async fn obtain(
+    service: &AuthService,
+    body: FormBody<Credentials>,
+) -> Result<Json<TokenPair>, Errors<ObtainErrors>> {
+    let mut errors = FieldErrors::default();
+    let username = body.required("username", &mut errors);
+    let password = body.required("password", &mut errors);
+    let (Some(username), Some(password)) = (username, password) else {
+        return Err(ApiError::Validation(errors).into());
+    };
+    let pair = service
+        .obtain_pair(&username, SecretString::from(password))
+        .await?;
+    Ok(Json(TokenPair {
+        refresh: pair.refresh.token,
+        access: pair.access.token,
+    }))
+}
+
+/// Reads the one token field that refresh, verify and blacklist take.
+fn token_field<T>(body: &FormBody<T>, name: &str) -> Result<String, FieldErrors> {
+    let mut errors = FieldErrors::default();
+    match body.required(name, &mut errors) {
+        Some(v) => Ok(v),
+        None => Err(errors),
+    }
+}
+
+async fn refresh(
+    service: &AuthService,
+    body: FormBody<RefreshRequest>,
+) -> Result<Json<RefreshResponse>, Errors<TokenErrors>> {
+    let token = token_field(&body, "refresh").map_err(ApiError::Validation)?;
+    let r = service.refresh(&token).await?;
+    Ok(Json(RefreshResponse {
+        access: r.access,
+        refresh: r.refresh,
+    }))
+}
+
+async fn verify(
+    service: &AuthService,
+    body: FormBody<VerifyRequest>,
+) -> Result<Json<Empty>, Errors<TokenErrors>> {
+    let token = token_field(&body, "token").map_err(ApiError::Validation)?;
+    service.verify(&token).await?;
+    Ok(Json(Empty {}))
+}
+
+async fn blacklist(
+    service: &AuthService,
+    body: FormBody<RefreshRequest>,
+) -> Result<Json<Empty>, Errors<TokenErrors>> {
+    let token = token_field(&body, "refresh").map_err(ApiError::Validation)?;
+    service.blacklist(&token).await?;
+    Ok(Json(Empty {}))
+}
+
+#[OpenApi]
+impl JwtApi {
+    /// Obtain a token pair
+    ///
+    /// Takes a username and password and returns an access and refresh JSON
+    /// web token pair. Unknown users, wrong passwords and inactive users get
+    /// the same 401.
+    #[oai(
+        path = "/api/token/",
+        method = "post",
+        tag = "Tag::Jwt",
+        operation_id = "token_obtain"
+    )]
+    async fn token_obtain(
+        &self,
+        service: poem::web::Data<&AuthService>,
+        body: FormBody<Credentials>,
+    ) -> Result<Json<TokenPair>, Errors<ObtainErrors>> {
+        obtain(&service, body).await
+    }
+
+    /// Refresh an access token
+    ///
+    /// Takes a refresh token and returns an access token (and a new refresh
+    /// token when `jwt.rotate_refresh_tokens` is on) if the refresh token is
+    /// valid, not blacklisted, and its user is still active.
+    #[oai(
+        path = "/api/token/refresh/",
+        method = "post",
+        tag = "Tag::Jwt",
+        operation_id = "token_refresh"
+    )]
+    async fn token_refresh(
+        &self,
+        service: poem::web::Data<&AuthService>,
+        body: FormBody<RefreshRequest>,
+    ) -> Result<Json<RefreshResponse>, Errors<TokenErrors>> {
+        refresh(&service, body).await
+    }
+
+    /// Verify a token
+    ///
+    /// Takes any token and says whether it is valid. Unlike Simple JWT, a
+    /// blacklisted refresh token is always refused.
+    #[oai(
+        path = "/api/token/verify/",
+        method = "post",
+        tag = "Tag::Jwt",
+        operation_id = "token_verify"
+    )]
+    async fn token_verify(
+        &self,
+        service: poem::web::Data<&AuthService>,
+        body: FormBody<VerifyRequest>,
+    ) -> Result<Json<Empty>, Errors<TokenErrors>> {
+        verify(&service, body).await
+    }
+
+    /// Blacklist a refresh token (logout)
+    ///
+    /// The refresh token can no longer be used; the row is kept until the
+    /// token would have expired.
+    #[oai(
+        path = "/api/token/blacklist/",
+        method = "post",
+        tag = "Tag::Jwt",
+        operation_id = "token_blacklist"
+    )]
+    async fn token_blacklist(
+        &self,
+        service: poem::web::Data<&AuthService>,
+        body: FormBody<RefreshRequest>,
+    ) -> Result<Json<Empty>, Errors<TokenErrors>> {
+        blacklist(&service, body).await
+    }
+
+    /// Obtain a token pair (Djoser path)
+    #[oai(
+        path = "/api/v1/auth/jwt/create/",
+        method = "post",
+        tag = "Tag::JwtDjoser",
+        operation_id = "jwt_create"
+    )]
+    async fn jwt_create(
+        &self,
+        service: poem::web::Data<&AuthService>,
+        body: FormBody<Credentials>,
+    ) -> Result<Json<TokenPair>, Errors<ObtainErrors>> {
+        obtain(&service, body).await
+    }
+
+    /// Refresh an access token (Djoser path)
+    #[oai(
+        path = "/api/v1/auth/jwt/refresh/",
+        method = "post",
+        tag = "Tag::JwtDjoser",
+        operation_id = "jwt_refresh"
+    )]
+    async fn jwt_refresh(
+        &self,
+        service: poem::web::Data<&AuthService>,
+        body: FormBody<RefreshRequest>,
+    ) -> Result<Json<RefreshResponse>, Errors<TokenErrors>> {
+        refresh(&service, body).await
+    }
+
+    /// Verify a token (Djoser path)
+    #[oai(
+        path = "/api/v1/auth/jwt/verify/",
+        method = "post",
+        tag = "Tag::JwtDjoser",
+        operation_id = "jwt_verify"
+    )]
+    async fn jwt_verify(
+        &self,
+        service: poem::web::Data<&AuthService>,
+        body: FormBody<VerifyRequest>,
+    ) -> Result<Json<Empty>, Errors<TokenErrors>> {
+        verify(&service, body).await
+    }
+}

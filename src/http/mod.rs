@@ -1,0 +1,177 @@
+//! The HTTP layer: routes, the OpenAPI document and Swagger UI, and the
+//! translation of every failure (ours and the framework's) into DRF's shapes.
+
+pub mod auth;
+pub mod body;
+pub mod error;
+mod jwt;
+mod ops;
+mod users;
+
+use std::sync::Arc;
+
+use poem::http::{HeaderValue, Method, header};
+use poem::middleware::{NormalizePath, TrailingSlash};
+use poem::{Endpoint, EndpointExt, IntoResponse, Response, Route};
+use poem_openapi::OpenApiService;
+
+use crate::service::AuthService;
+use error::ApiError;
+
+type Apis = (jwt::JwtApi, users::UsersApi, ops::OpsApi);
+
+/// The OpenAPI service for all operations.
+pub fn openapi() -> OpenApiService<Apis, ()> {
+    OpenApiService::new(
+        (jwt::JwtApi, users::UsersApi, ops::OpsApi),
+        "Tessera",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(
+        "JWT authentication compatible with Django Simple JWT + Djoser. Every path is served \
+         with and without its trailing slash. Request bodies may be JSON, URL-encoded forms or \
+         multipart/form-data.",
+    )
+}
+
+/// The OpenAPI document as JSON, e.g. for `tessera openapi` or tests.
+pub fn spec_json() -> String {
+    openapi().spec()
+}
+
+/// Which methods each path accepts, read from the OpenAPI document, so a 405
+/// can list them in `Allow`.
+struct AllowTable(Vec<(Vec<String>, String)>);
+
+impl AllowTable {
+    fn from_spec(spec: &str) -> Self {
+        let doc: serde_json::Value = serde_json::from_str(spec).unwrap_or_default();
+        let mut rows = Vec::new();
+        if let Some(paths) = doc.get("paths").and_then(|p| p.as_object()) {
+            for (path, item) in paths {
+                let Some(item) = item.as_object() else {
+                    continue;
+                };
+                let methods: Vec<String> = ["get", "put", "post", "delete", "patch"]
+                    .iter()
+                    .filter(|m| item.contains_key(**m))
+                    .map(|m| m.to_ascii_uppercase())
+                    .collect();
+                rows.push((segments(path), methods.join(", ")));
+            }
+        }
+        Self(rows)
+    }
+
+    /// The `Allow` value for `path`, if some route has that shape.
+    fn allow(&self, path: &str) -> Option<&str> {
+        let wanted = segments(path);
+        self.0
+            .iter()
+            .find(|(pattern, _)| {
+                pattern.len() == wanted.len()
+                    && pattern
+                        .iter()
+                        .zip(&wanted)
+                        .all(|(p, w)| p.starts_with('{') || p == w)
+            })
+            .map(|(_, allow)| allow.as_str())
+    }
+}
+
+fn segments(path: &str) -> Vec<String> {
+    path.split('/')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Any error that escaped an operation, as a DRF-shaped response.
+fn error_response(err: poem::Error, method: &Method, path: &str, table: &AllowTable) -> Response {
+    if let Some(api) = err.downcast_ref::<ApiError>() {
+        return api.to_response();
+    }
+    let status = err.status();
+    let api = if err.is::<poem::error::NotFoundError>() {
+        ApiError::NotFound
+    } else if err.is::<poem::error::MethodNotAllowedError>() {
+        match table.allow(path) {
+            Some(allow) => ApiError::MethodNotAllowed {
+                method: method.clone(),
+                allow: allow.to_owned(),
+            },
+            None => ApiError::NotFound,
+        }
+    } else if err.is::<poem_openapi::error::ParseParamError>() {
+        // A path parameter of the wrong shape names no resource.
+        ApiError::NotFound
+    } else if status.is_server_error() {
+        tracing::error!(error = %err, "unhandled server error");
+        ApiError::Internal
+    } else {
+        // A framework rejection we have no DRF twin for: keep its status.
+        let body = serde_json::json!({ "detail": err.to_string() }).to_string();
+        return Response::builder()
+            .status(status)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(body);
+    };
+    api.to_response()
+}
+
+/// DRF sends `application/json` without a charset; so do we.
+fn plain_json_content_type(mut resp: Response) -> Response {
+    if resp.headers().get(header::CONTENT_TYPE).is_some_and(|v| {
+        v.as_bytes()
+            .eq_ignore_ascii_case(b"application/json; charset=utf-8")
+    }) {
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+    }
+    resp
+}
+
+/// The whole application: API routes, `/docs` (Swagger UI) and
+/// `/openapi.json`, every path with and without its trailing slash.
+pub fn app(service: AuthService) -> impl Endpoint<Output = Response> {
+    let api = openapi();
+    let table = Arc::new(AllowTable::from_spec(&api.spec()));
+    let docs = api.swagger_ui();
+    let spec = api.spec_endpoint();
+    Route::new()
+        .nest("/docs", docs)
+        .at("/openapi.json", spec)
+        .nest("/", api)
+        .with(NormalizePath::new(TrailingSlash::Trim))
+        .data(service)
+        .around(move |ep, req| {
+            let table = Arc::clone(&table);
+            async move {
+                let method = req.method().clone();
+                let path = req.uri().path().to_owned();
+                Ok(match ep.call(req).await {
+                    Ok(resp) => plain_json_content_type(resp.into_response()),
+                    Err(err) => error_response(err, &method, &path, &table),
+                })
+            }
+        })
+        .map_to_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allow_table_matches_with_and_without_slash() {
+        let t = AllowTable::from_spec(
+            r#"{"paths":{"/api/token":{"post":{}},"/api/v1/auth/users/{id}":{"get":{},"delete":{}}}}"#,
+        );
+        assert_eq!(t.allow("/api/token/"), Some("POST"));
+        assert_eq!(t.allow("/api/token"), Some("POST"));
+        assert_eq!(t.allow("/api/v1/auth/users/3/"), Some("GET, DELETE"));
+        assert_eq!(t.allow("/api/nope/"), None);
+    }
+}

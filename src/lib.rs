@@ -1,0 +1,16 @@
+//! Tessera: a JWT authentication service compatible with Django Simple JWT
+//! and Djoser. The binary is a thin shell over this library so that tests
+//! start the very same application.
+
+pub mod blacklist;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod http;
+pub mod passwords;
+pub mod service;
+pub mod startup;
+pub mod telemetry;
+pub mod tokens;
+pub mod users;
+pub mod validation;

@@ -1,0 +1,191 @@
+//! Password hashing with argon2id, off the async runtime on a bounded pool.
+//!
+//! Hashing costs tens of milliseconds of CPU by design. Running it on the
+//! async workers would stall every other request (token verification
+//! included), so each hash runs on a blocking thread, and a semaphore keeps
+//! the number of simultaneous hashes at `password.hash_workers`.
+
+use std::sync::Arc;
+
+use argon2::password_hash::phc::PasswordHash;
+use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version};
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::Semaphore;
+
+use crate::config::PasswordSettings;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordError {
+    #[error("invalid argon2 parameters: {0}")]
+    Params(String),
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+    #[error("the password hashing pool is closed")]
+    PoolClosed,
+}
+
+/// Hashes and verifies passwords with the configured argon2id cost.
+#[derive(Clone)]
+pub struct PasswordHasher {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    argon2: Argon2<'static>,
+    permits: Semaphore,
+    workers: usize,
+    /// A real hash of a random password with the configured cost: verifying
+    /// against it makes a login for an unknown user cost what a wrong
+    /// password costs, so timing does not reveal which usernames exist.
+    dummy_hash: String,
+}
+
+impl std::fmt::Debug for PasswordHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordHasher")
+            .field("workers", &self.inner.workers)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One less than the CPU count, at least one.
+fn default_workers() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get().saturating_sub(1))
+        .unwrap_or(1)
+        .max(1)
+}
+
+impl PasswordHasher {
+    pub fn new(settings: &PasswordSettings) -> Result<Self, PasswordError> {
+        let params = Params::new(
+            settings.argon2_memory_kib,
+            settings.argon2_iterations,
+            settings.argon2_parallelism,
+            None,
+        )
+        .map_err(|e| PasswordError::Params(e.to_string()))?;
+        let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+        let mut random = [0u8; 32];
+        getrandom::fill(&mut random).map_err(|e| PasswordError::Hash(e.to_string()))?;
+        let dummy_hash = argon2
+            .hash_password(&random)
+            .map_err(|e| PasswordError::Hash(e.to_string()))?
+            .to_string();
+        let workers = match settings.hash_workers {
+            0 => default_workers(),
+            n => n,
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                argon2,
+                permits: Semaphore::new(workers),
+                workers,
+                dummy_hash,
+            }),
+        })
+    }
+
+    /// Runs `f` on a blocking thread once a pool slot is free.
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Inner) -> T + Send + 'static,
+    ) -> Result<T, PasswordError> {
+        let _permit = self
+            .inner
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| PasswordError::PoolClosed)?;
+        let inner = Arc::clone(&self.inner);
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || span.in_scope(|| f(&inner)))
+            .await
+            .map_err(|e| PasswordError::Hash(e.to_string()))
+    }
+
+    /// The argon2id PHC string of `password`, with a fresh random salt.
+    pub async fn hash(&self, password: SecretString) -> Result<String, PasswordError> {
+        self.run(move |inner| {
+            inner
+                .argon2
+                .hash_password(password.expose_secret().as_bytes())
+                .map(|h| h.to_string())
+                .map_err(|e| PasswordError::Hash(e.to_string()))
+        })
+        .await?
+    }
+
+    /// Whether `password` matches `stored`. With no stored hash (unknown
+    /// user) the dummy hash is verified instead, at the same cost, and the
+    /// answer is always `false`. An unparsable stored hash never matches.
+    pub async fn verify(
+        &self,
+        password: SecretString,
+        stored: Option<String>,
+    ) -> Result<bool, PasswordError> {
+        self.run(move |inner| {
+            let candidate = password.expose_secret().as_bytes();
+            match &stored {
+                Some(phc) => match PasswordHash::new(phc) {
+                    Ok(hash) => inner.argon2.verify_password(candidate, &hash).is_ok(),
+                    Err(_) => {
+                        let _ = inner
+                            .argon2
+                            .verify_password(candidate, inner.dummy_hash.as_str());
+                        false
+                    }
+                },
+                None => {
+                    let _ = inner
+                        .argon2
+                        .verify_password(candidate, inner.dummy_hash.as_str());
+                    false
+                }
+            }
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cheap() -> PasswordSettings {
+        PasswordSettings {
+            argon2_memory_kib: 64,
+            argon2_iterations: 1,
+            argon2_parallelism: 1,
+            hash_workers: 2,
+        }
+    }
+
+    #[tokio::test]
+    async fn hash_then_verify() {
+        let h = PasswordHasher::new(&cheap()).unwrap();
+        let phc = h.hash("Tr0ub4dor_3xyz".into()).await.unwrap();
+        assert!(phc.starts_with("$argon2id$v=19$m=64,t=1,p=1$"), "{phc}");
+        assert!(
+            h.verify("Tr0ub4dor_3xyz".into(), Some(phc.clone()))
+                .await
+                .unwrap()
+        );
+        assert!(!h.verify("wrong".into(), Some(phc.clone())).await.unwrap());
+        assert!(!h.verify("Tr0ub4dor_3xyz".into(), None).await.unwrap());
+        assert!(
+            !h.verify("x".into(), Some("not a hash".into()))
+                .await
+                .unwrap()
+        );
+        let again = h.hash("Tr0ub4dor_3xyz".into()).await.unwrap();
+        assert_ne!(phc, again, "each hash has its own salt");
+    }
+
+    #[test]
+    fn bad_params_are_an_error() {
+        let mut s = cheap();
+        s.argon2_memory_kib = 1;
+        assert!(PasswordHasher::new(&s).is_err());
+    }
+}

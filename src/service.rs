@@ -1,0 +1,226 @@
+//! The authentication flows (register, obtain, refresh, verify, blacklist),
+//! as plain Rust over the token service, the password hasher and the
+//! database. The HTTP layer only parses input and maps the errors.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeZone, Utc};
+use sea_orm::DatabaseConnection;
+use secrecy::SecretString;
+
+use crate::blacklist;
+use crate::config::Settings;
+use crate::db::StoreError;
+use crate::passwords::{PasswordError, PasswordHasher};
+use crate::tokens::{Claims, Expect, Pair, TokenError, TokenService};
+use crate::users::{self, CreateUserError, NewUser, User};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("no active account found with the given credentials")]
+    BadCredentials,
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    #[error("token is blacklisted")]
+    Blacklisted,
+    #[error("no active account for the token")]
+    NoActiveAccount,
+    #[error("token carries no user id")]
+    NoUserId,
+    #[error("user not found")]
+    UserNotFound,
+    #[error("user inactive")]
+    UserInactive,
+    #[error("username taken")]
+    UsernameTaken,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Password(#[from] PasswordError),
+}
+
+impl From<CreateUserError> for AuthError {
+    fn from(e: CreateUserError) -> Self {
+        match e {
+            CreateUserError::UsernameTaken => Self::UsernameTaken,
+            CreateUserError::Store(s) => Self::Store(s),
+        }
+    }
+}
+
+/// What a refresh returns: always an access token, and a new refresh token
+/// when rotation is on.
+#[derive(Debug, Clone)]
+pub struct Refreshed {
+    pub access: String,
+    pub refresh: Option<String>,
+}
+
+/// A user to register, already validated.
+#[derive(Debug)]
+pub struct Registration {
+    pub username: String,
+    pub email: String,
+    pub password: SecretString,
+    pub is_staff: bool,
+    pub is_superuser: bool,
+}
+
+/// Everything the flows need, shared by all requests.
+#[derive(Clone)]
+pub struct AuthService {
+    pub db: DatabaseConnection,
+    pub tokens: Arc<TokenService>,
+    pub hasher: PasswordHasher,
+    pub settings: Arc<Settings>,
+}
+
+fn epoch(now: DateTime<Utc>) -> i64 {
+    now.timestamp()
+}
+
+fn from_epoch(secs: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(secs, 0)
+        .single()
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+impl AuthService {
+    /// Creates a user with a freshly hashed password.
+    pub async fn register(&self, r: Registration) -> Result<User, AuthError> {
+        let password_hash = self.hasher.hash(r.password).await?;
+        let user = users::create(
+            &self.db,
+            NewUser {
+                username: r.username,
+                email: r.email,
+                password_hash,
+                is_staff: r.is_staff,
+                is_superuser: r.is_superuser,
+            },
+            Utc::now(),
+        )
+        .await?;
+        Ok(user)
+    }
+
+    /// Checks credentials. Unknown users, wrong passwords and inactive users
+    /// all cost one argon2 verification and give the same error.
+    pub async fn authenticate(
+        &self,
+        username: &str,
+        password: SecretString,
+    ) -> Result<User, AuthError> {
+        let user = users::find_by_username(&self.db, username).await?;
+        let stored = user.as_ref().map(|u| u.password.clone());
+        let matches = self.hasher.verify(password, stored).await?;
+        match user {
+            Some(user) if matches && user.is_active => Ok(user),
+            _ => Err(AuthError::BadCredentials),
+        }
+    }
+
+    /// Login: a new access/refresh pair for valid credentials.
+    pub async fn obtain_pair(
+        &self,
+        username: &str,
+        password: SecretString,
+    ) -> Result<Pair, AuthError> {
+        let user = self.authenticate(username, password).await?;
+        let now = Utc::now();
+        if self.settings.jwt.update_last_login {
+            users::set_last_login(&self.db, user.id, now).await?;
+        }
+        Ok(self.tokens.pair(user.id, epoch(now)))
+    }
+
+    /// Verifies a refresh token and that it is not blacklisted.
+    async fn live_refresh(&self, token: &str, now: i64) -> Result<Claims, AuthError> {
+        let claims = self.tokens.verify(token, Expect::Refresh, now)?;
+        if blacklist::contains(&self.db, &claims.jti).await? {
+            return Err(AuthError::Blacklisted);
+        }
+        Ok(claims)
+    }
+
+    /// A new access token (and, with rotation, a new refresh token) for a
+    /// valid refresh token whose user still exists and is active.
+    ///
+    /// With rotation and blacklisting on, the old token is blacklisted
+    /// before anything is returned, by one insert on a unique column: of
+    /// several concurrent refreshes of one token exactly one succeeds.
+    pub async fn refresh(&self, token: &str) -> Result<Refreshed, AuthError> {
+        let now = epoch(Utc::now());
+        let claims = self.live_refresh(token, now).await?;
+        let user_id = claims.user_id().ok_or(AuthError::NoActiveAccount)?;
+        match users::find_by_id(&self.db, user_id).await? {
+            Some(u) if u.is_active => {}
+            _ => return Err(AuthError::NoActiveAccount),
+        }
+        let jwt = &self.settings.jwt;
+        let refresh = if jwt.rotate_refresh_tokens {
+            if jwt.blacklist_after_rotation
+                && !blacklist::add(
+                    &self.db,
+                    &claims.jti,
+                    Some(user_id),
+                    from_epoch(claims.exp),
+                    Utc::now(),
+                )
+                .await?
+            {
+                return Err(AuthError::Blacklisted);
+            }
+            Some(self.tokens.refresh(user_id, now).token)
+        } else {
+            None
+        };
+        Ok(Refreshed {
+            access: self.tokens.access(user_id, now).token,
+            refresh,
+        })
+    }
+
+    /// `/verify/`: any valid token; a blacklisted refresh token is refused.
+    pub async fn verify(&self, token: &str) -> Result<(), AuthError> {
+        let now = epoch(Utc::now());
+        let claims = self.tokens.verify(token, Expect::Untyped, now)?;
+        // Only refresh tokens are ever blacklisted, so only they cost a query.
+        if claims.token_type.as_deref() == Some("refresh")
+            && blacklist::contains(&self.db, &claims.jti).await?
+        {
+            return Err(AuthError::Blacklisted);
+        }
+        Ok(())
+    }
+
+    /// Logout: the refresh token can no longer be used.
+    pub async fn blacklist(&self, token: &str) -> Result<(), AuthError> {
+        let now = epoch(Utc::now());
+        let claims = self.live_refresh(token, now).await?;
+        let inserted = blacklist::add(
+            &self.db,
+            &claims.jti,
+            claims.user_id(),
+            from_epoch(claims.exp),
+            Utc::now(),
+        )
+        .await?;
+        if inserted {
+            Ok(())
+        } else {
+            Err(AuthError::Blacklisted)
+        }
+    }
+
+    /// The user behind a verified access token, as Simple JWT's
+    /// `JWTAuthentication.get_user` finds it.
+    pub async fn user_for_access(&self, claims: &Claims) -> Result<User, AuthError> {
+        let id = claims.user_id().ok_or(AuthError::NoUserId)?;
+        match users::find_by_id(&self.db, id).await? {
+            None => Err(AuthError::UserNotFound),
+            Some(u) if !u.is_active => Err(AuthError::UserInactive),
+            Some(u) => Ok(u),
+        }
+    }
+}

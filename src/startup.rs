@@ -1,0 +1,136 @@
+//! Building and running the application. `main` and the tests start it the
+//! same way: build (connect, migrate, bind), read the port, run.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use poem::Server;
+use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
+
+use crate::config::Settings;
+use crate::db;
+use crate::passwords::{PasswordError, PasswordHasher};
+use crate::service::AuthService;
+use crate::tokens::keys::{KeyError, KeySource};
+use crate::tokens::{SigningKey, TokenService};
+
+/// How long in-flight requests get to finish after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error("cannot connect to the database: {0}")]
+    Connect(sea_orm::DbErr),
+    #[error("cannot migrate the database: {0}")]
+    Migrate(sea_orm::DbErr),
+    #[error(transparent)]
+    Password(#[from] PasswordError),
+    #[error("cannot listen on {0}: {1}")]
+    Bind(String, std::io::Error),
+}
+
+/// Builds the shared service from the settings: key, database, hasher.
+pub async fn build_service(settings: Settings) -> Result<AuthService, StartupError> {
+    let (key, source) = SigningKey::from_settings(&settings)?;
+    match &source {
+        KeySource::Configured => {}
+        KeySource::Generated(path) => tracing::warn!(
+            path = %path.display(),
+            "jwt.signing_key is not set: generated a new random key and saved it; \
+             set jwt.signing_key to share one key between instances"
+        ),
+        KeySource::Reused(path) => tracing::warn!(
+            path = %path.display(),
+            "jwt.signing_key is not set: using the key generated at first start"
+        ),
+        KeySource::Ephemeral => tracing::warn!(
+            "jwt.signing_key is not set and the database is in memory: \
+             using a random key that lives as long as this process"
+        ),
+    }
+    let db = db::connect(&settings.database)
+        .await
+        .map_err(StartupError::Connect)?;
+    if settings.database.auto_migrate {
+        db::migrate(&db).await.map_err(StartupError::Migrate)?;
+    }
+    let hasher = PasswordHasher::new(&settings.password)?;
+    let tokens = TokenService::new(key, &settings.jwt);
+    Ok(AuthService {
+        db,
+        tokens: Arc::new(tokens),
+        hasher,
+        settings: Arc::new(settings),
+    })
+}
+
+/// A built application, listening but not yet serving.
+pub struct Application {
+    acceptor: TcpAcceptor,
+    port: u16,
+    service: AuthService,
+}
+
+impl Application {
+    /// Connects, migrates and binds. Port 0 picks a free port.
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let addr = format!("{}:{}", settings.server.host, settings.server.port);
+        let service = build_service(settings).await?;
+        let acceptor = TcpListener::bind(addr.clone())
+            .into_acceptor()
+            .await
+            .map_err(|e| StartupError::Bind(addr.clone(), e))?;
+        let port = acceptor
+            .local_addr()
+            .first()
+            .and_then(|a| a.as_socket_addr().map(|s| s.port()))
+            .unwrap_or_default();
+        Ok(Self {
+            acceptor,
+            port,
+            service,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn service(&self) -> &AuthService {
+        &self.service
+    }
+
+    /// Serves until SIGINT or SIGTERM, then stops accepting and lets
+    /// in-flight requests finish.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        tracing::info!(port = self.port, "listening");
+        let app = crate::http::app(self.service);
+        Server::new_with_acceptor(self.acceptor)
+            .run_with_graceful_shutdown(app, shutdown_signal(), Some(SHUTDOWN_GRACE))
+            .await
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown signal received, finishing in-flight requests");
+}

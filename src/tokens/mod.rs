@@ -1,0 +1,453 @@
+//! Access and refresh tokens in Simple JWT's format: issuing, and verifying with
+//! Simple JWT's rules and error messages. Plain Rust: no HTTP, no database.
+//!
+//! Only `crypto` here knows jsonwebtoken; the JWS framing is done by hand so the
+//! bytes match Simple JWT's (`{"alg":"HS256","typ":"JWT"}`, claims in its order)
+//! and so that every check can report Simple JWT's exact message.
+
+pub mod keys;
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::{Map, Value};
+
+pub use keys::SigningKey;
+
+use crate::config::JwtSettings;
+
+/// base64url that, like PyJWT, tolerates `=` padding but still insists on a
+/// canonical encoding (non-zero unused bits are refused).
+const B64: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::URL_SAFE,
+    GeneralPurposeConfig::new()
+        .with_encode_padding(false)
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// Why a token was refused; `Display` gives Simple JWT's message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("Token is invalid")]
+    Invalid,
+    #[error("Token is expired")]
+    Expired,
+    #[error("Token has wrong type")]
+    WrongType,
+    #[error("Token has no type")]
+    NoType,
+    #[error("Token has no id")]
+    NoId,
+    #[error("Token has no 'exp' claim")]
+    NoExp,
+}
+
+/// The kind of token an operation expects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    Access,
+    Refresh,
+    /// Any `token_type`, or none (what `/verify/` accepts).
+    Untyped,
+}
+
+impl Expect {
+    fn token_type(self) -> Option<&'static str> {
+        match self {
+            Self::Access => Some("access"),
+            Self::Refresh => Some("refresh"),
+            Self::Untyped => None,
+        }
+    }
+}
+
+/// The claims of a token that passed verification.
+#[derive(Debug, Clone)]
+pub struct Claims {
+    pub token_type: Option<String>,
+    pub jti: String,
+    /// Expiry, in whole seconds since the epoch.
+    pub exp: i64,
+    /// The user id claim exactly as it was sent (a string or a number).
+    pub user_id: Option<Value>,
+}
+
+impl Claims {
+    /// The user id as a database key, if the claim holds one (a JSON string of
+    /// digits, as Simple JWT issues, or a JSON integer).
+    pub fn user_id(&self) -> Option<i64> {
+        match self.user_id.as_ref()? {
+            Value::String(s) => s.parse().ok(),
+            Value::Number(n) => n.as_i64(),
+            _ => None,
+        }
+    }
+}
+
+/// A freshly signed token and the claims a caller may need to store.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub token: String,
+    pub jti: String,
+    pub exp: i64,
+}
+
+/// An access/refresh pair from one login: both share `iat`, as Simple JWT's do.
+#[derive(Debug, Clone)]
+pub struct Pair {
+    pub refresh: Issued,
+    pub access: Issued,
+}
+
+/// Issues and verifies tokens with one key and one set of rules.
+pub struct TokenService {
+    key: SigningKey,
+    /// The compact header every token we sign carries, already base64url-encoded.
+    encoded_header: String,
+    access_lifetime: i64,
+    refresh_lifetime: i64,
+    leeway: i64,
+    audience: Option<String>,
+    issuer: Option<String>,
+    user_id_claim: String,
+}
+
+impl std::fmt::Debug for TokenService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenService")
+            .field("algorithm", &self.key.algorithm_name())
+            .finish_non_exhaustive()
+    }
+}
+
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// Ordered claims, serialized in Simple JWT's order: token_type, exp, iat,
+/// jti, user id, then aud and iss as its backend appends them.
+struct OutgoingClaims<'a> {
+    token_type: &'static str,
+    exp: i64,
+    iat: i64,
+    jti: &'a str,
+    user_id_claim: &'a str,
+    user_id: String,
+    audience: Option<&'a str>,
+    issuer: Option<&'a str>,
+}
+
+impl Serialize for OutgoingClaims<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("token_type", self.token_type)?;
+        m.serialize_entry("exp", &self.exp)?;
+        m.serialize_entry("iat", &self.iat)?;
+        m.serialize_entry("jti", self.jti)?;
+        m.serialize_entry(self.user_id_claim, &self.user_id)?;
+        if let Some(aud) = self.audience {
+            m.serialize_entry("aud", aud)?;
+        }
+        if let Some(iss) = self.issuer {
+            m.serialize_entry("iss", iss)?;
+        }
+        m.end()
+    }
+}
+
+/// A new token id: 32 lowercase hex digits, as Simple JWT's `uuid4().hex`.
+fn new_jti() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// The number in a time claim, the way PyJWT reads one: integers and floats
+/// are accepted, anything else (including numeric strings, which crash Simple
+/// JWT) is refused.
+fn time_claim(v: &Value) -> Result<f64, TokenError> {
+    match v {
+        Value::Number(n) => n.as_f64().ok_or(TokenError::Invalid),
+        _ => Err(TokenError::Invalid),
+    }
+}
+
+impl TokenService {
+    pub fn new(key: SigningKey, settings: &JwtSettings) -> Self {
+        let header = format!(r#"{{"alg":"{}","typ":"JWT"}}"#, key.algorithm_name());
+        Self {
+            encoded_header: B64.encode(header),
+            key,
+            access_lifetime: secs(settings.access_token_lifetime),
+            refresh_lifetime: secs(settings.refresh_token_lifetime),
+            leeway: secs(settings.leeway),
+            audience: settings.audience.clone(),
+            issuer: settings.issuer.clone(),
+            user_id_claim: settings.user_id_claim.clone(),
+        }
+    }
+
+    pub fn access_lifetime(&self) -> i64 {
+        self.access_lifetime
+    }
+
+    fn issue(&self, token_type: &'static str, user_id: i64, iat: i64) -> Issued {
+        let lifetime = if token_type == "access" {
+            self.access_lifetime
+        } else {
+            self.refresh_lifetime
+        };
+        let exp = iat.saturating_add(lifetime);
+        let jti = new_jti();
+        let claims = OutgoingClaims {
+            token_type,
+            exp,
+            iat,
+            jti: &jti,
+            user_id_claim: &self.user_id_claim,
+            user_id: user_id.to_string(),
+            audience: self.audience.as_deref(),
+            issuer: self.issuer.as_deref(),
+        };
+        let payload = serde_json::to_vec(&claims).expect("claims always serialize");
+        let message = format!("{}.{}", self.encoded_header, B64.encode(payload));
+        let signature = self.key.sign(message.as_bytes());
+        Issued {
+            token: format!("{message}.{signature}"),
+            jti,
+            exp,
+        }
+    }
+
+    /// A new access token for `user_id`, issued at `now` (epoch seconds).
+    pub fn access(&self, user_id: i64, now: i64) -> Issued {
+        self.issue("access", user_id, now)
+    }
+
+    /// A new refresh token for `user_id`, issued at `now`.
+    pub fn refresh(&self, user_id: i64, now: i64) -> Issued {
+        self.issue("refresh", user_id, now)
+    }
+
+    /// The pair a login returns.
+    pub fn pair(&self, user_id: i64, now: i64) -> Pair {
+        Pair {
+            refresh: self.refresh(user_id, now),
+            access: self.access(user_id, now),
+        }
+    }
+
+    /// Verifies `token` at time `now` (epoch seconds) the way Simple JWT does:
+    /// signature and algorithm, then PyJWT's claim checks (iat, nbf, exp, iss,
+    /// aud), then Simple JWT's own (exp present, jti present, token_type).
+    pub fn verify(&self, token: &str, expect: Expect, now: i64) -> Result<Claims, TokenError> {
+        let payload = self.verified_payload(token)?;
+        self.check_claims(payload, expect, now)
+    }
+
+    fn verified_payload(&self, token: &str) -> Result<Map<String, Value>, TokenError> {
+        let mut parts = token.split('.');
+        let (Some(header), Some(payload), Some(signature), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(TokenError::Invalid);
+        };
+        let header: Value =
+            serde_json::from_slice(&B64.decode(header).map_err(|_| TokenError::Invalid)?)
+                .map_err(|_| TokenError::Invalid)?;
+        // Only the configured algorithm is allowed: this is what refuses
+        // `none` and algorithm confusion before any key is touched.
+        if header.get("alg").and_then(Value::as_str) != Some(self.key.algorithm_name()) {
+            return Err(TokenError::Invalid);
+        }
+        let message_len = token.len() - signature.len() - 1;
+        // PyJWT accepts `=` padding; the signature's base64 must otherwise be
+        // canonical, which the crypto layer enforces.
+        let signature = signature.trim_end_matches('=');
+        if !self.key.verify(&token.as_bytes()[..message_len], signature) {
+            return Err(TokenError::Invalid);
+        }
+        match serde_json::from_slice(&B64.decode(payload).map_err(|_| TokenError::Invalid)?) {
+            Ok(Value::Object(map)) => Ok(map),
+            _ => Err(TokenError::Invalid),
+        }
+    }
+
+    fn check_claims(
+        &self,
+        mut claims: Map<String, Value>,
+        expect: Expect,
+        now: i64,
+    ) -> Result<Claims, TokenError> {
+        let now_f = now as f64;
+        let leeway = self.leeway as f64;
+        // PyJWT: iat must be a number and not in the future.
+        if let Some(iat) = claims.get("iat") {
+            if time_claim(iat)? > now_f + leeway {
+                return Err(TokenError::Invalid);
+            }
+        }
+        if let Some(nbf) = claims.get("nbf") {
+            if time_claim(nbf)? > now_f + leeway {
+                return Err(TokenError::Invalid);
+            }
+        }
+        let exp = match claims.get("exp") {
+            Some(exp) => time_claim(exp)?,
+            // Simple JWT's check_exp, after PyJWT's checks.
+            None => return Err(TokenError::NoExp),
+        };
+        if exp <= now_f - leeway {
+            return Err(TokenError::Expired);
+        }
+        if let Some(issuer) = &self.issuer {
+            if claims.get("iss").and_then(Value::as_str) != Some(issuer.as_str()) {
+                return Err(TokenError::Invalid);
+            }
+        }
+        // As Simple JWT: `aud` is only checked when an audience is configured.
+        if let Some(audience) = &self.audience {
+            let ok = match claims.get("aud") {
+                Some(Value::String(a)) => a == audience,
+                Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(audience)),
+                _ => false,
+            };
+            if !ok {
+                return Err(TokenError::Invalid);
+            }
+        }
+        let jti = match claims.remove("jti") {
+            Some(Value::String(s)) => s,
+            Some(other) => other.to_string(),
+            None => return Err(TokenError::NoId),
+        };
+        let token_type = match claims.remove("token_type") {
+            Some(Value::String(s)) => Some(s),
+            Some(other) => Some(other.to_string()),
+            None => None,
+        };
+        if let Some(expected) = expect.token_type() {
+            match &token_type {
+                None => return Err(TokenError::NoType),
+                Some(t) if t != expected => return Err(TokenError::WrongType),
+                Some(_) => {}
+            }
+        }
+        Ok(Claims {
+            token_type,
+            jti,
+            exp: exp.floor() as i64,
+            user_id: claims.remove(&self.user_id_claim),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+
+    const KEY: &str = "unit-test-signing-key-0123456789abcdef0123456789";
+
+    fn service() -> TokenService {
+        let settings = Settings::load_from(None, Default::default()).unwrap();
+        TokenService::new(
+            SigningKey::hmac(settings.jwt.algorithm, KEY.as_bytes()),
+            &settings.jwt,
+        )
+    }
+
+    fn decode_part(token: &str, i: usize) -> String {
+        String::from_utf8(B64.decode(token.split('.').nth(i).unwrap()).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn issued_tokens_have_simple_jwt_bytes() {
+        let svc = service();
+        let pair = svc.pair(7, 1_800_000_000);
+        assert!(
+            pair.access
+                .token
+                .starts_with("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.")
+        );
+        let payload = decode_part(&pair.access.token, 1);
+        assert_eq!(
+            payload,
+            format!(
+                r#"{{"token_type":"access","exp":1800000300,"iat":1800000000,"jti":"{}","user_id":"7"}}"#,
+                pair.access.jti
+            )
+        );
+        assert!(
+            decode_part(&pair.refresh.token, 1).contains(r#""exp":1800086400,"iat":1800000000"#)
+        );
+        assert_eq!(pair.access.jti.len(), 32);
+        assert!(
+            pair.access
+                .jti
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        );
+        assert_ne!(pair.access.jti, pair.refresh.jti);
+    }
+
+    #[test]
+    fn round_trip_and_type_checks() {
+        let svc = service();
+        let now = 1_800_000_000;
+        let pair = svc.pair(7, now);
+        let c = svc.verify(&pair.access.token, Expect::Access, now).unwrap();
+        assert_eq!(c.user_id(), Some(7));
+        assert_eq!(c.jti, pair.access.jti);
+        assert_eq!(
+            svc.verify(&pair.refresh.token, Expect::Access, now)
+                .unwrap_err(),
+            TokenError::WrongType
+        );
+        assert_eq!(
+            svc.verify(&pair.access.token, Expect::Refresh, now)
+                .unwrap_err(),
+            TokenError::WrongType
+        );
+        assert!(
+            svc.verify(&pair.refresh.token, Expect::Untyped, now)
+                .is_ok()
+        );
+        assert_eq!(
+            svc.verify(&pair.access.token, Expect::Access, now + 300)
+                .unwrap_err(),
+            TokenError::Expired
+        );
+    }
+
+    #[test]
+    fn tampering_is_refused() {
+        let svc = service();
+        let token = svc.access(7, 1_800_000_000).token;
+        let mut bytes = token.clone().into_bytes();
+        let mid = token.len() - 10;
+        bytes[mid] = if bytes[mid] == b'A' { b'B' } else { b'A' };
+        let tampered = String::from_utf8(bytes).unwrap();
+        assert_eq!(
+            svc.verify(&tampered, Expect::Access, 1_800_000_000)
+                .unwrap_err(),
+            TokenError::Invalid
+        );
+        for garbage in [
+            "",
+            "a",
+            "a.b",
+            "a.b.c",
+            "a.b.c.d",
+            "....",
+            &format!("{token}.x"),
+        ] {
+            assert_eq!(
+                svc.verify(garbage, Expect::Untyped, 1_800_000_000)
+                    .unwrap_err(),
+                TokenError::Invalid,
+                "{garbage}"
+            );
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! Data access for the `users` table. No HTTP types here.
+
+use chrono::{DateTime, Utc};
+use entity::users;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter,
+};
+
+use crate::db::{StoreError, is_unique_violation};
+
+pub use users::Model as User;
+
+/// A user about to be created; the password is already hashed.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub username: String,
+    pub email: String,
+    pub password_hash: String,
+    pub is_staff: bool,
+    pub is_superuser: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateUserError {
+    #[error("a user with that username already exists")]
+    UsernameTaken,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Inserts the user in one statement; the unique index on `username`, not a
+/// prior lookup, decides between two concurrent registrations of one name.
+pub async fn create(
+    db: &DatabaseConnection,
+    new: NewUser,
+    now: DateTime<Utc>,
+) -> Result<User, CreateUserError> {
+    let row = users::ActiveModel {
+        username: Set(new.username),
+        email: Set(new.email),
+        password: Set(new.password_hash),
+        is_active: Set(true),
+        is_staff: Set(new.is_staff),
+        is_superuser: Set(new.is_superuser),
+        date_joined: Set(now),
+        last_login: Set(None),
+        ..Default::default()
+    };
+    row.insert(db).await.map_err(|e| {
+        if is_unique_violation(&e) {
+            CreateUserError::UsernameTaken
+        } else {
+            CreateUserError::Store(e.into())
+        }
+    })
+}
+
+pub async fn find_by_id(db: &DatabaseConnection, id: i64) -> Result<Option<User>, StoreError> {
+    Ok(users::Entity::find_by_id(id).one(db).await?)
+}
+
+/// Exact, case-sensitive match, as Django's default username lookup.
+pub async fn find_by_username(
+    db: &DatabaseConnection,
+    username: &str,
+) -> Result<Option<User>, StoreError> {
+    Ok(users::Entity::find()
+        .filter(users::Column::Username.eq(username))
+        .one(db)
+        .await?)
+}
+
+pub async fn set_last_login(
+    db: &DatabaseConnection,
+    id: i64,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    users::Entity::update_many()
+        .col_expr(
+            users::Column::LastLogin,
+            sea_orm::sea_query::Expr::value(at),
+        )
+        .filter(users::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
