@@ -281,14 +281,11 @@ impl TokenService {
     ) -> Result<Claims, TokenError> {
         let now_f = now as f64;
         let leeway = self.leeway as f64;
-        // PyJWT: iat must be a number and not in the future.
-        if let Some(iat) = claims.get("iat") {
-            if time_claim(iat)? > now_f + leeway {
-                return Err(TokenError::Invalid);
-            }
-        }
-        if let Some(nbf) = claims.get("nbf") {
-            if time_claim(nbf)? > now_f + leeway {
+        // PyJWT: iat and nbf must be numbers and not in the future.
+        for name in ["iat", "nbf"] {
+            if let Some(t) = claims.get(name)
+                && time_claim(t)? > now_f + leeway
+            {
                 return Err(TokenError::Invalid);
             }
         }
@@ -300,10 +297,10 @@ impl TokenService {
         if exp <= now_f - leeway {
             return Err(TokenError::Expired);
         }
-        if let Some(issuer) = &self.issuer {
-            if claims.get("iss").and_then(Value::as_str) != Some(issuer.as_str()) {
-                return Err(TokenError::Invalid);
-            }
+        if let Some(issuer) = &self.issuer
+            && claims.get("iss").and_then(Value::as_str) != Some(issuer.as_str())
+        {
+            return Err(TokenError::Invalid);
         }
         // As Simple JWT: `aud` is only checked when an audience is configured.
         if let Some(audience) = &self.audience {

@@ -1,0 +1,277 @@
+//! The real binary: configuration errors, the generated key, and the
+//! maintenance commands.
+
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::helpers::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tessera");
+
+/// A command with a clean environment apart from what the test sets.
+fn tessera(dir: &std::path::Path, env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.stdin(Stdio::null()).output().unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn bad_settings_exit_2_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    for (key, value, named) in [
+        ("TESSERA__SERVER__PORT", "eighty", "server.port"),
+        (
+            "TESSERA__JWT__ACCESS_TOKEN_LIFETIME",
+            "soon",
+            "jwt.access_token_lifetime",
+        ),
+        ("TESSERA__JWT__SIGNING_KEY", "too-short", "jwt.signing_key"),
+        ("TESSERA__JWT__ALGORITHM", "none", "jwt.algorithm"),
+    ] {
+        let o = run(tessera(dir.path(), &[(key, value)]).arg("serve"));
+        assert_eq!(o.status.code(), Some(2), "{key}: {}", stderr(&o));
+        assert!(stderr(&o).contains(named), "{key}: {}", stderr(&o));
+        assert!(
+            !stderr(&o).contains("too-short") || key != "TESSERA__JWT__SIGNING_KEY",
+            "the key is not echoed"
+        );
+    }
+    let o = run(tessera(dir.path(), &[]).args(["--config", "missing.toml", "migrate"]));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
+
+#[test]
+fn unknown_keys_in_a_config_file_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("t.toml"),
+        "[jwt]\nacess_token_lifetime = \"5m\"\n",
+    )
+    .unwrap();
+    let o = run(tessera(dir.path(), &[("TESSERA_CONFIG", "t.toml")]).arg("migrate"));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("acess_token_lifetime"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// Starts `tessera serve` in `dir` on a free port and waits until it answers.
+struct Server {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Server {
+    async fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let port_s = port.to_string();
+        let mut all = vec![
+            ("TESSERA__SERVER__PORT", port_s.as_str()),
+            ("TESSERA__PASSWORD__ARGON2_MEMORY_KIB", "1024"),
+            ("TESSERA__PASSWORD__ARGON2_ITERATIONS", "1"),
+        ];
+        all.extend_from_slice(env);
+        let child = tessera(dir, &all)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let server = Self { child, port };
+        for _ in 0..100 {
+            if reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+                .await
+                .is_ok()
+            {
+                return server;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("tessera did not start");
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// SIGTERM, then the exit status and everything it logged.
+    fn stop(self) -> (std::process::ExitStatus, String) {
+        send_sigterm(self.child.id());
+        let out = self.child.wait_with_output().unwrap();
+        (
+            out.status,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+fn send_sigterm(pid: u32) {
+    Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn generated_key_is_kept_private_and_reused_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let server = Server::start(dir.path(), &[]).await;
+    let key_path = dir.path().join("tessera.key");
+    assert!(dir.path().join("tessera.db").exists());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    let key = std::fs::read_to_string(&key_path).unwrap();
+    assert_eq!(key.trim().len(), 64);
+    let r = client
+        .post(server.url("/api/v1/auth/users/"))
+        .form(&[("username", "alice"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let pair: serde_json::Value = client
+        .post(server.url("/api/token/"))
+        .form(&[("username", "alice"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (status, log) = server.stop();
+    assert!(status.success(), "graceful stop exits 0: {status:?}");
+    assert_eq!(
+        log.matches("jwt.signing_key is not set").count(),
+        1,
+        "{log}"
+    );
+    assert!(!log.contains(key.trim()), "the key never reaches the log");
+
+    let server = Server::start(dir.path(), &[]).await;
+    assert_eq!(std::fs::read_to_string(&key_path).unwrap(), key);
+    let r = client
+        .get(server.url("/api/v1/auth/users/me/"))
+        .bearer_auth(pair["access"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        200,
+        "a token from before the restart still verifies"
+    );
+    let (_, log) = server.stop();
+    assert!(
+        log.contains("using the key generated at first start"),
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn healthcheck_reports_whether_the_server_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]).await;
+    let port = server.port.to_string();
+    let o = run(tessera(dir.path(), &[("TESSERA__SERVER__PORT", &port)]).arg("healthcheck"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    server.stop();
+    let o = run(tessera(dir.path(), &[("TESSERA__SERVER__PORT", &port)]).arg("healthcheck"));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+}
+
+#[tokio::test]
+async fn migrate_createsuperuser_and_flush() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database_url(&dir).await;
+    let env = [
+        ("DATABASE_URL", url.as_str()),
+        ("TESSERA__JWT__SIGNING_KEY", TEST_KEY),
+        ("TESSERA__DATABASE__AUTO_MIGRATE", "false"),
+        ("TESSERA__PASSWORD__ARGON2_MEMORY_KIB", "1024"),
+    ];
+    let o = run(tessera(dir.path(), &env).arg("migrate"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut with_pw = env.to_vec();
+    with_pw.push(("TESSERA_PASSWORD", PASSWORD));
+    let o = run(tessera(dir.path(), &with_pw).args([
+        "createsuperuser",
+        "--username",
+        "admin",
+        "--email",
+        "admin@example.com",
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains(PASSWORD));
+    let o = run(tessera(dir.path(), &with_pw).args(["createsuperuser", "--username", "admin"]));
+    assert_eq!(o.status.code(), Some(2), "a taken name: {}", stderr(&o));
+    assert!(stderr(&o).contains("already exists"));
+    let mut weak = env.to_vec();
+    weak.push(("TESSERA_PASSWORD", "1234"));
+    let o = run(tessera(dir.path(), &weak).args(["createsuperuser", "--username", "root2"]));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+
+    let server = Server::start(dir.path(), &env).await;
+    let client = reqwest::Client::new();
+    let pair: serde_json::Value = client
+        .post(server.url("/api/token/"))
+        .json(&json!({"username": "admin", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let r = client
+        .post(server.url("/api/token/blacklist/"))
+        .json(&json!({"refresh": pair["refresh"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    server.stop();
+
+    // A live row survives the purge; an expired one does not.
+    let db = sea_orm::Database::connect(url.as_str()).await.unwrap();
+    let past = chrono::Utc::now() - chrono::Duration::hours(1);
+    tessera::blacklist::add(&db, "expired-jti", None, past, past)
+        .await
+        .unwrap();
+    let o = run(tessera(dir.path(), &env).arg("flushexpiredtokens"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("deleted 1 expired"), "{}", stderr(&o));
+    assert!(
+        !tessera::blacklist::contains(&db, "expired-jti")
+            .await
+            .unwrap()
+    );
+    let jti = claims(pair["refresh"].as_str().unwrap())["jti"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(tessera::blacklist::contains(&db, &jti).await.unwrap());
+}

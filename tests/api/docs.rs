@@ -1,0 +1,61 @@
+use crate::helpers::*;
+
+#[tokio::test]
+async fn swagger_ui_and_the_spec_are_served() {
+    let app = spawn_app().await;
+    for path in ["/docs", "/docs/"] {
+        let a = app.get(path, None).await;
+        assert_eq!(a.status, 200, "{path}");
+        assert!(a.header("content-type").unwrap().starts_with("text/html"));
+        assert!(a.text.contains("swagger"), "{path}");
+    }
+    let spec = app.get("/openapi.json", None).await;
+    assert_eq!(spec.status, 200);
+    let doc = spec.json;
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let schemes = &doc["components"]["securitySchemes"];
+    assert_eq!(schemes["Bearer"]["type"], "http");
+    assert_eq!(schemes["Bearer"]["scheme"], "bearer");
+    let paths = doc["paths"].as_object().unwrap();
+    for p in [
+        "/api/token",
+        "/api/token/refresh",
+        "/api/token/verify",
+        "/api/token/blacklist",
+        "/api/v1/auth/jwt/create",
+        "/api/v1/auth/jwt/refresh",
+        "/api/v1/auth/jwt/verify",
+        "/api/v1/auth/users",
+        "/api/v1/auth/users/me",
+    ] {
+        let key = paths
+            .keys()
+            .find(|k| k.trim_end_matches('/') == p)
+            .unwrap_or_else(|| panic!("{p} missing"));
+        for (method, op) in paths[key].as_object().unwrap() {
+            let responses = op["responses"].as_object().unwrap();
+            assert!(responses.keys().any(|s| s.starts_with('2')), "{method} {p}");
+            assert!(
+                responses.keys().any(|s| s.starts_with('4')),
+                "{method} {p} documents no errors"
+            );
+            if method == "post" {
+                let content = op["requestBody"]["content"].as_object().unwrap();
+                for ct in [
+                    "application/json",
+                    "application/x-www-form-urlencoded",
+                    "multipart/form-data",
+                ] {
+                    assert!(content.contains_key(ct), "{p} lacks {ct}");
+                }
+            }
+        }
+    }
+    let me = &paths
+        .iter()
+        .find(|(k, _)| k.trim_end_matches('/') == "/api/v1/auth/users/me")
+        .unwrap()
+        .1["get"];
+    assert_eq!(me["security"][0]["Bearer"], serde_json::json!([]));
+    assert!(me["responses"]["401"]["headers"]["WWW-Authenticate"].is_object());
+}

@@ -1,0 +1,161 @@
+use serde_json::json;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn unknown_paths_are_json_404s() {
+    let app = spawn_app().await;
+    for path in ["/api/v1/nope/", "/", "/api/token/extra/"] {
+        let a = app.get(path, None).await;
+        assert_eq!(a.status, 404, "{path}");
+        assert_eq!(a.json, json!({"detail": "Not found."}));
+        assert_eq!(a.header("content-type"), Some("application/json"));
+    }
+}
+
+#[tokio::test]
+async fn wrong_methods_are_405_with_allow() {
+    let app = spawn_app().await;
+    for (method, path, allow) in [
+        ("GET", "/api/token/", "POST"),
+        ("GET", "/api/v1/auth/jwt/create", "POST"),
+        ("DELETE", "/api/token/refresh/", "POST"),
+        ("POST", "/api/v1/auth/users/me/", "GET"),
+        ("PUT", "/api/token/blacklist", "POST"),
+    ] {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let a = Answer::from(app.client.request(m, app.url(path)).send().await.unwrap()).await;
+        assert_eq!(a.status, 405, "{method} {path}");
+        assert_eq!(
+            a.json,
+            json!({"detail": format!("Method \"{method}\" not allowed.")})
+        );
+        assert_eq!(a.header("allow"), Some(allow), "{method} {path}");
+    }
+}
+
+#[tokio::test]
+async fn bodies_that_cannot_be_read() {
+    let app = spawn_app().await;
+    let a = app
+        .post_raw("/api/token/", Some("text/plain"), "username=alice")
+        .await;
+    assert_eq!(
+        (a.status.as_u16(), a.json.clone()),
+        (
+            415,
+            json!({"detail": "Unsupported media type \"text/plain\" in request."})
+        )
+    );
+    let a = app.post_raw("/api/token/", None, "username=alice").await;
+    assert_eq!(
+        (a.status.as_u16(), a.json.clone()),
+        (
+            415,
+            json!({"detail": "Unsupported media type \"\" in request."})
+        )
+    );
+    let a = app
+        .post_raw("/api/token/", Some("application/json"), r#"{"username":"#)
+        .await;
+    assert_eq!(a.status, 400);
+    assert!(
+        a.json["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("JSON parse error - "),
+        "{}",
+        a.text
+    );
+    let a = app
+        .post_raw("/api/v1/auth/users/", Some("application/json"), "[1,2]")
+        .await;
+    assert_eq!(
+        (a.status.as_u16(), a.json.clone()),
+        (
+            400,
+            json!({"non_field_errors": ["Invalid data. Expected a dictionary, but got list."]})
+        )
+    );
+    let a = app
+        .post_raw(
+            "/api/token/verify/",
+            Some("application/json"),
+            r#""a string""#,
+        )
+        .await;
+    assert_eq!(
+        a.json,
+        json!({"non_field_errors": ["Invalid data. Expected a dictionary, but got str."]})
+    );
+    // An empty body is an empty form, as DRF reads it.
+    let a = app.post_raw("/api/token/verify/", None, "").await;
+    assert_eq!(
+        (a.status.as_u16(), a.json.clone()),
+        (400, json!({"token": ["This field is required."]}))
+    );
+}
+
+#[tokio::test]
+async fn bodies_over_64_kib_are_413_without_a_write() {
+    let app = spawn_app().await;
+    let huge = "x".repeat(70 * 1024);
+    let a = app
+        .post_json(
+            "/api/v1/auth/users/",
+            json!({"username": "big", "password": PASSWORD, "pad": huge}),
+        )
+        .await;
+    assert_eq!(a.status, 413, "{}", a.text);
+    assert!(a.json["detail"].is_string());
+    // Also when the size is not declared up front (chunked).
+    let stream = futures::stream::iter((0..70).map(|_| Ok::<_, std::io::Error>(vec![b'a'; 1024])));
+    let a = Answer::from(
+        app.client
+            .post(app.url("/api/token/"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(reqwest::Body::wrap_stream(stream))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(a.status, 413, "{}", a.text);
+    assert_eq!(
+        app.post_form(
+            "/api/token/",
+            &[("username", "big"), ("password", PASSWORD)]
+        )
+        .await
+        .status,
+        401
+    );
+}
+
+#[tokio::test]
+async fn every_401_carries_the_bearer_challenge() {
+    let app = spawn_app().await;
+    let a = app
+        .post_form("/api/token/", &[("username", "x"), ("password", "y")])
+        .await;
+    assert_eq!(a.header("www-authenticate"), Some(r#"Bearer realm="api""#));
+    let a = app.get("/api/v1/auth/users/me/", None).await;
+    assert_eq!(a.header("www-authenticate"), Some(r#"Bearer realm="api""#));
+    let a = app
+        .post_form("/api/token/refresh/", &[("refresh", "x")])
+        .await;
+    assert_eq!(a.header("www-authenticate"), Some(r#"Bearer realm="api""#));
+}
+
+#[tokio::test]
+async fn health_endpoints() {
+    let app = spawn_app().await;
+    for path in ["/healthz", "/readyz", "/readyz/"] {
+        let a = app.get(path, None).await;
+        assert_eq!(
+            (a.status.as_u16(), a.json.clone()),
+            (200, json!({"status": "ok"})),
+            "{path}"
+        );
+    }
+}

@@ -1,0 +1,290 @@
+//! Starts the real application on a fresh database for each test and talks
+//! to it over HTTP. `TEST_DATABASE_URL` selects PostgreSQL (each test gets its
+//! own schema); without it each test gets its own SQLite file.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use reqwest::{Client, Response, StatusCode};
+use sea_orm::{ConnectionTrait, Database};
+use serde_json::Value;
+use tempfile::TempDir;
+use tessera::config::Settings;
+use tessera::service::AuthService;
+use tessera::startup::Application;
+
+pub const PASSWORD: &str = "Tr0ub4dor_3xyz";
+/// A key long enough for HS256, used by tests that forge tokens.
+pub const TEST_KEY: &str = "test-signing-key-0123456789abcdef0123456789abcdef";
+
+pub struct TestApp {
+    pub base: String,
+    pub client: Client,
+    pub service: AuthService,
+    _dir: TempDir,
+}
+
+/// A database of its own for one test: a SQLite file in `dir`, or a fresh
+/// schema in the PostgreSQL database named by `TEST_DATABASE_URL`.
+pub async fn fresh_database_url(dir: &TempDir) -> String {
+    match std::env::var("TEST_DATABASE_URL") {
+        Ok(url) if url.starts_with("postgres") => {
+            let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+            let admin = Database::connect(url.as_str())
+                .await
+                .expect("connect to TEST_DATABASE_URL");
+            admin
+                .execute_unprepared(&format!("CREATE SCHEMA {schema}"))
+                .await
+                .expect("create test schema");
+            admin.close().await.ok();
+            let sep = if url.contains('?') { '&' } else { '?' };
+            format!("{url}{sep}options=-c%20search_path%3D{schema}")
+        }
+        _ => format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("tessera.db").display()
+        ),
+    }
+}
+
+/// The environment a test server starts with: cheap argon2 (the cost is
+/// not under test here), a fixed key, a free port.
+pub fn base_env(database_url: &str) -> HashMap<String, String> {
+    [
+        ("DATABASE_URL", database_url),
+        ("TESSERA__SERVER__PORT", "0"),
+        ("TESSERA__JWT__SIGNING_KEY", TEST_KEY),
+        ("TESSERA__PASSWORD__ARGON2_MEMORY_KIB", "1024"),
+        ("TESSERA__PASSWORD__ARGON2_ITERATIONS", "1"),
+        ("TESSERA__PASSWORD__HASH_WORKERS", "4"),
+        ("TESSERA__LOG__LEVEL", "warn"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+/// Starts the app with extra `TESSERA__...` settings.
+pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = fresh_database_url(&dir).await;
+    let mut env = base_env(&database_url);
+    for (k, v) in extra {
+        env.insert((*k).to_owned(), (*v).to_owned());
+    }
+    let settings = Settings::load_from(None, env).expect("test settings");
+    tessera::telemetry::init(&settings.log);
+    let app = Application::build(settings).await.expect("build app");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let service = app.service().clone();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        base,
+        client: Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        service,
+
+        _dir: dir,
+    }
+}
+
+/// A response read whole: status, headers and JSON body (Null if empty or not JSON).
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+    pub json: Value,
+}
+
+impl Answer {
+    pub async fn from(resp: Response) -> Self {
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap();
+        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Self {
+            status,
+            headers,
+            text,
+            json,
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts a 401 with the challenge every 401 carries.
+    pub fn assert_401(&self, body: Value) {
+        assert_eq!(self.status, 401, "{}", self.text);
+        assert_eq!(self.json, body);
+        assert_eq!(
+            self.header("www-authenticate"),
+            Some(r#"Bearer realm="api""#)
+        );
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn post_json(&self, path: &str, body: Value) -> Answer {
+        Answer::from(
+            self.client
+                .post(self.url(path))
+                .json(&body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> Answer {
+        Answer::from(
+            self.client
+                .post(self.url(path))
+                .form(fields)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    pub async fn post_multipart(&self, path: &str, fields: &[(&str, &str)]) -> Answer {
+        let mut form = reqwest::multipart::Form::new();
+        for (k, v) in fields {
+            form = form.text(k.to_string(), v.to_string());
+        }
+        Answer::from(
+            self.client
+                .post(self.url(path))
+                .multipart(form)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    pub async fn post_raw(&self, path: &str, content_type: Option<&str>, body: &str) -> Answer {
+        let mut req = self.client.post(self.url(path)).body(body.to_owned());
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        Answer::from(req.send().await.unwrap()).await
+    }
+
+    pub async fn get(&self, path: &str, authorization: Option<&str>) -> Answer {
+        let mut req = self.client.get(self.url(path));
+        if let Some(a) = authorization {
+            req = req.header("authorization", a);
+        }
+        Answer::from(req.send().await.unwrap()).await
+    }
+
+    pub async fn me(&self, access: &str) -> Answer {
+        self.get("/api/v1/auth/users/me/", Some(&format!("Bearer {access}")))
+            .await
+    }
+
+    pub async fn register(&self, username: &str) -> Value {
+        let a = self
+            .post_json(
+                "/api/v1/auth/users/",
+                serde_json::json!({"username": username, "password": PASSWORD, "email": format!("{username}@example.com")}),
+            )
+            .await;
+        assert_eq!(a.status, 201, "{}", a.text);
+        a.json
+    }
+
+    /// Logs in and returns (refresh, access).
+    pub async fn login(&self, username: &str) -> (String, String) {
+        let a = self
+            .post_json(
+                "/api/token/",
+                serde_json::json!({"username": username, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(a.status, 200, "{}", a.text);
+        (
+            a.json["refresh"].as_str().unwrap().to_owned(),
+            a.json["access"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    pub async fn refresh(&self, refresh: &str) -> Answer {
+        self.post_json(
+            "/api/token/refresh/",
+            serde_json::json!({ "refresh": refresh }),
+        )
+        .await
+    }
+
+    /// Sets a user's `is_active` directly in the database.
+    pub async fn set_active(&self, id: i64, active: bool) {
+        use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+        entity::users::ActiveModel {
+            id: Set(id),
+            is_active: Set(active),
+            ..Default::default()
+        }
+        .update(&self.service.db)
+        .await
+        .unwrap();
+    }
+
+    pub async fn delete_user(&self, id: i64) {
+        use sea_orm::EntityTrait;
+        entity::users::Entity::delete_by_id(id)
+            .exec(&self.service.db)
+            .await
+            .unwrap();
+    }
+}
+
+/// The decoded claims of a token we issued.
+pub fn claims(token: &str) -> Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+/// Signs arbitrary claims with `key` (HS256), for forging test tokens.
+pub fn sign_hs256(key: &str, header: &str, claims: &Value) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let message = format!(
+        "{}.{}",
+        b64.encode(header),
+        b64.encode(serde_json::to_vec(claims).unwrap())
+    );
+    let sig =
+        tessera::tokens::SigningKey::hmac(tessera::config::JwtAlgorithm::HS256, key.as_bytes())
+            .sign(message.as_bytes());
+    format!("{message}.{sig}")
+}
+
+/// The shared vectors file (override with `TESSERA_VECTORS`).
+pub fn vectors_path() -> PathBuf {
+    std::env::var("TESSERA_VECTORS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../shared/vectors/simplejwt_vectors.json")
+        })
+}

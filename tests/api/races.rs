@@ -1,0 +1,72 @@
+//! Concurrency is part of correctness: one token, one winner.
+
+use futures::future::join_all;
+use serde_json::json;
+
+use crate::helpers::*;
+
+const N: usize = 20;
+
+#[tokio::test]
+async fn concurrent_refreshes_of_one_token_mint_one_new_refresh_token() {
+    let app = spawn_app_with(&[
+        ("TESSERA__JWT__ROTATE_REFRESH_TOKENS", "true"),
+        ("TESSERA__JWT__BLACKLIST_AFTER_ROTATION", "true"),
+    ])
+    .await;
+    app.register("rita").await;
+    let (refresh, _) = app.login("rita").await;
+    let answers = join_all((0..N).map(|_| app.refresh(&refresh))).await;
+    let ok: Vec<_> = answers.iter().filter(|a| a.status == 200).collect();
+    assert_eq!(
+        ok.len(),
+        1,
+        "{:?}",
+        answers.iter().map(|a| a.status).collect::<Vec<_>>()
+    );
+    for a in answers.iter().filter(|a| a.status != 200) {
+        a.assert_401(json!({"detail": "Token is blacklisted", "code": "token_not_valid"}));
+    }
+    // The one new refresh token works.
+    let new_refresh = ok[0].json["refresh"].as_str().unwrap();
+    assert_eq!(app.refresh(new_refresh).await.status, 200);
+}
+
+#[tokio::test]
+async fn concurrent_logouts_of_one_token_succeed_once() {
+    let app = spawn_app().await;
+    app.register("alice").await;
+    let (refresh, _) = app.login("alice").await;
+    let answers = join_all(
+        (0..N).map(|_| app.post_json("/api/token/blacklist/", json!({ "refresh": refresh }))),
+    )
+    .await;
+    assert_eq!(answers.iter().filter(|a| a.status == 200).count(), 1);
+    assert_eq!(answers.iter().filter(|a| a.status == 401).count(), N - 1);
+}
+
+#[tokio::test]
+async fn concurrent_registrations_of_one_username_create_one_user() {
+    use sea_orm::EntityTrait;
+    let app = spawn_app().await;
+    let answers = join_all((0..N).map(|_| {
+        app.post_json(
+            "/api/v1/auth/users/",
+            json!({"username": "dup", "password": PASSWORD}),
+        )
+    }))
+    .await;
+    assert_eq!(answers.iter().filter(|a| a.status == 201).count(), 1);
+    for a in answers.iter().filter(|a| a.status != 201) {
+        assert_eq!(a.status, 400, "{}", a.text);
+        assert_eq!(
+            a.json,
+            json!({"username": ["A user with that username already exists."]})
+        );
+    }
+    let users = entity::users::Entity::find()
+        .all(&app.service.db)
+        .await
+        .unwrap();
+    assert_eq!(users.len(), 1);
+}
