@@ -72,27 +72,64 @@ fn service(req: &Request) -> Result<&AuthService, ApiError> {
     })
 }
 
+/// A request authenticated by a valid access token alone: no database
+/// query (Simple JWT's `JWTStatelessUserAuthentication`).
+pub struct JwtClaims {
+    pub claims: Claims,
+    /// The user id claim as sent (a string or a number).
+    pub user_id: serde_json::Value,
+}
+
+fn register_bearer(registry: &mut Registry) {
+    registry.create_security_scheme(
+        BEARER_SCHEME,
+        MetaSecurityScheme {
+            ty: "http",
+            description: Some(
+                "An access token from `POST /api/token/`: paste the token alone, Swagger UI adds `Bearer `.",
+            ),
+            name: None,
+            key_in: None,
+            scheme: Some("bearer"),
+            bearer_format: Some("JWT"),
+            flows: None,
+            openid_connect_url: None,
+        },
+    );
+}
+
+impl<'a> ApiExtractor<'a> for JwtClaims {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        register_bearer(registry);
+    }
+
+    fn security_schemes() -> Vec<&'static str> {
+        vec![BEARER_SCHEME]
+    }
+
+    async fn from_request(
+        req: &'a Request,
+        _body: &mut poem::RequestBody,
+        _param_opts: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        let service = service(req)?;
+        let claims = bearer_claims(service, req)?.ok_or(ApiError::NotAuthenticated)?;
+        let user_id = claims.user_id.clone().ok_or(ApiError::NoUserId)?;
+        Ok(Self { claims, user_id })
+    }
+}
+
 impl<'a> ApiExtractor<'a> for JwtUser {
     const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
     type ParamType = ();
     type ParamRawType = ();
 
     fn register(registry: &mut Registry) {
-        registry.create_security_scheme(
-            BEARER_SCHEME,
-            MetaSecurityScheme {
-                ty: "http",
-                description: Some(
-                    "An access token from `POST /api/token/`: paste the token alone, Swagger UI adds `Bearer `.",
-                ),
-                name: None,
-                key_in: None,
-                scheme: Some("bearer"),
-                bearer_format: Some("JWT"),
-                flows: None,
-                openid_connect_url: None,
-            },
-        );
+        register_bearer(registry);
     }
 
     fn security_schemes() -> Vec<&'static str> {

@@ -7,6 +7,7 @@ pub mod error;
 mod jwt;
 mod ops;
 mod users;
+mod whoami;
 
 use std::sync::Arc;
 
@@ -18,12 +19,12 @@ use poem_openapi::OpenApiService;
 use crate::service::AuthService;
 use error::ApiError;
 
-type Apis = (jwt::JwtApi, users::UsersApi, ops::OpsApi);
+type Apis = (jwt::JwtApi, users::UsersApi, whoami::WhoamiApi, ops::OpsApi);
 
 /// The OpenAPI service for all operations.
 pub fn openapi() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (jwt::JwtApi, users::UsersApi, ops::OpsApi),
+        (jwt::JwtApi, users::UsersApi, whoami::WhoamiApi, ops::OpsApi),
         "Tessera",
         env!("CARGO_PKG_VERSION"),
     )

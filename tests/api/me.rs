@@ -244,3 +244,40 @@ async fn auth_header_types_are_configurable() {
         .await;
     assert_eq!(a.status, 401, "keywords are case-sensitive");
 }
+
+#[tokio::test]
+async fn whoami_with_and_without_the_database() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await["id"].as_i64().unwrap();
+    let (_, access) = app.login("alice").await;
+    let bearer = format!("Bearer {access}");
+    let a = app.get("/api/v1/whoami/", Some(&bearer)).await;
+    assert_eq!(a.text, format!(r#"{{"id":{alice},"username":"alice"}}"#));
+    let a = app.get("/api/v1/whoami-stateless/", Some(&bearer)).await;
+    assert_eq!(a.json, json!({"user_id": alice.to_string()}), "the claim as issued: a string");
+    let now = chrono::Utc::now().timestamp();
+    let numeric = sign_hs256(
+        TEST_KEY,
+        r#"{"alg":"HS256","typ":"JWT"}"#,
+        &json!({"token_type": "access", "exp": now + 60, "iat": now, "jti": "96f10b42dfd34e3688ce3a91df2f64b0", "user_id": alice}),
+    );
+    let a = app.get("/api/v1/whoami-stateless/", Some(&format!("Bearer {numeric}"))).await;
+    assert_eq!(a.json, json!({"user_id": alice}));
+    // No database: a deleted user's token still names them here, not on whoami.
+    app.delete_user(alice).await;
+    assert_eq!(app.get("/api/v1/whoami-stateless/", Some(&bearer)).await.status, 200);
+    app.get("/api/v1/whoami/", Some(&bearer))
+        .await
+        .assert_401(json!({"detail": "User not found", "code": "user_not_found"}));
+    app.get("/api/v1/whoami-stateless/", None)
+        .await
+        .assert_401(json!({"detail": "Authentication credentials were not provided."}));
+    let no_user = sign_hs256(
+        TEST_KEY,
+        r#"{"alg":"HS256","typ":"JWT"}"#,
+        &json!({"token_type": "access", "exp": now + 60, "iat": now, "jti": "96f10b42dfd34e3688ce3a91df2f64b0"}),
+    );
+    app.get("/api/v1/whoami-stateless/", Some(&format!("Bearer {no_user}")))
+        .await
+        .assert_401(json!({"detail": "Token contained no recognizable user identification", "code": "token_not_valid"}));
+}
