@@ -151,24 +151,25 @@ impl Settings {
             }
             builder = builder.add_source(File::from(path).format(FileFormat::Toml));
         }
-        if let Some(url) = env.get("DATABASE_URL").filter(|u| !u.is_empty()) {
-            builder = builder
-                .set_override("database.url", url.as_str())
-                .map_err(|e| ConfigError(e.to_string()))?;
-        }
-        let tessera_env: HashMap<String, String> = env
-            .into_iter()
-            .filter(|(k, _)| k.starts_with("TESSERA__"))
-            .collect();
-        builder = builder.add_source(
+        let env_layer = |vars: HashMap<String, String>| {
             Environment::with_prefix("TESSERA")
                 .prefix_separator("__")
                 .separator("__")
                 .list_separator(",")
                 .with_list_parse_key("jwt.auth_header_types")
                 .try_parsing(true)
-                .source(Some(tessera_env)),
-        );
+                .source(Some(vars))
+        };
+        // DATABASE_URL is a layer of its own, under TESSERA__DATABASE__URL.
+        if let Some(url) = env.get("DATABASE_URL").filter(|u| !u.is_empty()) {
+            let vars = HashMap::from([("TESSERA__DATABASE__URL".to_owned(), url.clone())]);
+            builder = builder.add_source(env_layer(vars));
+        }
+        let tessera_env: HashMap<String, String> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("TESSERA__"))
+            .collect();
+        builder = builder.add_source(env_layer(tessera_env));
         let raw = builder.build().map_err(|e| ConfigError(e.to_string()))?;
         let settings: Settings = serde_path_to_error::deserialize(raw).map_err(|e| {
             let path = e.path().to_string();
@@ -343,6 +344,19 @@ mod tests {
                 .to_string();
             assert!(err.contains(key), "{k}={v}: {err}");
         }
+    }
+
+    #[test]
+    fn tessera_database_url_wins_over_database_url() {
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("DATABASE_URL", "postgres://a@127.0.0.1/a"),
+                ("TESSERA__DATABASE__URL", "postgres://b@127.0.0.1/b"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.database.url, "postgres://b@127.0.0.1/b");
     }
 
     #[test]

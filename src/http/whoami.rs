@@ -36,7 +36,12 @@ pub struct WhoamiApi;
 #[OpenApi]
 impl WhoamiApi {
     /// The caller, looked up in the database
-    #[oai(path = "/api/v1/whoami/", method = "get", tag = "Tag::Whoami", operation_id = "whoami")]
+    #[oai(
+        path = "/api/v1/whoami/",
+        method = "get",
+        tag = "Tag::Whoami",
+        operation_id = "whoami"
+    )]
     async fn whoami(&self, auth: JwtUser) -> Result<Json<WhoAmI>, Errors<AuthErrors>> {
         Ok(Json(WhoAmI {
             id: auth.user.id,
@@ -45,8 +50,16 @@ impl WhoamiApi {
     }
 
     /// The caller's id from the access token alone (no database query)
-    #[oai(path = "/api/v1/whoami-stateless/", method = "get", tag = "Tag::Whoami", operation_id = "whoami_stateless")]
-    async fn whoami_stateless(&self, auth: JwtClaims) -> Result<Json<WhoAmIStateless>, Errors<AuthErrors>> {
+    #[oai(
+        path = "/api/v1/whoami-stateless/",
+        method = "get",
+        tag = "Tag::Whoami",
+        operation_id = "whoami_stateless"
+    )]
+    async fn whoami_stateless(
+        &self,
+        auth: JwtClaims,
+    ) -> Result<Json<WhoAmIStateless>, Errors<AuthErrors>> {
         Ok(Json(WhoAmIStateless {
             user_id: Any(auth.user_id),
         }))

@@ -254,18 +254,32 @@ async fn whoami_with_and_without_the_database() {
     let a = app.get("/api/v1/whoami/", Some(&bearer)).await;
     assert_eq!(a.text, format!(r#"{{"id":{alice},"username":"alice"}}"#));
     let a = app.get("/api/v1/whoami-stateless/", Some(&bearer)).await;
-    assert_eq!(a.json, json!({"user_id": alice.to_string()}), "the claim as issued: a string");
+    assert_eq!(
+        a.json,
+        json!({"user_id": alice.to_string()}),
+        "the claim as issued: a string"
+    );
     let now = chrono::Utc::now().timestamp();
     let numeric = sign_hs256(
         TEST_KEY,
         r#"{"alg":"HS256","typ":"JWT"}"#,
         &json!({"token_type": "access", "exp": now + 60, "iat": now, "jti": "96f10b42dfd34e3688ce3a91df2f64b0", "user_id": alice}),
     );
-    let a = app.get("/api/v1/whoami-stateless/", Some(&format!("Bearer {numeric}"))).await;
+    let a = app
+        .get(
+            "/api/v1/whoami-stateless/",
+            Some(&format!("Bearer {numeric}")),
+        )
+        .await;
     assert_eq!(a.json, json!({"user_id": alice}));
     // No database: a deleted user's token still names them here, not on whoami.
     app.delete_user(alice).await;
-    assert_eq!(app.get("/api/v1/whoami-stateless/", Some(&bearer)).await.status, 200);
+    assert_eq!(
+        app.get("/api/v1/whoami-stateless/", Some(&bearer))
+            .await
+            .status,
+        200
+    );
     app.get("/api/v1/whoami/", Some(&bearer))
         .await
         .assert_401(json!({"detail": "User not found", "code": "user_not_found"}));
