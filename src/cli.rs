@@ -141,7 +141,13 @@ async fn createsuperuser(
             first
         }
     };
-    let problems = validation::password(&password);
+    let problems = validation::password(
+        &password,
+        validation::UserAttributes {
+            username: &username,
+            email: &email,
+        },
+    );
     if !problems.is_empty() {
         return Err(CliError::Config(problems.join(" ")));
     }

@@ -32,8 +32,40 @@ pub struct Settings {
     pub server: ServerSettings,
     pub database: DatabaseSettings,
     pub jwt: JwtSettings,
+    pub auth: AuthSettings,
+    pub token: TokenSettings,
     pub password: PasswordSettings,
     pub log: LogSettings,
+}
+
+/// A way to authenticate a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMethod {
+    /// `Authorization: Bearer <access JWT>`.
+    Jwt,
+    /// `Authorization: Token <opaque key>`.
+    Token,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    pub methods: Vec<AuthMethod>,
+}
+
+impl AuthSettings {
+    pub fn allows(&self, method: AuthMethod) -> bool {
+        self.methods.contains(&method)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSettings {
+    /// `None`: keys never expire.
+    #[serde(deserialize_with = "optional_duration")]
+    pub lifetime: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -123,6 +155,16 @@ fn secret_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SecretString,
     String::deserialize(d).map(SecretString::from)
 }
 
+fn optional_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    let s = String::deserialize(d)?;
+    if s.trim().is_empty() {
+        return Ok(None);
+    }
+    humantime::parse_duration(s.trim())
+        .map(Some)
+        .map_err(serde::de::Error::custom)
+}
+
 fn empty_is_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     let s = String::deserialize(d)?;
     Ok((!s.trim().is_empty()).then_some(s))
@@ -157,6 +199,7 @@ impl Settings {
                 .separator("__")
                 .list_separator(",")
                 .with_list_parse_key("jwt.auth_header_types")
+                .with_list_parse_key("auth.methods")
                 .try_parsing(true)
                 .source(Some(vars))
         };
@@ -230,6 +273,18 @@ impl Settings {
         if jwt.user_id_claim.trim().is_empty() {
             return Err(ConfigError::key("jwt.user_id_claim", "must not be empty"));
         }
+        if self.auth.methods.is_empty() {
+            return Err(ConfigError::key(
+                "auth.methods",
+                "must list at least one of jwt, token",
+            ));
+        }
+        if self.token.lifetime.is_some_and(|d| d.is_zero()) {
+            return Err(ConfigError::key(
+                "token.lifetime",
+                "must be longer than 0s, or empty",
+            ));
+        }
         let pw = &self.password;
         if pw.argon2_memory_kib < 8 * pw.argon2_parallelism.max(1) {
             return Err(ConfigError::key(
@@ -281,6 +336,26 @@ mod tests {
         assert_eq!(s.jwt.audience, None);
         assert!(!s.jwt.rotate_refresh_tokens);
         assert_eq!(s.password.argon2_memory_kib, 19456);
+        assert_eq!(s.auth.methods, vec![AuthMethod::Jwt, AuthMethod::Token]);
+        assert_eq!(s.token.lifetime, None);
+    }
+
+    #[test]
+    fn auth_methods_and_token_lifetime() {
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("TESSERA__AUTH__METHODS", "token"),
+                ("TESSERA__TOKEN__LIFETIME", "10h"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.auth.methods, vec![AuthMethod::Token]);
+        assert_eq!(s.token.lifetime, Some(Duration::from_secs(36000)));
+        let err = Settings::load_from(None, env(&[("TESSERA__AUTH__METHODS", "jwt,cookie")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("auth.methods"), "{err}");
     }
 
     #[test]
@@ -337,6 +412,7 @@ mod tests {
                 "jwt.refresh_token_lifetime",
             ),
             ("TESSERA__DATABASE__URL", "mysql://x", "database.url"),
+            ("TESSERA__TOKEN__LIFETIME", "forever", "token.lifetime"),
         ];
         for (k, v, key) in cases {
             let err = Settings::load_from(None, env(&[(k, v)]))

@@ -2,11 +2,13 @@
 //! and Djoser. The binary is a thin shell over this library so that tests
 //! start the very same application.
 
+pub mod accounts;
 pub mod blacklist;
 pub mod cli;
 pub mod config;
 pub mod db;
 pub mod http;
+pub mod opaque;
 pub mod passwords;
 pub mod service;
 pub mod startup;

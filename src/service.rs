@@ -14,6 +14,7 @@ use crate::db::StoreError;
 use crate::passwords::{PasswordError, PasswordHasher};
 use crate::tokens::{Claims, Expect, Pair, TokenError, TokenService};
 use crate::users::{self, CreateUserError, NewUser, User};
+use crate::validation::FieldErrors;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -33,10 +34,36 @@ pub enum AuthError {
     UserInactive,
     #[error("username taken")]
     UsernameTaken,
+    /// The refresh token predates the user's last password change.
+    #[error("password changed since the token was issued")]
+    PasswordChanged,
+    /// An opaque key that does not exist (or expired).
+    #[error("invalid opaque key")]
+    InvalidKey,
+    /// An opaque key whose user is inactive.
+    #[error("opaque key of an inactive user")]
+    KeyUserInactive,
+    /// Input refused field by field.
+    #[error("invalid input")]
+    Invalid(FieldErrors),
+    /// The object is not there (`detail` says how Djoser words it).
+    #[error("not found")]
+    NotFound(&'static str),
+    #[error("permission denied")]
+    Forbidden,
+    /// The route belongs to an authentication method that is switched off.
+    #[error("authentication method disabled")]
+    MethodDisabled,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
     Password(#[from] PasswordError),
+}
+
+impl From<FieldErrors> for AuthError {
+    fn from(e: FieldErrors) -> Self {
+        Self::Invalid(e)
+    }
 }
 
 impl From<CreateUserError> for AuthError {
@@ -75,14 +102,40 @@ pub struct AuthService {
     pub settings: Arc<Settings>,
 }
 
-fn epoch(now: DateTime<Utc>) -> i64 {
+pub(crate) fn epoch(now: DateTime<Utc>) -> i64 {
     now.timestamp()
 }
 
-fn from_epoch(secs: i64) -> DateTime<Utc> {
+pub(crate) fn from_epoch(secs: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(secs, 0)
         .single()
         .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// Whether a refresh token was issued before the user's tokens were revoked
+/// (`iat` earlier than `tokens_valid_after`, a whole second rounded up).
+fn issued_before_revocation(claims: &Claims, user: &User) -> bool {
+    match user.tokens_valid_after {
+        None => false,
+        Some(after) => claims.iat.is_none_or(|iat| iat < after.timestamp()),
+    }
+}
+
+/// The issue time for new tokens: now, or, within the second in which the
+/// user's tokens were revoked, the start of the next second (waiting for it),
+/// so a token from just before a password change is refused and one from
+/// just after is not.
+async fn not_before_revocation(user: &User) -> DateTime<Utc> {
+    let now = Utc::now();
+    match user.tokens_valid_after {
+        Some(after) if after > now => {
+            if let Ok(wait) = (after - now).to_std() {
+                tokio::time::sleep(wait).await;
+            }
+            Utc::now().max(after)
+        }
+        _ => now,
+    }
 }
 
 impl AuthService {
@@ -127,7 +180,7 @@ impl AuthService {
         password: SecretString,
     ) -> Result<Pair, AuthError> {
         let user = self.authenticate(username, password).await?;
-        let now = Utc::now();
+        let now = not_before_revocation(&user).await;
         if self.settings.jwt.update_last_login {
             users::set_last_login(&self.db, user.id, now).await?;
         }
@@ -153,9 +206,12 @@ impl AuthService {
         let now = epoch(Utc::now());
         let claims = self.live_refresh(token, now).await?;
         let user_id = claims.user_id().ok_or(AuthError::NoActiveAccount)?;
-        match users::find_by_id(&self.db, user_id).await? {
-            Some(u) if u.is_active => {}
+        let user = match users::find_by_id(&self.db, user_id).await? {
+            Some(u) if u.is_active => u,
             _ => return Err(AuthError::NoActiveAccount),
+        };
+        if issued_before_revocation(&claims, &user) {
+            return Err(AuthError::PasswordChanged);
         }
         let jwt = &self.settings.jwt;
         let refresh = if jwt.rotate_refresh_tokens {

@@ -44,6 +44,7 @@ pub async fn create(
         is_superuser: Set(new.is_superuser),
         date_joined: Set(now),
         last_login: Set(None),
+        tokens_valid_after: Set(None),
         ..Default::default()
     };
     row.insert(db).await.map_err(|e| {
@@ -83,5 +84,76 @@ pub async fn set_last_login(
         .filter(users::Column::Id.eq(id))
         .exec(db)
         .await?;
+    Ok(())
+}
+
+/// Every user, in id order (for staff).
+pub async fn list_all(db: &DatabaseConnection) -> Result<Vec<User>, StoreError> {
+    use sea_orm::QueryOrder;
+    Ok(users::Entity::find()
+        .order_by_asc(users::Column::Id)
+        .all(db)
+        .await?)
+}
+
+pub async fn set_email(db: &DatabaseConnection, id: i64, email: &str) -> Result<(), StoreError> {
+    users::Entity::update_many()
+        .col_expr(users::Column::Email, sea_orm::sea_query::Expr::value(email))
+        .filter(users::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Stores a new password hash and revokes earlier refresh tokens, in the
+/// transaction or connection given.
+pub async fn set_password<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    id: i64,
+    password_hash: &str,
+    tokens_valid_after: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    users::Entity::update_many()
+        .col_expr(
+            users::Column::Password,
+            sea_orm::sea_query::Expr::value(password_hash),
+        )
+        .col_expr(
+            users::Column::TokensValidAfter,
+            sea_orm::sea_query::Expr::value(tokens_valid_after),
+        )
+        .filter(users::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Renames a user; the unique index settles a race for one name.
+pub async fn set_username(
+    db: &DatabaseConnection,
+    id: i64,
+    username: &str,
+) -> Result<(), CreateUserError> {
+    users::Entity::update_many()
+        .col_expr(
+            users::Column::Username,
+            sea_orm::sea_query::Expr::value(username),
+        )
+        .filter(users::Column::Id.eq(id))
+        .exec(db)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                CreateUserError::UsernameTaken
+            } else {
+                CreateUserError::Store(e.into())
+            }
+        })?;
+    Ok(())
+}
+
+/// Deletes a user; their opaque keys go with them (foreign key cascade).
+pub async fn delete(db: &DatabaseConnection, id: i64) -> Result<(), StoreError> {
+    users::Entity::delete_by_id(id).exec(db).await?;
     Ok(())
 }

@@ -1,6 +1,10 @@
 //! Field validation with Django's rules and messages. Plain functions over
 //! strings: each returns the messages for one field, in Django's order.
 
+use std::collections::{HashMap, HashSet};
+use std::io::Read;
+use std::sync::OnceLock;
+
 /// Django's `User.username` max_length.
 pub const USERNAME_MAX_LEN: usize = 150;
 /// Django's `User.email` max_length.
@@ -8,7 +12,51 @@ pub const EMAIL_MAX_LEN: usize = 254;
 /// Django's `MinimumLengthValidator` default.
 pub const PASSWORD_MIN_LEN: usize = 8;
 
+pub const INVALID_PASSWORD: &str = "Invalid password.";
 pub const USERNAME_TAKEN: &str = "A user with that username already exists.";
+
+/// Field errors in the order the fields are declared, as DRF lists them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FieldErrors(Vec<(String, Vec<String>)>);
+
+impl FieldErrors {
+    pub fn add(&mut self, field: &str, message: impl Into<String>) {
+        match self.0.iter_mut().find(|(f, _)| f == field) {
+            Some((_, list)) => list.push(message.into()),
+            None => self.0.push((field.to_owned(), vec![message.into()])),
+        }
+    }
+
+    pub fn single(field: &str, message: impl Into<String>) -> Self {
+        let mut e = Self::default();
+        e.add(field, message);
+        e
+    }
+
+    pub fn has(&self, field: &str) -> bool {
+        self.0.iter().any(|(f, _)| f == field)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `Err(self)` if any error was recorded.
+    pub fn into_result(self) -> Result<(), FieldErrors> {
+        if self.is_empty() { Ok(()) } else { Err(self) }
+    }
+}
+
+impl serde::Serialize for FieldErrors {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
 
 fn max_len_message(max: usize) -> String {
     format!("Ensure this field has no more than {max} characters.")
@@ -85,16 +133,100 @@ pub fn email(value: &str) -> Vec<String> {
     errors
 }
 
-/// Password rules, in Django's `AUTH_PASSWORD_VALIDATORS` order. All failing
-/// messages are returned together.
-pub fn password(value: &str) -> Vec<String> {
+/// Django's list of 20,000 common passwords (lower-cased), shipped with
+/// Django as `contrib/auth/common-passwords.txt.gz`: the same list gives the
+/// same verdicts as the stack Tessera replaces.
+const COMMON_PASSWORDS_GZ: &[u8] = include_bytes!("../data/common-passwords.txt.gz");
+
+fn common_passwords() -> &'static HashSet<String> {
+    static LIST: OnceLock<HashSet<String>> = OnceLock::new();
+    LIST.get_or_init(|| {
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(COMMON_PASSWORDS_GZ)
+            .read_to_string(&mut text)
+            .expect("the bundled common-password list is valid gzip");
+        text.lines()
+            .map(|l| l.trim().to_owned())
+            .filter(|l| !l.is_empty())
+            .collect()
+    })
+}
+
+/// Django's `UserAttributeSimilarityValidator` threshold.
+const MAX_SIMILARITY: f64 = 0.7;
+
+/// difflib's `SequenceMatcher.quick_ratio`: twice the size of the multiset
+/// intersection of the characters over the total length.
+fn quick_ratio(a: &[char], b: &[char]) -> f64 {
+    if a.is_empty() && b.is_empty() {
+        return 1.0;
+    }
+    let mut available: HashMap<char, i64> = HashMap::new();
+    for c in b {
+        *available.entry(*c).or_default() += 1;
+    }
+    let mut matches = 0usize;
+    for c in a {
+        let n = available.entry(*c).or_default();
+        if *n > 0 {
+            matches += 1;
+        }
+        *n -= 1;
+    }
+    2.0 * matches as f64 / (a.len() + b.len()) as f64
+}
+
+/// Django's `exceeds_maximum_length_ratio`: a value much shorter than the
+/// password cannot make it "too similar".
+fn exceeds_maximum_length_ratio(password_len: usize, value_len: usize) -> bool {
+    let bound = MAX_SIMILARITY / 2.0 * password_len as f64;
+    password_len >= 10 * value_len && (value_len as f64) < bound
+}
+
+/// Whether `password` is too similar to `value` or one of its `\W+`-separated parts.
+fn too_similar(password: &[char], value: &str) -> bool {
+    let value = value.to_lowercase();
+    let mut parts: Vec<&str> = value
+        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .collect();
+    parts.push(&value);
+    parts.into_iter().any(|part| {
+        let part: Vec<char> = part.chars().collect();
+        !exceeds_maximum_length_ratio(password.len(), part.len())
+            && quick_ratio(password, &part) >= MAX_SIMILARITY
+    })
+}
+
+/// The user attributes a password must not resemble.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UserAttributes<'a> {
+    pub username: &'a str,
+    pub email: &'a str,
+}
+
+/// Django's default `AUTH_PASSWORD_VALIDATORS`, in order: similarity to the
+/// username or email address, minimum length 8, common password, entirely
+/// numeric. Every failing message is returned, in that order.
+pub fn password(value: &str, user: UserAttributes<'_>) -> Vec<String> {
     let mut errors = Vec::new();
+    let lowered: Vec<char> = value.to_lowercase().chars().collect();
+    for (attribute, verbose_name) in [(user.username, "username"), (user.email, "email address")] {
+        if !attribute.is_empty() && too_similar(&lowered, attribute) {
+            errors.push(format!(
+                "The password is too similar to the {verbose_name}."
+            ));
+            break;
+        }
+    }
     if value.chars().count() < PASSWORD_MIN_LEN {
         errors.push(format!(
             "This password is too short. It must contain at least {PASSWORD_MIN_LEN} characters."
         ));
     }
-    if !value.is_empty() && value.chars().all(|c| c.is_numeric()) {
+    if common_passwords().contains(value.to_lowercase().trim()) {
+        errors.push("This password is too common.".to_owned());
+    }
+    if !value.is_empty() && value.chars().all(char::is_numeric) {
         errors.push("This password is entirely numeric.".to_owned());
     }
     errors
@@ -141,17 +273,67 @@ mod tests {
         }
     }
 
+    fn pw(value: &str, username: &str, email: &str) -> Vec<String> {
+        password(value, UserAttributes { username, email })
+    }
+
     #[test]
-    fn passwords() {
-        assert!(password("Tr0ub4dor_3xyz").is_empty());
+    fn passwords_as_django_judges_them() {
+        // The cases of TRANSCRIPTS.md, B10-B15 and N4-N5.
+        assert!(pw("Tr0ub4dor_3xyz", "alice", "alice@example.com").is_empty());
+        assert!(pw("An0ther-Good-Pass", "alice", "").is_empty());
         assert_eq!(
-            password("Xy7#q"),
+            pw("Xy7#q", "erin", ""),
             vec!["This password is too short. It must contain at least 8 characters."]
         );
         assert_eq!(
-            password("83920174652"),
+            pw("password123", "erin", ""),
+            vec!["This password is too common."]
+        );
+        assert_eq!(
+            pw("83920174652", "erin", ""),
             vec!["This password is entirely numeric."]
         );
-        assert_eq!(password("123").len(), 2);
+        assert_eq!(
+            pw("johnsmith77!", "johnsmith77", ""),
+            vec!["The password is too similar to the username."]
+        );
+        assert_eq!(
+            pw("zebracorn1", "frank", "zebracorn@example.com"),
+            vec!["The password is too similar to the email address."]
+        );
+        assert_eq!(
+            pw("123", "erin", ""),
+            vec![
+                "This password is too short. It must contain at least 8 characters.",
+                "This password is too common.",
+                "This password is entirely numeric.",
+            ]
+        );
+        assert_eq!(
+            pw("alice1234", "alice", ""),
+            vec!["The password is too similar to the username."]
+        );
+        assert_eq!(pw("1234", "alice", "").len(), 3);
+    }
+
+    #[test]
+    fn similarity_follows_difflib() {
+        let c = |s: &str| s.chars().collect::<Vec<_>>();
+        assert!((quick_ratio(&c("alice1234"), &c("alice")) - 10.0 / 14.0).abs() < 1e-9);
+        assert_eq!(quick_ratio(&c(""), &c("")), 1.0);
+        // A value much shorter than the password is not compared.
+        assert!(exceeds_maximum_length_ratio(40, 2));
+        assert!(
+            !pw("a-very-long-passphrase-with-x", "x", "")
+                .iter()
+                .any(|m| m.contains("similar"))
+        );
+    }
+
+    #[test]
+    fn the_common_list_is_djangos() {
+        assert_eq!(common_passwords().len(), 19640);
+        assert!(common_passwords().contains("password"));
     }
 }

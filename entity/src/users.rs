@@ -15,9 +15,21 @@ pub struct Model {
     pub is_superuser: bool,
     pub date_joined: DateTimeUtc,
     pub last_login: Option<DateTimeUtc>,
+    /// Refresh tokens issued (`iat`) before this instant are refused; set on
+    /// a password change. Whole seconds, rounded up.
+    pub tokens_valid_after: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {}
+pub enum Relation {
+    #[sea_orm(has_many = "super::auth_tokens::Entity")]
+    AuthTokens,
+}
+
+impl Related<super::auth_tokens::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::AuthTokens.def()
+    }
+}
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -1,8 +1,12 @@
-//! Authentication of protected routes from the `Authorization` header, with
-//! Simple JWT's `JWTAuthentication` rules: the keyword is matched
-//! case-sensitively against `jwt.auth_header_types`, an unknown keyword means
-//! "no credentials", and the access token is verified without touching the
-//! database.
+//! Authentication of protected routes from the `Authorization` header.
+//!
+//! Each route declares the methods it takes, as DRF's
+//! `authentication_classes` do (`Auth<JwtOrToken>`, `Auth<TokenOnly>`...),
+//! and `auth.methods` narrows them for the whole service. Methods are tried
+//! in DRF's order, JWT then Token; a header that belongs to neither means "no
+//! credentials", a malformed or refused one is an error, never anonymous.
+
+use std::marker::PhantomData;
 
 use chrono::Utc;
 use poem::Request;
@@ -10,12 +14,15 @@ use poem_openapi::registry::{MetaSecurityScheme, Registry};
 use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
 
 use super::error::ApiError;
+use crate::config::AuthMethod;
 use crate::service::AuthService;
 use crate::tokens::{Claims, Expect};
 use crate::users::User;
 
-/// Name of the Bearer scheme in the OpenAPI document.
+/// Name of the Bearer (JWT) scheme in the OpenAPI document.
 pub const BEARER_SCHEME: &str = "Bearer";
+/// Name of the opaque-token scheme in the OpenAPI document.
+pub const TOKEN_SCHEME: &str = "Token";
 
 /// The whole `Authorization` header; repeated headers are joined with `,`
 /// as a WSGI server does, which makes such a request malformed.
@@ -29,8 +36,10 @@ fn authorization(req: &Request) -> Option<String> {
     (!values.is_empty()).then(|| values.join(","))
 }
 
-/// Verifies the Bearer access token of `req`, if any. `Ok(None)`: no
-/// credentials of ours were sent.
+/// Verifies the Bearer access token of `req` with Simple JWT's
+/// `JWTAuthentication` rules (keyword matched case-sensitively against
+/// `jwt.auth_header_types`). `Ok(None)`: no JWT credentials were sent. No
+/// database query.
 pub fn bearer_claims(service: &AuthService, req: &Request) -> Result<Option<Claims>, ApiError> {
     let Some(header) = authorization(req) else {
         return Ok(None);
@@ -58,11 +67,59 @@ pub fn bearer_claims(service: &AuthService, req: &Request) -> Result<Option<Clai
     Ok(Some(claims))
 }
 
-/// A request authenticated by a valid access token whose user exists and is
-/// active.
-pub struct JwtUser {
+/// The key of `Authorization: Token <key>`, with DRF's `TokenAuthentication`
+/// rules (keyword case-insensitive). `Ok(None)`: not a Token header.
+pub fn token_key(req: &Request) -> Result<Option<String>, ApiError> {
+    let Some(header) = authorization(req) else {
+        return Ok(None);
+    };
+    let parts: Vec<&str> = header.split_whitespace().collect();
+    match parts.as_slice() {
+        [keyword, ..] if !keyword.eq_ignore_ascii_case("token") => Ok(None),
+        [] => Ok(None),
+        [_] => Err(ApiError::AuthFailed(
+            "Invalid token header. No credentials provided.",
+        )),
+        [_, key] => Ok(Some((*key).to_owned())),
+        _ => Err(ApiError::AuthFailed(
+            "Invalid token header. Token string should not contain spaces.",
+        )),
+    }
+}
+
+/// The methods a route accepts.
+pub trait Methods: Send + Sync + 'static {
+    const JWT: bool;
+    const TOKEN: bool;
+}
+
+/// `Authorization: Bearer <access>` or `Authorization: Token <key>`.
+pub struct JwtOrToken;
+impl Methods for JwtOrToken {
+    const JWT: bool = true;
+    const TOKEN: bool = true;
+}
+
+/// Only `Authorization: Token <key>` (e.g. token logout).
+pub struct TokenOnly;
+impl Methods for TokenOnly {
+    const JWT: bool = false;
+    const TOKEN: bool = true;
+}
+
+/// How the request was authenticated.
+pub enum Via {
+    Jwt(Claims),
+    /// The id of the opaque key used.
+    Token(i64),
+}
+
+/// A request authenticated by one of the methods `M` allows, for a user
+/// that exists and is active.
+pub struct Auth<M> {
     pub user: User,
-    pub claims: Claims,
+    pub via: Via,
+    _methods: PhantomData<M>,
 }
 
 fn service(req: &Request) -> Result<&AuthService, ApiError> {
@@ -70,14 +127,6 @@ fn service(req: &Request) -> Result<&AuthService, ApiError> {
         tracing::error!("AuthService missing from request data");
         ApiError::Internal
     })
-}
-
-/// A request authenticated by a valid access token alone: no database
-/// query (Simple JWT's `JWTStatelessUserAuthentication`).
-pub struct JwtClaims {
-    pub claims: Claims,
-    /// The user id claim as sent (a string or a number).
-    pub user_id: serde_json::Value,
 }
 
 fn register_bearer(registry: &mut Registry) {
@@ -96,6 +145,96 @@ fn register_bearer(registry: &mut Registry) {
             openid_connect_url: None,
         },
     );
+}
+
+fn register_token(registry: &mut Registry) {
+    registry.create_security_scheme(
+        TOKEN_SCHEME,
+        MetaSecurityScheme {
+            ty: "apiKey",
+            description: Some(
+                "An opaque key from `POST /auth/token/login/`: type `Token <key>` (the word Token, a space, the key).",
+            ),
+            name: Some("Authorization"),
+            key_in: Some("header"),
+            scheme: None,
+            bearer_format: None,
+            flows: None,
+            openid_connect_url: None,
+        },
+    );
+}
+
+impl<'a, M: Methods> ApiExtractor<'a> for Auth<M> {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        if M::JWT {
+            register_bearer(registry);
+        }
+        if M::TOKEN {
+            register_token(registry);
+        }
+    }
+
+    fn security_schemes() -> Vec<&'static str> {
+        let mut schemes = Vec::new();
+        if M::JWT {
+            schemes.push(BEARER_SCHEME);
+        }
+        if M::TOKEN {
+            schemes.push(TOKEN_SCHEME);
+        }
+        schemes
+    }
+
+    async fn from_request(
+        req: &'a Request,
+        _body: &mut poem::RequestBody,
+        _param_opts: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        let service = service(req)?;
+        let methods = &service.settings.auth;
+        if M::JWT
+            && methods.allows(AuthMethod::Jwt)
+            && let Some(claims) = bearer_claims(service, req)?
+        {
+            let user = service
+                .user_for_access(&claims)
+                .await
+                .map_err(ApiError::from)?;
+            return Ok(Self {
+                user,
+                via: Via::Jwt(claims),
+                _methods: PhantomData,
+            });
+        }
+        if M::TOKEN
+            && methods.allows(AuthMethod::Token)
+            && let Some(key) = token_key(req)?
+        {
+            let (user, token_id) = service
+                .authenticate_key(&key)
+                .await
+                .map_err(ApiError::from)?;
+            return Ok(Self {
+                user,
+                via: Via::Token(token_id),
+                _methods: PhantomData,
+            });
+        }
+        Err(ApiError::NotAuthenticated.into())
+    }
+}
+
+/// A request authenticated by a valid access token alone: no database
+/// query (Simple JWT's `JWTStatelessUserAuthentication`).
+pub struct JwtClaims {
+    pub claims: Claims,
+    /// The user id claim as sent (a string or a number).
+    pub user_id: serde_json::Value,
 }
 
 impl<'a> ApiExtractor<'a> for JwtClaims {
@@ -117,36 +256,11 @@ impl<'a> ApiExtractor<'a> for JwtClaims {
         _param_opts: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<Self> {
         let service = service(req)?;
+        if !service.settings.auth.allows(AuthMethod::Jwt) {
+            return Err(ApiError::NotAuthenticated.into());
+        }
         let claims = bearer_claims(service, req)?.ok_or(ApiError::NotAuthenticated)?;
         let user_id = claims.user_id.clone().ok_or(ApiError::NoUserId)?;
         Ok(Self { claims, user_id })
-    }
-}
-
-impl<'a> ApiExtractor<'a> for JwtUser {
-    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
-    type ParamType = ();
-    type ParamRawType = ();
-
-    fn register(registry: &mut Registry) {
-        register_bearer(registry);
-    }
-
-    fn security_schemes() -> Vec<&'static str> {
-        vec![BEARER_SCHEME]
-    }
-
-    async fn from_request(
-        req: &'a Request,
-        _body: &mut poem::RequestBody,
-        _param_opts: ExtractParamOptions<Self::ParamType>,
-    ) -> poem::Result<Self> {
-        let service = service(req)?;
-        let claims = bearer_claims(service, req)?.ok_or(ApiError::NotAuthenticated)?;
-        let user = service
-            .user_for_access(&claims)
-            .await
-            .map_err(ApiError::from)?;
-        Ok(Self { user, claims })
     }
 }

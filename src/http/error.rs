@@ -18,50 +18,11 @@ use crate::tokens::TokenError;
 /// The challenge on every 401, as DRF sends it for Simple JWT.
 pub const WWW_AUTHENTICATE: &str = r#"Bearer realm="api""#;
 
-/// Field errors in the order the fields are declared, as DRF lists them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FieldErrors(Vec<(String, Vec<String>)>);
+pub use crate::validation::FieldErrors;
 
-impl FieldErrors {
-    pub fn add(&mut self, field: &str, message: impl Into<String>) {
-        match self.0.iter_mut().find(|(f, _)| f == field) {
-            Some((_, list)) => list.push(message.into()),
-            None => self.0.push((field.to_owned(), vec![message.into()])),
-        }
-    }
-
-    pub fn single(field: &str, message: impl Into<String>) -> Self {
-        let mut e = Self::default();
-        e.add(field, message);
-        e
-    }
-
-    pub fn has(&self, field: &str) -> bool {
-        self.0.iter().any(|(f, _)| f == field)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// `Err(self)` if any error was recorded.
-    pub fn into_result(self) -> Result<(), ApiError> {
-        if self.is_empty() {
-            Ok(())
-        } else {
-            Err(ApiError::Validation(self))
-        }
-    }
-}
-
-impl Serialize for FieldErrors {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut m = s.serialize_map(Some(self.0.len()))?;
-        for (k, v) in &self.0 {
-            m.serialize_entry(k, v)?;
-        }
-        m.end()
+impl From<FieldErrors> for ApiError {
+    fn from(errors: FieldErrors) -> Self {
+        Self::Validation(errors)
     }
 }
 
@@ -118,8 +79,18 @@ pub enum ApiError {
     UserNotFound,
     #[error("user inactive")]
     UserInactive,
+    /// A 401 with a DRF `detail` and no code (TokenAuthentication's errors).
+    #[error("authentication failed: {0}")]
+    AuthFailed(&'static str),
+    #[error("refresh token predates a password change")]
+    PasswordChanged,
+    #[error("permission denied")]
+    Forbidden,
     #[error("not found")]
     NotFound,
+    /// A 404 with Djoser's own wording.
+    #[error("not found: {0}")]
+    NotFoundDetail(&'static str),
     #[error("method {method} not allowed")]
     MethodNotAllowed { method: Method, allow: String },
     #[error("payload too large")]
@@ -182,8 +153,11 @@ impl ApiError {
             | Self::NotAuthenticated
             | Self::BadAuthorizationHeader
             | Self::UserNotFound
-            | Self::UserInactive => StatusCode::UNAUTHORIZED,
-            Self::NotFound => StatusCode::NOT_FOUND,
+            | Self::UserInactive
+            | Self::AuthFailed(_)
+            | Self::PasswordChanged => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound | Self::NotFoundDetail(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -225,7 +199,13 @@ impl ApiError {
             ),
             Self::UserNotFound => coded("User not found", "user_not_found"),
             Self::UserInactive => coded("User is inactive", "user_inactive"),
+            Self::AuthFailed(text) => detail(*text),
+            Self::PasswordChanged => {
+                coded("The user's password has been changed.", "password_changed")
+            }
+            Self::Forbidden => detail("You do not have permission to perform this action."),
             Self::NotFound => detail("Not found."),
+            Self::NotFoundDetail(text) => detail(*text),
             Self::MethodNotAllowed { method, .. } => {
                 detail(format!("Method \"{method}\" not allowed."))
             }
@@ -399,8 +379,15 @@ impl From<crate::service::AuthError> for ApiError {
             A::UserInactive => Self::UserInactive,
             A::UsernameTaken => Self::Validation(FieldErrors::single(
                 "username",
-                "A user with that username already exists.",
+                crate::validation::USERNAME_TAKEN,
             )),
+            A::PasswordChanged => Self::PasswordChanged,
+            A::InvalidKey => Self::AuthFailed("Invalid token."),
+            A::KeyUserInactive => Self::AuthFailed("User inactive or deleted."),
+            A::Invalid(errors) => Self::Validation(errors),
+            A::NotFound(text) => Self::NotFoundDetail(text),
+            A::Forbidden => Self::Forbidden,
+            A::MethodDisabled => Self::NotFound,
             A::Store(e) => e.into(),
             A::Password(e) => e.into(),
         }

@@ -6,6 +6,7 @@ pub mod body;
 pub mod error;
 mod jwt;
 mod ops;
+mod token;
 mod users;
 mod whoami;
 
@@ -19,12 +20,24 @@ use poem_openapi::OpenApiService;
 use crate::service::AuthService;
 use error::ApiError;
 
-type Apis = (jwt::JwtApi, users::UsersApi, whoami::WhoamiApi, ops::OpsApi);
+type Apis = (
+    jwt::JwtApi,
+    users::UsersApi,
+    token::TokenApi,
+    whoami::WhoamiApi,
+    ops::OpsApi,
+);
 
 /// The OpenAPI service for all operations.
 pub fn openapi() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (jwt::JwtApi, users::UsersApi, whoami::WhoamiApi, ops::OpsApi),
+        (
+            jwt::JwtApi,
+            users::UsersApi,
+            token::TokenApi,
+            whoami::WhoamiApi,
+            ops::OpsApi,
+        ),
         "Tessera",
         env!("CARGO_PKG_VERSION"),
     )
@@ -53,7 +66,7 @@ impl AllowTable {
                 let Some(item) = item.as_object() else {
                     continue;
                 };
-                let methods: Vec<String> = ["get", "put", "post", "delete", "patch"]
+                let methods: Vec<String> = ["get", "post", "put", "patch", "delete"]
                     .iter()
                     .filter(|m| item.contains_key(**m))
                     .map(|m| m.to_ascii_uppercase())
@@ -64,18 +77,20 @@ impl AllowTable {
         Self(rows)
     }
 
-    /// The `Allow` value for `path`, if some route has that shape.
+    /// The `Allow` value for `path`, if some route has that shape. A literal
+    /// segment beats a `{param}`, as in the router.
     fn allow(&self, path: &str) -> Option<&str> {
         let wanted = segments(path);
         self.0
             .iter()
-            .find(|(pattern, _)| {
+            .filter(|(pattern, _)| {
                 pattern.len() == wanted.len()
                     && pattern
                         .iter()
                         .zip(&wanted)
                         .all(|(p, w)| p.starts_with('{') || p == w)
             })
+            .max_by_key(|(pattern, _)| pattern.iter().filter(|p| !p.starts_with('{')).count())
             .map(|(_, allow)| allow.as_str())
     }
 }
@@ -168,11 +183,12 @@ mod tests {
     #[test]
     fn allow_table_matches_with_and_without_slash() {
         let t = AllowTable::from_spec(
-            r#"{"paths":{"/api/token":{"post":{}},"/api/v1/auth/users/{id}":{"get":{},"delete":{}}}}"#,
+            r#"{"paths":{"/api/token":{"post":{}},"/api/v1/auth/users/{id}":{"get":{},"delete":{}},"/api/v1/auth/users/me":{"get":{}}}}"#,
         );
         assert_eq!(t.allow("/api/token/"), Some("POST"));
         assert_eq!(t.allow("/api/token"), Some("POST"));
         assert_eq!(t.allow("/api/v1/auth/users/3/"), Some("GET, DELETE"));
+        assert_eq!(t.allow("/api/v1/auth/users/me"), Some("GET"));
         assert_eq!(t.allow("/api/nope/"), None);
     }
 }

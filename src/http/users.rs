@@ -1,18 +1,22 @@
-//! Djoser's user endpoints: registration and the current user.
+//! Djoser's user endpoints under `/api/v1/auth/users/`.
 
+use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 use secrecy::SecretString;
 
-use super::auth::JwtUser;
+use super::auth::{Auth, JwtOrToken};
 use super::body::FormBody;
 use super::error::{ApiError, Errors, FieldErrors, error_set};
+use crate::accounts::NOT_FOUND;
 use crate::service::{AuthService, Registration};
+use crate::users::User;
 use crate::{users, validation};
 
 #[derive(Tags)]
 enum Tag {
-    /// Djoser's user management at `/api/v1/auth/users/`.
+    /// Djoser's user management at `/api/v1/auth/users/`. Protected
+    /// operations accept `Bearer <access JWT>` or `Token <key>`.
     Users,
 }
 
@@ -29,8 +33,6 @@ pub struct UserCreate {
 }
 
 /// The created account, in Djoser's field order.
-// Documents the body for OpenAPI; FormBody reads it field by field.
-#[allow(dead_code)]
 #[derive(Object)]
 pub struct UserCreated {
     pub email: String,
@@ -38,12 +40,53 @@ pub struct UserCreated {
     pub id: i64,
 }
 
-/// The current user, as Djoser's `UserSerializer`.
+/// A user, as Djoser's `UserSerializer` shows one.
 #[derive(Object)]
 pub struct UserOut {
     pub email: String,
     pub id: i64,
     pub username: String,
+}
+
+impl From<User> for UserOut {
+    fn from(u: User) -> Self {
+        Self {
+            email: u.email,
+            id: u.id,
+            username: u.username,
+        }
+    }
+}
+
+/// The writable fields of a user: only `email` (`username` is read-only here).
+#[allow(dead_code)]
+#[derive(Object)]
+pub struct UserUpdate {
+    pub email: Option<String>,
+}
+
+#[allow(dead_code)]
+#[derive(Object)]
+pub struct CurrentPassword {
+    #[oai(write_only)]
+    pub current_password: String,
+}
+
+#[allow(dead_code)]
+#[derive(Object)]
+pub struct SetPassword {
+    #[oai(write_only)]
+    pub new_password: String,
+    #[oai(write_only)]
+    pub current_password: String,
+}
+
+#[allow(dead_code)]
+#[derive(Object)]
+pub struct SetUsername {
+    #[oai(write_only)]
+    pub current_password: String,
+    pub new_username: String,
 }
 
 #[derive(ApiResponse)]
@@ -53,14 +96,55 @@ pub enum RegisterResponse {
     Created(Json<UserCreated>),
 }
 
+#[derive(ApiResponse)]
+pub enum NoContent {
+    /// Done.
+    #[oai(status = 204)]
+    NoContent,
+}
+
 error_set!(
     /// Errors of registration.
     RegisterErrors: 400, 413, 415, 503
 );
 error_set!(
-    /// Errors of reading the current user.
-    MeErrors: 401, 503
+    /// Errors of an authenticated read.
+    ReadErrors: 401, 503
 );
+error_set!(
+    /// Errors of reading one user.
+    ReadOneErrors: 401, 404, 503
+);
+error_set!(
+    /// Errors of an authenticated write with a body.
+    WriteErrors: 400, 401, 413, 415, 503
+);
+error_set!(
+    /// Errors of a write to one user.
+    WriteOneErrors: 400, 401, 404, 413, 415, 503
+);
+error_set!(
+    /// Errors of deleting a user.
+    DeleteErrors: 400, 401, 403, 404, 413, 415, 503
+);
+
+/// An `{id}` path segment; anything but a number names no user.
+fn parse_id(id: &str) -> Result<i64, ApiError> {
+    id.parse().map_err(|_| ApiError::NotFoundDetail(NOT_FOUND))
+}
+
+/// Reads `email` for an update, validated.
+fn email_update(body: &FormBody<UserUpdate>) -> Result<Option<String>, ApiError> {
+    let mut errors = FieldErrors::default();
+    let email = body.optional("email", &mut errors);
+    if let Some(e) = &email {
+        for m in validation::email(e) {
+            errors.add("email", m);
+        }
+    }
+    errors.into_result()?;
+    Ok(email)
+}
 
 pub struct UsersApi;
 
@@ -69,8 +153,9 @@ impl UsersApi {
     /// Register a user
     ///
     /// Username: letters, digits and `@.+-_`, at most 150 characters, unique
-    /// (case-sensitive). Email: optional. Password: at least 8 characters,
-    /// not entirely numeric.
+    /// (case-sensitive). Email: optional. Password: Django's validators (not
+    /// too similar to the username or email, at least 8 characters, not a
+    /// common password, not entirely numeric).
     #[oai(
         path = "/api/v1/auth/users/",
         method = "post",
@@ -109,10 +194,14 @@ impl UsersApi {
             return Err(ApiError::Validation(errors).into());
         };
         // Djoser's validate(): only once every field is valid on its own.
-        for m in validation::password(&password) {
+        let attributes = validation::UserAttributes {
+            username: &username,
+            email: &email,
+        };
+        for m in validation::password(&password, attributes) {
             errors.add("password", m);
         }
-        errors.into_result()?;
+        errors.into_result().map_err(ApiError::from)?;
         let user = service
             .register(Registration {
                 username,
@@ -129,19 +218,225 @@ impl UsersApi {
         })))
     }
 
+    /// List users
+    ///
+    /// Staff see every user; others see only themselves.
+    #[oai(
+        path = "/api/v1/auth/users/",
+        method = "get",
+        tag = "Tag::Users",
+        operation_id = "users_list"
+    )]
+    async fn list(
+        &self,
+        auth: Auth<JwtOrToken>,
+        service: poem::web::Data<&AuthService>,
+    ) -> Result<Json<Vec<UserOut>>, Errors<ReadErrors>> {
+        let users = service.visible_users(&auth.user).await?;
+        Ok(Json(users.into_iter().map(UserOut::from).collect()))
+    }
+
     /// The current user
     #[oai(
         path = "/api/v1/auth/users/me/",
         method = "get",
         tag = "Tag::Users",
-        operation_id = "users_me"
+        operation_id = "users_me_read"
     )]
-    async fn me(&self, auth: JwtUser) -> Result<Json<UserOut>, Errors<MeErrors>> {
-        let user = auth.user;
-        Ok(Json(UserOut {
-            email: user.email,
-            id: user.id,
-            username: user.username,
-        }))
+    async fn me(&self, auth: Auth<JwtOrToken>) -> Result<Json<UserOut>, Errors<ReadErrors>> {
+        Ok(Json(auth.user.into()))
+    }
+
+    /// Update the current user (email)
+    #[oai(
+        path = "/api/v1/auth/users/me/",
+        method = "put",
+        tag = "Tag::Users",
+        operation_id = "users_me_update"
+    )]
+    async fn me_put(
+        &self,
+        auth: Auth<JwtOrToken>,
+        service: poem::web::Data<&AuthService>,
+        body: FormBody<UserUpdate>,
+    ) -> Result<Json<UserOut>, Errors<WriteErrors>> {
+        let email = email_update(&body)?;
+        Ok(Json(service.update_email(auth.user, email).await?.into()))
+    }
+
+    /// Partially update the current user (email)
+    #[oai(
+        path = "/api/v1/auth/users/me/",
+        method = "patch",
+        tag = "Tag::Users",
+        operation_id = "users_me_partial_update"
+    )]
+    async fn me_patch(
+        &self,
+        auth: Auth<JwtOrToken>,
+        service: poem::web::Data<&AuthService>,
+        body: FormBody<UserUpdate>,
+    ) -> Result<Json<UserOut>, Errors<WriteErrors>> {
+        let email = email_update(&body)?;
+        Ok(Json(service.update_email(auth.user, email).await?.into()))
+    }
+
+    /// Delete the current user
+    ///
+    /// Needs `current_password`. The user's opaque keys go with them; their
+    /// refresh tokens are refused from then on.
+    #[oai(
+        path = "/api/v1/auth/users/me/",
+        method = "delete",
+        tag = "Tag::Users",
+        operation_id = "users_me_delete"
+    )]
+    async fn me_delete(
+        &self,
+        auth: Auth<JwtOrToken>,
+        service: poem::web::Data<&AuthService>,
+        body: FormBody<CurrentPassword>,
+    ) -> Result<NoContent, Errors<WriteErrors>> {
+        let mut errors = FieldErrors::default();
+        let current = body.required("current_password", &mut errors);
+        service
+            .delete_user(&auth.user, &auth.user, current, errors)
+            .await?;
+        Ok(NoContent::NoContent)
+    }
+
+    /// A user by id
+    ///
+    /// Yourself, or anyone for staff; other users are hidden (404).
+    #[oai(
+        path = "/api/v1/auth/users/:id/",
+        method = "get",
+        tag = "Tag::Users",
+        operation_id = "users_read"
+    )]
+    async fn read(
+        &self,
+        auth: Auth<JwtOrToken>,
+        service: poem::web::Data<&AuthService>,
+        id: Path<String>,
+    ) -> Result<Json<UserOut>, Errors<ReadOneErrors>> {
+        let user = service.visible_user(&auth.user, parse_id(&id)?).await?;
+        Ok(Json(user.into()))
+    }
+
+    /// Update a user by id (email)
+    #[oai(
+        path = "/api/v1/auth/users/:id/",
+        method = "put",
+        tag = "Tag::Users",
+        operation_id = "users_update"
+    )]
+    async fn update(
+        &self,
+        auth: Auth<JwtOrToken>,
+        service: poem::web::Data<&AuthService>,
+        id: Path<String>,
+        body: FormBody<UserUpdate>,
+    ) -> Result<Json<UserOut>, Errors<WriteOneErrors>> {
+        let user = service.visible_user(&auth.user, parse_id(&id)?).await?;
+        let email = email_update(&body)?;
+        Ok(Json(service.update_email(user, email).await?.into()))
+    }
+
+    /// Partially update a user by id (email)
+    #[oai(
+        path = "/api/v1/auth/users/:id/",
+        method = "patch",
+        tag = "Tag::Users",
+        operation_id = "users_partial_update"
+    )]
+    async fn partial_update(
+        &self,
+        auth: Auth<JwtOrToken>,
+        service: poem::web::Data<&AuthService>,
+        id: Path<String>,
+        body: FormBody<UserUpdate>,
+    ) -> Result<Json<UserOut>, Errors<WriteOneErrors>> {
+        let user = service.visible_user(&auth.user, parse_id(&id)?).await?;
+        let email = email_update(&body)?;
+        Ok(Json(service.update_email(user, email).await?.into()))
+    }
+
+    /// Delete a user by id
+    ///
+    /// Yourself, or anyone for staff (403 otherwise); `current_password` is
+    /// the requester's own.
+    #[oai(
+        path = "/api/v1/auth/users/:id/",
+        method = "delete",
+        tag = "Tag::Users",
+        operation_id = "users_delete"
+    )]
+    async fn delete(
+        &self,
+        auth: Auth<JwtOrToken>,
+        service: poem::web::Data<&AuthService>,
+        id: Path<String>,
+        body: FormBody<CurrentPassword>,
+    ) -> Result<NoContent, Errors<DeleteErrors>> {
+        let id = parse_id(&id)?;
+        let target = users::find_by_id(&service.db, id)
+            .await
+            .map_err(ApiError::from)?
+            .ok_or(ApiError::NotFoundDetail(crate::accounts::NO_SUCH_USER))?;
+        let mut errors = FieldErrors::default();
+        let current = body.required("current_password", &mut errors);
+        service
+            .delete_user(&auth.user, &target, current, errors)
+            .await?;
+        Ok(NoContent::NoContent)
+    }
+
+    /// Change the password
+    ///
+    /// Unlike Djoser, this ends the user's opaque keys at once and refuses
+    /// refresh tokens issued before the change. Access tokens stay valid
+    /// until they expire (`jwt.access_token_lifetime`).
+    #[oai(
+        path = "/api/v1/auth/users/set_password/",
+        method = "post",
+        tag = "Tag::Users",
+        operation_id = "users_set_password"
+    )]
+    async fn set_password(
+        &self,
+        auth: Auth<JwtOrToken>,
+        service: poem::web::Data<&AuthService>,
+        body: FormBody<SetPassword>,
+    ) -> Result<NoContent, Errors<WriteErrors>> {
+        let mut errors = FieldErrors::default();
+        let new_password = body.required("new_password", &mut errors);
+        let current = body.required("current_password", &mut errors);
+        service
+            .set_password(&auth.user, new_password, current, errors)
+            .await?;
+        Ok(NoContent::NoContent)
+    }
+
+    /// Change the username
+    #[oai(
+        path = "/api/v1/auth/users/set_username/",
+        method = "post",
+        tag = "Tag::Users",
+        operation_id = "users_set_username"
+    )]
+    async fn set_username(
+        &self,
+        auth: Auth<JwtOrToken>,
+        service: poem::web::Data<&AuthService>,
+        body: FormBody<SetUsername>,
+    ) -> Result<NoContent, Errors<WriteErrors>> {
+        let mut errors = FieldErrors::default();
+        let current = body.required("current_password", &mut errors);
+        let new_username = body.required("new_username", &mut errors);
+        service
+            .set_username(&auth.user, current, new_username, errors)
+            .await?;
+        Ok(NoContent::NoContent)
     }
 }

@@ -5,7 +5,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::types::Any;
 use poem_openapi::{Object, OpenApi, Tags};
 
-use super::auth::{JwtClaims, JwtUser};
+use super::auth::{Auth, JwtClaims, JwtOrToken};
 use super::error::{Errors, error_set};
 
 #[derive(Tags)]
@@ -42,7 +42,7 @@ impl WhoamiApi {
         tag = "Tag::Whoami",
         operation_id = "whoami"
     )]
-    async fn whoami(&self, auth: JwtUser) -> Result<Json<WhoAmI>, Errors<AuthErrors>> {
+    async fn whoami(&self, auth: Auth<JwtOrToken>) -> Result<Json<WhoAmI>, Errors<AuthErrors>> {
         Ok(Json(WhoAmI {
             id: auth.user.id,
             username: auth.user.username,

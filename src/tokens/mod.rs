@@ -70,6 +70,8 @@ pub struct Claims {
     pub jti: String,
     /// Expiry, in whole seconds since the epoch.
     pub exp: i64,
+    /// Issue time, in whole seconds since the epoch, if the token has one.
+    pub iat: Option<i64>,
     /// The user id claim exactly as it was sent (a string or a number).
     pub user_id: Option<Value>,
 }
@@ -330,10 +332,15 @@ impl TokenService {
                 Some(_) => {}
             }
         }
+        let iat = claims
+            .get("iat")
+            .and_then(Value::as_f64)
+            .map(|t| t.floor() as i64);
         Ok(Claims {
             token_type,
             jti,
             exp: exp.floor() as i64,
+            iat,
             user_id: claims.remove(&self.user_id_claim),
         })
     }

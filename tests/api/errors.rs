@@ -20,7 +20,10 @@ async fn wrong_methods_are_405_with_allow() {
         ("GET", "/api/token/", "POST"),
         ("GET", "/api/v1/auth/jwt/create", "POST"),
         ("DELETE", "/api/token/refresh/", "POST"),
-        ("POST", "/api/v1/auth/users/me/", "GET"),
+        ("POST", "/api/v1/auth/users/me/", "GET, PUT, PATCH, DELETE"),
+        ("POST", "/api/v1/auth/users/42/", "GET, PUT, PATCH, DELETE"),
+        ("GET", "/api/v1/auth/users/set_password/", "POST"),
+        ("GET", "/auth/token/login", "POST"),
         ("PUT", "/api/token/blacklist", "POST"),
     ] {
         let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();

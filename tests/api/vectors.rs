@@ -76,6 +76,7 @@ async fn simple_jwt_vectors_get_simple_jwt_outcomes_over_http() {
             is_superuser: Set(false),
             date_joined: Set(chrono::Utc::now()),
             last_login: Set(None),
+            tokens_valid_after: Set(None),
         }
         .insert(&app.service.db)
         .await

@@ -1,0 +1,258 @@
+//! Account management (Djoser's user endpoints) and opaque-token sessions,
+//! as plain Rust over the same service as the JWT flows.
+
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use sea_orm::TransactionTrait;
+use secrecy::SecretString;
+
+use crate::config::AuthMethod;
+use crate::service::{AuthError, AuthService};
+use crate::users::{self, CreateUserError, User};
+use crate::validation::{self, FieldErrors, INVALID_PASSWORD, UserAttributes};
+use crate::{db::StoreError, opaque};
+
+/// Djoser's wording when a user id names no user at all.
+pub const NO_SUCH_USER: &str = "No User matches the given query.";
+/// DRF's wording for an object hidden from the requester (Djoser's HIDE_USERS).
+pub const NOT_FOUND: &str = "Not found.";
+const LOGIN_FAILED: &str = "Unable to log in with provided credentials.";
+
+/// The instant from which tokens are valid again after a revocation: the
+/// next whole second, since token `iat`s are whole seconds.
+fn revocation_instant(now: DateTime<Utc>) -> DateTime<Utc> {
+    now.duration_trunc(TimeDelta::seconds(1)).unwrap_or(now) + TimeDelta::seconds(1)
+}
+
+impl AuthService {
+    /// Refuses when the service does not accept `method` at all.
+    pub fn require_method(&self, method: AuthMethod) -> Result<(), AuthError> {
+        if self.settings.auth.allows(method) {
+            Ok(())
+        } else {
+            Err(AuthError::MethodDisabled)
+        }
+    }
+
+    /// Djoser's token login: a new opaque key for valid credentials (one per
+    /// login, so each device has its own). Every failure, missing fields
+    /// included, gets the same answer.
+    pub async fn token_login(
+        &self,
+        username: Option<&str>,
+        password: Option<SecretString>,
+    ) -> Result<String, AuthError> {
+        let failed = || AuthError::Invalid(FieldErrors::single("non_field_errors", LOGIN_FAILED));
+        let user = self
+            .authenticate(
+                username.unwrap_or_default(),
+                password.unwrap_or_else(|| SecretString::from(String::new())),
+            )
+            .await
+            .map_err(|e| match e {
+                AuthError::BadCredentials => failed(),
+                other => other,
+            })?;
+        let now = Utc::now();
+        // Django's user_logged_in signal records the login.
+        users::set_last_login(&self.db, user.id, now).await?;
+        Ok(opaque::create(&self.db, user.id, now).await?)
+    }
+
+    /// The user behind an opaque key, as DRF's `TokenAuthentication` finds
+    /// it, and the key's id. Expired keys are deleted on sight.
+    pub async fn authenticate_key(&self, key: &str) -> Result<(User, i64), AuthError> {
+        let (token, user) = opaque::find(&self.db, key)
+            .await?
+            .ok_or(AuthError::InvalidKey)?;
+        if let Some(lifetime) = self.settings.token.lifetime {
+            let lifetime = TimeDelta::from_std(lifetime).unwrap_or(TimeDelta::MAX);
+            if token
+                .created_at
+                .checked_add_signed(lifetime)
+                .is_some_and(|end| end <= Utc::now())
+            {
+                opaque::delete(&self.db, token.id).await?;
+                return Err(AuthError::InvalidKey);
+            }
+        }
+        if !user.is_active {
+            return Err(AuthError::KeyUserInactive);
+        }
+        Ok((user, token.id))
+    }
+
+    pub async fn token_logout(&self, token_id: i64) -> Result<(), AuthError> {
+        Ok(opaque::delete(&self.db, token_id).await?)
+    }
+
+    pub async fn token_logout_all(&self, user_id: i64) -> Result<u64, AuthError> {
+        Ok(opaque::delete_for_user(&self.db, user_id).await?)
+    }
+
+    /// Djoser's list with HIDE_USERS: staff see everyone, others themselves.
+    pub async fn visible_users(&self, requester: &User) -> Result<Vec<User>, AuthError> {
+        if requester.is_staff {
+            Ok(users::list_all(&self.db).await?)
+        } else {
+            Ok(vec![requester.clone()])
+        }
+    }
+
+    /// The user `id` as the requester may see it: themselves, or anyone for
+    /// staff. Others are hidden (404), as Djoser does.
+    pub async fn visible_user(&self, requester: &User, id: i64) -> Result<User, AuthError> {
+        let user = users::find_by_id(&self.db, id)
+            .await?
+            .ok_or(AuthError::NotFound(NO_SUCH_USER))?;
+        if user.id == requester.id || requester.is_staff {
+            Ok(user)
+        } else {
+            Err(AuthError::NotFound(NOT_FOUND))
+        }
+    }
+
+    /// Updates the only writable field, `email` (absent: unchanged).
+    pub async fn update_email(&self, user: User, email: Option<String>) -> Result<User, AuthError> {
+        match email {
+            Some(email) if email != user.email => {
+                users::set_email(&self.db, user.id, &email).await?;
+                Ok(User { email, ..user })
+            }
+            _ => Ok(user),
+        }
+    }
+
+    /// Whether `password` is `user`'s, at the cost of one argon2 verification.
+    async fn check_password(&self, user: &User, password: String) -> Result<bool, AuthError> {
+        Ok(self
+            .hasher
+            .verify(SecretString::from(password), Some(user.password.clone()))
+            .await?)
+    }
+
+    /// Checks `current_password` of the requester, as Djoser's
+    /// `CurrentPasswordSerializer`; missing or wrong goes into `errors`.
+    async fn current_password_ok(
+        &self,
+        requester: &User,
+        current: Option<String>,
+        errors: &mut FieldErrors,
+    ) -> Result<bool, AuthError> {
+        let Some(current) = current else {
+            return Ok(false);
+        };
+        if self.check_password(requester, current).await? {
+            Ok(true)
+        } else {
+            errors.add("current_password", INVALID_PASSWORD);
+            Ok(false)
+        }
+    }
+
+    /// Djoser's `set_password`, and unlike Djoser it revokes: the user's
+    /// opaque keys are deleted and refresh tokens issued before now refused.
+    pub async fn set_password(
+        &self,
+        user: &User,
+        new_password: Option<String>,
+        current_password: Option<String>,
+        mut errors: FieldErrors,
+    ) -> Result<(), AuthError> {
+        let current_ok = self
+            .current_password_ok(user, current_password, &mut errors)
+            .await?;
+        let (Some(new_password), true, true) = (new_password, current_ok, errors.is_empty()) else {
+            return Err(errors.into());
+        };
+        // PasswordSerializer.validate: only once the fields are valid.
+        let problems = validation::password(
+            &new_password,
+            UserAttributes {
+                username: &user.username,
+                email: &user.email,
+            },
+        );
+        for m in problems {
+            errors.add("new_password", m);
+        }
+        errors.into_result()?;
+        let hash = self.hasher.hash(SecretString::from(new_password)).await?;
+        let valid_after = revocation_instant(Utc::now());
+        let txn = self.db.begin().await.map_err(StoreError::from)?;
+        users::set_password(&txn, user.id, &hash, valid_after).await?;
+        opaque::delete_for_user(&txn, user.id).await?;
+        txn.commit().await.map_err(StoreError::from)?;
+        Ok(())
+    }
+
+    /// Djoser's `set_username`.
+    pub async fn set_username(
+        &self,
+        user: &User,
+        current_password: Option<String>,
+        new_username: Option<String>,
+        mut errors: FieldErrors,
+    ) -> Result<(), AuthError> {
+        let current_ok = self
+            .current_password_ok(user, current_password, &mut errors)
+            .await?;
+        if let Some(name) = &new_username {
+            for m in validation::username(name) {
+                errors.add("new_username", m);
+            }
+            if !errors.has("new_username")
+                && users::find_by_username(&self.db, name).await?.is_some()
+            {
+                errors.add("new_username", validation::USERNAME_TAKEN);
+            }
+        }
+        let (Some(new_username), true, true) = (new_username, current_ok, errors.is_empty()) else {
+            return Err(errors.into());
+        };
+        users::set_username(&self.db, user.id, &new_username)
+            .await
+            .map_err(|e| match e {
+                CreateUserError::UsernameTaken => AuthError::Invalid(FieldErrors::single(
+                    "new_username",
+                    validation::USERNAME_TAKEN,
+                )),
+                CreateUserError::Store(s) => AuthError::Store(s),
+            })
+    }
+
+    /// Djoser's destroy: `target` is deleted once the requester confirms with
+    /// their own current password. Only the user themselves or staff may.
+    pub async fn delete_user(
+        &self,
+        requester: &User,
+        target: &User,
+        current_password: Option<String>,
+        mut errors: FieldErrors,
+    ) -> Result<(), AuthError> {
+        if target.id != requester.id && !requester.is_staff {
+            return Err(AuthError::Forbidden);
+        }
+        let ok = self
+            .current_password_ok(requester, current_password, &mut errors)
+            .await?;
+        if !ok || !errors.is_empty() {
+            return Err(errors.into());
+        }
+        Ok(users::delete(&self.db, target.id).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn revocation_starts_at_the_next_whole_second() {
+        let t = Utc.timestamp_opt(1_800_000_000, 250_000_000).unwrap();
+        assert_eq!(revocation_instant(t).timestamp(), 1_800_000_001);
+        assert_eq!(revocation_instant(t).timestamp_subsec_nanos(), 0);
+        let exact = Utc.timestamp_opt(1_800_000_000, 0).unwrap();
+        assert_eq!(revocation_instant(exact).timestamp(), 1_800_000_001);
+    }
+}

@@ -1,0 +1,189 @@
+//! Djoser's authtoken routes (`/auth/token/...`, also under
+//! `/api/v1/auth/token/...`), with knox's improvements: a new key per login,
+//! only digests stored, and logout of every device at once.
+
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
+use secrecy::SecretString;
+
+use super::auth::{Auth, JwtOrToken, TokenOnly, Via};
+use super::body::FormBody;
+use super::error::{ApiError, Errors, FieldErrors, error_set};
+use crate::config::AuthMethod;
+use crate::service::AuthService;
+
+#[derive(Tags)]
+enum Tag {
+    /// Opaque `Authorization: Token <key>` sessions (DRF authtoken through Djoser).
+    #[oai(rename = "Token")]
+    OpaqueToken,
+}
+
+/// Login credentials (both optional: any failure gets one answer).
+#[allow(dead_code)]
+#[derive(Object)]
+pub struct TokenCredentials {
+    pub username: Option<String>,
+    #[oai(write_only)]
+    pub password: Option<String>,
+}
+
+/// A new key: send it as `Authorization: Token <auth_token>`.
+#[derive(Object)]
+pub struct AuthToken {
+    /// 40 lowercase hex digits. Shown once: only its digest is stored.
+    pub auth_token: String,
+}
+
+#[derive(ApiResponse)]
+pub enum LoggedOut {
+    /// Logged out.
+    #[oai(status = 204)]
+    NoContent,
+}
+
+error_set!(
+    /// Errors of token login.
+    LoginErrors: 400, 404, 413, 415, 503
+);
+error_set!(
+    /// Errors of token logout.
+    LogoutErrors: 401, 404, 503
+);
+
+async fn login(
+    service: &AuthService,
+    body: FormBody<TokenCredentials>,
+) -> Result<Json<AuthToken>, Errors<LoginErrors>> {
+    service.require_method(AuthMethod::Token)?;
+    // Djoser's fields are optional: missing or blank ones simply fail to log in.
+    let mut ignored = FieldErrors::default();
+    let username = body.optional("username", &mut ignored);
+    let password = body.optional("password", &mut ignored);
+    let key = service
+        .token_login(username.as_deref(), password.map(SecretString::from))
+        .await?;
+    Ok(Json(AuthToken { auth_token: key }))
+}
+
+async fn logout(
+    service: &AuthService,
+    auth: Auth<TokenOnly>,
+) -> Result<LoggedOut, Errors<LogoutErrors>> {
+    service.require_method(AuthMethod::Token)?;
+    let Via::Token(token_id) = auth.via else {
+        return Err(ApiError::NotAuthenticated.into());
+    };
+    service.token_logout(token_id).await?;
+    Ok(LoggedOut::NoContent)
+}
+
+async fn logout_all(
+    service: &AuthService,
+    auth: Auth<JwtOrToken>,
+) -> Result<LoggedOut, Errors<LogoutErrors>> {
+    service.require_method(AuthMethod::Token)?;
+    service.token_logout_all(auth.user.id).await?;
+    Ok(LoggedOut::NoContent)
+}
+
+pub struct TokenApi;
+
+#[OpenApi]
+impl TokenApi {
+    /// Log in for an opaque key
+    ///
+    /// Each login creates a new key, so every device has its own. Wrong
+    /// credentials, an unknown or inactive user and missing fields all get
+    /// the same 400.
+    #[oai(
+        path = "/auth/token/login/",
+        method = "post",
+        tag = "Tag::OpaqueToken",
+        operation_id = "token_login"
+    )]
+    async fn token_login(
+        &self,
+        service: poem::web::Data<&AuthService>,
+        body: FormBody<TokenCredentials>,
+    ) -> Result<Json<AuthToken>, Errors<LoginErrors>> {
+        login(&service, body).await
+    }
+
+    /// Log out: end the key in the Authorization header
+    ///
+    /// Takes only `Authorization: Token <key>`; the key stops working at once.
+    #[oai(
+        path = "/auth/token/logout/",
+        method = "post",
+        tag = "Tag::OpaqueToken",
+        operation_id = "token_logout"
+    )]
+    async fn token_logout(
+        &self,
+        auth: Auth<TokenOnly>,
+        service: poem::web::Data<&AuthService>,
+    ) -> Result<LoggedOut, Errors<LogoutErrors>> {
+        logout(&service, auth).await
+    }
+
+    /// Log out everywhere: end every key of the user
+    #[oai(
+        path = "/auth/token/logoutall/",
+        method = "post",
+        tag = "Tag::OpaqueToken",
+        operation_id = "token_logout_all"
+    )]
+    async fn token_logout_all(
+        &self,
+        auth: Auth<JwtOrToken>,
+        service: poem::web::Data<&AuthService>,
+    ) -> Result<LoggedOut, Errors<LogoutErrors>> {
+        logout_all(&service, auth).await
+    }
+
+    /// Log in for an opaque key (API path)
+    #[oai(
+        path = "/api/v1/auth/token/login/",
+        method = "post",
+        tag = "Tag::OpaqueToken",
+        operation_id = "api_token_login"
+    )]
+    async fn api_token_login(
+        &self,
+        service: poem::web::Data<&AuthService>,
+        body: FormBody<TokenCredentials>,
+    ) -> Result<Json<AuthToken>, Errors<LoginErrors>> {
+        login(&service, body).await
+    }
+
+    /// Log out (API path)
+    #[oai(
+        path = "/api/v1/auth/token/logout/",
+        method = "post",
+        tag = "Tag::OpaqueToken",
+        operation_id = "api_token_logout"
+    )]
+    async fn api_token_logout(
+        &self,
+        auth: Auth<TokenOnly>,
+        service: poem::web::Data<&AuthService>,
+    ) -> Result<LoggedOut, Errors<LogoutErrors>> {
+        logout(&service, auth).await
+    }
+
+    /// Log out everywhere (API path)
+    #[oai(
+        path = "/api/v1/auth/token/logoutall/",
+        method = "post",
+        tag = "Tag::OpaqueToken",
+        operation_id = "api_token_logout_all"
+    )]
+    async fn api_token_logout_all(
+        &self,
+        auth: Auth<JwtOrToken>,
+        service: poem::web::Data<&AuthService>,
+    ) -> Result<LoggedOut, Errors<LogoutErrors>> {
+        logout_all(&service, auth).await
+    }
+}
