@@ -7,6 +7,7 @@ use secrecy::SecretString;
 
 use super::body::FormBody;
 use super::error::{ApiError, Errors, FieldErrors, error_set};
+use crate::config::AuthMethod;
 use crate::service::AuthService;
 
 #[derive(Tags)]
@@ -60,12 +61,12 @@ pub struct VerifyRequest {
 pub struct Empty {}
 
 error_set!(
-    /// Errors of obtain.
-    ObtainErrors: 400, 401, 413, 415, 503
+    /// Errors of obtain (404: JWT is switched off in `auth.methods`).
+    ObtainErrors: 400, 401, 404, 413, 415, 503
 );
 error_set!(
     /// Errors of refresh, verify and blacklist.
-    TokenErrors: 400, 401, 413, 415, 503
+    TokenErrors: 400, 401, 404, 413, 415, 503
 );
 
 pub struct JwtApi;
@@ -74,6 +75,7 @@ async fn obtain(
     service: &AuthService,
     body: FormBody<Credentials>,
 ) -> Result<Json<TokenPair>, Errors<ObtainErrors>> {
+    service.require_method(AuthMethod::Jwt)?;
     let mut errors = FieldErrors::default();
     let username = body.required("username", &mut errors);
     let password = body.required("password", &mut errors);
@@ -102,6 +104,7 @@ async fn refresh(
     service: &AuthService,
     body: FormBody<RefreshRequest>,
 ) -> Result<Json<RefreshResponse>, Errors<TokenErrors>> {
+    service.require_method(AuthMethod::Jwt)?;
     let token = token_field(&body, "refresh").map_err(ApiError::Validation)?;
     let r = service.refresh(&token).await?;
     Ok(Json(RefreshResponse {
@@ -114,6 +117,7 @@ async fn verify(
     service: &AuthService,
     body: FormBody<VerifyRequest>,
 ) -> Result<Json<Empty>, Errors<TokenErrors>> {
+    service.require_method(AuthMethod::Jwt)?;
     let token = token_field(&body, "token").map_err(ApiError::Validation)?;
     service.verify(&token).await?;
     Ok(Json(Empty {}))
@@ -123,6 +127,7 @@ async fn blacklist(
     service: &AuthService,
     body: FormBody<RefreshRequest>,
 ) -> Result<Json<Empty>, Errors<TokenErrors>> {
+    service.require_method(AuthMethod::Jwt)?;
     let token = token_field(&body, "refresh").map_err(ApiError::Validation)?;
     service.blacklist(&token).await?;
     Ok(Json(Empty {}))

@@ -288,3 +288,59 @@ pub fn vectors_path() -> PathBuf {
                 .join("../shared/vectors/simplejwt_vectors.json")
         })
 }
+
+impl TestApp {
+    /// Any method, with an optional Authorization header and JSON body.
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        authorization: Option<&str>,
+        body: Option<Value>,
+    ) -> Answer {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self.client.request(m, self.url(path));
+        if let Some(a) = authorization {
+            req = req.header("authorization", a);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        Answer::from(req.send().await.unwrap()).await
+    }
+
+    /// Logs in for an opaque key.
+    pub async fn token_login(&self, username: &str, password: &str) -> String {
+        let a = self
+            .post_form(
+                "/auth/token/login/",
+                &[("username", username), ("password", password)],
+            )
+            .await;
+        assert_eq!(a.status, 200, "{}", a.text);
+        a.json["auth_token"].as_str().unwrap().to_owned()
+    }
+
+    /// A staff user, created through the service as `createsuperuser` does.
+    pub async fn create_staff(&self, username: &str) -> i64 {
+        self.service
+            .register(tessera::service::Registration {
+                username: username.to_owned(),
+                email: format!("{username}@example.com"),
+                password: PASSWORD.into(),
+                is_staff: true,
+                is_superuser: true,
+            })
+            .await
+            .unwrap()
+            .id
+    }
+}
+
+pub fn bearer(access: &str) -> String {
+    format!("Bearer {access}")
+}
+
+pub fn token(key: &str) -> String {
+    format!("Token {key}")
+}

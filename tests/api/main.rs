@@ -2,13 +2,16 @@
 
 mod helpers;
 
+mod accounts;
 mod cli;
 mod docs;
 mod errors;
 mod login;
 mod me;
+mod opaque;
 mod races;
 mod refresh;
 mod register;
+mod tutorial;
 mod vectors;
 mod verify_blacklist;
