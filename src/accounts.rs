@@ -54,14 +54,14 @@ impl AuthService {
             })?;
         let now = Utc::now();
         // Django's user_logged_in signal records the login.
-        users::set_last_login(&self.db, user.id, now).await?;
-        Ok(opaque::create(&self.db, user.id, now).await?)
+        users::set_last_login(self.store()?, user.id, now).await?;
+        Ok(opaque::create(self.store()?, user.id, now).await?)
     }
 
     /// The user behind an opaque key, as DRF's `TokenAuthentication` finds
     /// it, and the key's id. Expired keys are deleted on sight.
     pub async fn authenticate_key(&self, key: &str) -> Result<(User, i64), AuthError> {
-        let (token, user) = opaque::find(&self.db, key)
+        let (token, user) = opaque::find(self.store()?, key)
             .await?
             .ok_or(AuthError::InvalidKey)?;
         if let Some(lifetime) = self.settings.token.lifetime {
@@ -71,7 +71,7 @@ impl AuthService {
                 .checked_add_signed(lifetime)
                 .is_some_and(|end| end <= Utc::now())
             {
-                opaque::delete(&self.db, token.id).await?;
+                opaque::delete(self.store()?, token.id).await?;
                 return Err(AuthError::InvalidKey);
             }
         }
@@ -82,17 +82,17 @@ impl AuthService {
     }
 
     pub async fn token_logout(&self, token_id: i64) -> Result<(), AuthError> {
-        Ok(opaque::delete(&self.db, token_id).await?)
+        Ok(opaque::delete(self.store()?, token_id).await?)
     }
 
     pub async fn token_logout_all(&self, user_id: i64) -> Result<u64, AuthError> {
-        Ok(opaque::delete_for_user(&self.db, user_id).await?)
+        Ok(opaque::delete_for_user(self.store()?, user_id).await?)
     }
 
     /// Djoser's list with HIDE_USERS: staff see everyone, others themselves.
     pub async fn visible_users(&self, requester: &User) -> Result<Vec<User>, AuthError> {
         if requester.is_staff {
-            Ok(users::list_all(&self.db).await?)
+            Ok(users::list_all(self.store()?).await?)
         } else {
             Ok(vec![requester.clone()])
         }
@@ -101,7 +101,7 @@ impl AuthService {
     /// The user `id` as the requester may see it: themselves, or anyone for
     /// staff. Others are hidden (404), as Djoser does.
     pub async fn visible_user(&self, requester: &User, id: i64) -> Result<User, AuthError> {
-        let user = users::find_by_id(&self.db, id)
+        let user = users::find_by_id(self.store()?, id)
             .await?
             .ok_or(AuthError::NotFound(NO_SUCH_USER))?;
         if user.id == requester.id || requester.is_staff {
@@ -115,7 +115,7 @@ impl AuthService {
     pub async fn update_email(&self, user: User, email: Option<String>) -> Result<User, AuthError> {
         match email {
             Some(email) if email != user.email => {
-                users::set_email(&self.db, user.id, &email).await?;
+                users::set_email(self.store()?, user.id, &email).await?;
                 Ok(User { email, ..user })
             }
             _ => Ok(user),
@@ -178,7 +178,7 @@ impl AuthService {
         errors.into_result()?;
         let hash = self.hasher.hash(SecretString::from(new_password)).await?;
         let valid_after = revocation_instant(Utc::now());
-        let txn = self.db.begin().await.map_err(StoreError::from)?;
+        let txn = self.store()?.begin().await.map_err(StoreError::from)?;
         users::set_password(&txn, user.id, &hash, valid_after).await?;
         opaque::delete_for_user(&txn, user.id).await?;
         txn.commit().await.map_err(StoreError::from)?;
@@ -201,7 +201,9 @@ impl AuthService {
                 errors.add("new_username", m);
             }
             if !errors.has("new_username")
-                && users::find_by_username(&self.db, name).await?.is_some()
+                && users::find_by_username(self.store()?, name)
+                    .await?
+                    .is_some()
             {
                 errors.add("new_username", validation::USERNAME_TAKEN);
             }
@@ -209,7 +211,7 @@ impl AuthService {
         let (Some(new_username), true, true) = (new_username, current_ok, errors.is_empty()) else {
             return Err(errors.into());
         };
-        users::set_username(&self.db, user.id, &new_username)
+        users::set_username(self.store()?, user.id, &new_username)
             .await
             .map_err(|e| match e {
                 CreateUserError::UsernameTaken => AuthError::Invalid(FieldErrors::single(
@@ -238,7 +240,7 @@ impl AuthService {
         if !ok || !errors.is_empty() {
             return Err(errors.into());
         }
-        Ok(users::delete(&self.db, target.id).await?)
+        Ok(users::delete(self.store()?, target.id).await?)
     }
 }
 

@@ -31,6 +31,7 @@ impl ConfigError {
 pub struct Settings {
     pub server: ServerSettings,
     pub database: DatabaseSettings,
+    pub blacklist: BlacklistSettings,
     pub jwt: JwtSettings,
     pub auth: AuthSettings,
     pub token: TokenSettings,
@@ -73,6 +74,8 @@ pub struct TokenSettings {
 pub struct ServerSettings {
     pub host: String,
     pub port: u16,
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -85,6 +88,20 @@ pub struct DatabaseSettings {
     pub acquire_timeout: Duration,
     #[serde(with = "humantime_serde")]
     pub sqlite_busy_timeout: Duration,
+    pub connect_attempts: u32,
+    #[serde(with = "humantime_serde")]
+    pub connect_retry_interval: Duration,
+    #[serde(with = "humantime_serde")]
+    pub health_probe_interval: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlacklistSettings {
+    /// Zero: no background purge.
+    #[serde(with = "humantime_serde")]
+    pub purge_interval: Duration,
+    pub purge_batch: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -231,6 +248,18 @@ impl Settings {
             return Err(ConfigError::key(
                 "database.url",
                 "must start with sqlite:, postgres:// or postgresql://",
+            ));
+        }
+        if db.health_probe_interval.is_zero() {
+            return Err(ConfigError::key(
+                "database.health_probe_interval",
+                "must be longer than 0s",
+            ));
+        }
+        if self.blacklist.purge_batch == 0 {
+            return Err(ConfigError::key(
+                "blacklist.purge_batch",
+                "must be at least 1",
             ));
         }
         if db.max_connections == 0 {

@@ -1,8 +1,17 @@
-//! Connecting to the database (SQLite or PostgreSQL) and migrating it.
+//! Connecting to the database (SQLite or PostgreSQL), migrating it under a
+//! lock, and knowing whether it is reachable right now.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, DbErr,
+    RuntimeErr, TransactionTrait,
+};
 
 use migration::MigratorTrait;
-use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
 
 use crate::config::DatabaseSettings;
 
@@ -10,23 +19,42 @@ use crate::config::DatabaseSettings;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database cannot be reached right now (pool timeout, connection
-    /// refused): worth a 503 and a retry.
+    /// refused or lost): worth a 503 and a retry.
     #[error("database unavailable: {0}")]
-    Unavailable(DbErr),
+    Unavailable(String),
     #[error("database error: {0}")]
     Other(DbErr),
 }
 
+/// Whether `err` means "the database is not reachable" rather than "the
+/// statement failed".
+pub fn is_unreachable(err: &DbErr) -> bool {
+    use sea_orm::sqlx::Error as Sqlx;
+    match err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => matches!(
+            e.as_ref(),
+            Sqlx::Io(_)
+                | Sqlx::PoolTimedOut
+                | Sqlx::PoolClosed
+                | Sqlx::WorkerCrashed
+                | Sqlx::Tls(_)
+        ),
+        _ => false,
+    }
+}
+
 impl From<DbErr> for StoreError {
     fn from(err: DbErr) -> Self {
-        match err {
-            DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => Self::Unavailable(err),
-            _ => Self::Other(err),
+        if is_unreachable(&err) {
+            Self::Unavailable(err.to_string())
+        } else {
+            Self::Other(err)
         }
     }
 }
 
-/// Whether `err` is a violation of a unique constraint (portable across backends).
+/// Whether a unique constraint was violated (portable across backends).
 pub fn is_unique_violation(err: &DbErr) -> bool {
     matches!(
         err.sql_err(),
@@ -34,9 +62,7 @@ pub fn is_unique_violation(err: &DbErr) -> bool {
     )
 }
 
-/// Opens the pool. SQLite runs in WAL mode with a busy timeout, so readers
-/// never wait for the writer and writers queue instead of failing at once.
-pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, DbErr> {
+fn options(settings: &DatabaseSettings) -> ConnectOptions {
     let mut options = ConnectOptions::new(settings.url.clone());
     options
         .max_connections(settings.max_connections)
@@ -53,15 +79,108 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
             .busy_timeout(busy_timeout)
             .foreign_keys(true)
     });
-    Database::connect(options).await
+    options
 }
 
-/// Applies every pending migration.
+/// Opens the pool once. SQLite runs in WAL mode with a busy timeout, so
+/// readers never wait for the writer and writers queue instead of failing.
+pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, DbErr> {
+    Database::connect(options(settings)).await
+}
+
+/// Opens the pool, waiting for the database: up to `connect_attempts`
+/// tries, `connect_retry_interval` apart, with a log line for each miss.
+pub async fn connect_with_retry(settings: &DatabaseSettings) -> Result<DatabaseConnection, DbErr> {
+    let attempts = settings.connect_attempts.max(1);
+    let mut attempt = 1;
+    loop {
+        match connect(settings).await {
+            Ok(db) => return Ok(db),
+            Err(e) if attempt < attempts && is_unreachable(&e) => {
+                tracing::warn!(
+                    attempt,
+                    attempts,
+                    retry_in = ?settings.connect_retry_interval,
+                    error = %e,
+                    "database not reachable yet, retrying"
+                );
+                tokio::time::sleep(settings.connect_retry_interval).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Any 64-bit number fixed for this program: the PostgreSQL advisory lock
+/// that serialises migrations between instances starting together.
+const MIGRATION_LOCK: i64 = 0x7465_7373_6572_6131; // "tessera1"
+
+/// Applies every pending migration, in one transaction. Instances starting
+/// at the same moment take turns: the first migrates under a lock
+/// (PostgreSQL: a transaction-scoped advisory lock), the others wait for it
+/// and then find nothing to do.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
-    migration::Migrator::up(db, None).await
+    let txn = db.begin().await?;
+    let lock = match db.get_database_backend() {
+        DatabaseBackend::Postgres => format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"),
+        // A write as the transaction's first statement takes SQLite's write
+        // lock at once; another process waits for it (busy timeout) instead
+        // of reading a stale list of applied migrations.
+        _ => "PRAGMA user_version = 1".to_owned(),
+    };
+    txn.execute_unprepared(&lock).await?;
+    migration::Migrator::up(&txn, None).await?;
+    txn.commit().await
 }
 
 /// A cheap round trip, for readiness checks.
 pub async fn ping(db: &DatabaseConnection) -> Result<(), DbErr> {
     db.execute_unprepared("SELECT 1").await.map(|_| ())
+}
+
+/// Whether the database answered lately. Requests that need it fail fast
+/// with 503 while it is marked down, instead of each waiting for a pool
+/// timeout; a background probe marks it up again as soon as it answers.
+#[derive(Debug, Clone, Default)]
+pub struct DbHealth {
+    down: Arc<AtomicBool>,
+}
+
+impl DbHealth {
+    pub fn is_down(&self) -> bool {
+        self.down.load(Ordering::Relaxed)
+    }
+
+    /// Records a failure to reach the database; returns whether this call
+    /// changed the state (so it is logged once).
+    pub fn mark_down(&self) -> bool {
+        !self.down.swap(true, Ordering::Relaxed)
+    }
+
+    pub fn mark_up(&self) -> bool {
+        self.down.swap(false, Ordering::Relaxed)
+    }
+
+    /// Pings the database every `interval` while it is marked down (and
+    /// every few intervals otherwise, to notice an outage between requests).
+    pub async fn probe(self, db: DatabaseConnection, interval: Duration) {
+        let mut ticks: u32 = 0;
+        loop {
+            tokio::time::sleep(interval).await;
+            ticks = ticks.wrapping_add(1);
+            if !self.is_down() && !ticks.is_multiple_of(5) {
+                continue;
+            }
+            let ok = matches!(
+                tokio::time::timeout(interval.max(Duration::from_secs(1)), ping(&db)).await,
+                Ok(Ok(()))
+            );
+            if ok && self.mark_up() {
+                tracing::info!("database reachable again");
+            } else if !ok && self.mark_down() {
+                tracing::warn!("database unreachable; answering 503 until it is back");
+            }
+        }
+    }
 }

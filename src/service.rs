@@ -10,7 +10,7 @@ use secrecy::SecretString;
 
 use crate::blacklist;
 use crate::config::Settings;
-use crate::db::StoreError;
+use crate::db::{DbHealth, StoreError};
 use crate::passwords::{PasswordError, PasswordHasher};
 use crate::tokens::{Claims, Expect, Pair, TokenError, TokenService};
 use crate::users::{self, CreateUserError, NewUser, User};
@@ -97,6 +97,7 @@ pub struct Registration {
 #[derive(Clone)]
 pub struct AuthService {
     pub db: DatabaseConnection,
+    pub health: DbHealth,
     pub tokens: Arc<TokenService>,
     pub hasher: PasswordHasher,
     pub settings: Arc<Settings>,
@@ -139,11 +140,23 @@ async fn not_before_revocation(user: &User) -> DateTime<Utc> {
 }
 
 impl AuthService {
+    /// The database, or `Unavailable` at once while it is known to be down,
+    /// rather than a wait for a pool timeout per request.
+    pub fn store(&self) -> Result<&DatabaseConnection, StoreError> {
+        if self.health.is_down() {
+            Err(StoreError::Unavailable(
+                "the database is marked unreachable".into(),
+            ))
+        } else {
+            Ok(&self.db)
+        }
+    }
+
     /// Creates a user with a freshly hashed password.
     pub async fn register(&self, r: Registration) -> Result<User, AuthError> {
         let password_hash = self.hasher.hash(r.password).await?;
         let user = users::create(
-            &self.db,
+            self.store()?,
             NewUser {
                 username: r.username,
                 email: r.email,
@@ -164,7 +177,7 @@ impl AuthService {
         username: &str,
         password: SecretString,
     ) -> Result<User, AuthError> {
-        let user = users::find_by_username(&self.db, username).await?;
+        let user = users::find_by_username(self.store()?, username).await?;
         let stored = user.as_ref().map(|u| u.password.clone());
         let matches = self.hasher.verify(password, stored).await?;
         match user {
@@ -182,7 +195,7 @@ impl AuthService {
         let user = self.authenticate(username, password).await?;
         let now = not_before_revocation(&user).await;
         if self.settings.jwt.update_last_login {
-            users::set_last_login(&self.db, user.id, now).await?;
+            users::set_last_login(self.store()?, user.id, now).await?;
         }
         Ok(self.tokens.pair(user.id, epoch(now)))
     }
@@ -190,7 +203,7 @@ impl AuthService {
     /// Verifies a refresh token and that it is not blacklisted.
     async fn live_refresh(&self, token: &str, now: i64) -> Result<Claims, AuthError> {
         let claims = self.tokens.verify(token, Expect::Refresh, now)?;
-        if blacklist::contains(&self.db, &claims.jti).await? {
+        if blacklist::contains(self.store()?, &claims.jti).await? {
             return Err(AuthError::Blacklisted);
         }
         Ok(claims)
@@ -206,7 +219,7 @@ impl AuthService {
         let now = epoch(Utc::now());
         let claims = self.live_refresh(token, now).await?;
         let user_id = claims.user_id().ok_or(AuthError::NoActiveAccount)?;
-        let user = match users::find_by_id(&self.db, user_id).await? {
+        let user = match users::find_by_id(self.store()?, user_id).await? {
             Some(u) if u.is_active => u,
             _ => return Err(AuthError::NoActiveAccount),
         };
@@ -217,7 +230,7 @@ impl AuthService {
         let refresh = if jwt.rotate_refresh_tokens {
             if jwt.blacklist_after_rotation
                 && !blacklist::add(
-                    &self.db,
+                    self.store()?,
                     &claims.jti,
                     Some(user_id),
                     from_epoch(claims.exp),
@@ -243,7 +256,7 @@ impl AuthService {
         let claims = self.tokens.verify(token, Expect::Untyped, now)?;
         // Only refresh tokens are ever blacklisted, so only they cost a query.
         if claims.token_type.as_deref() == Some("refresh")
-            && blacklist::contains(&self.db, &claims.jti).await?
+            && blacklist::contains(self.store()?, &claims.jti).await?
         {
             return Err(AuthError::Blacklisted);
         }
@@ -255,7 +268,7 @@ impl AuthService {
         let now = epoch(Utc::now());
         let claims = self.live_refresh(token, now).await?;
         let inserted = blacklist::add(
-            &self.db,
+            self.store()?,
             &claims.jti,
             claims.user_id(),
             from_epoch(claims.exp),
@@ -273,7 +286,7 @@ impl AuthService {
     /// `JWTAuthentication.get_user` finds it.
     pub async fn user_for_access(&self, claims: &Claims) -> Result<User, AuthError> {
         let id = claims.user_id().ok_or(AuthError::NoUserId)?;
-        match users::find_by_id(&self.db, id).await? {
+        match users::find_by_id(self.store()?, id).await? {
             None => Err(AuthError::UserNotFound),
             Some(u) if !u.is_active => Err(AuthError::UserInactive),
             Some(u) => Ok(u),

@@ -14,9 +14,6 @@ use crate::service::AuthService;
 use crate::tokens::keys::{KeyError, KeySource};
 use crate::tokens::{SigningKey, TokenService};
 
-/// How long in-flight requests get to finish after a shutdown signal.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
-
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error(transparent)]
@@ -50,7 +47,7 @@ pub async fn build_service(settings: Settings) -> Result<AuthService, StartupErr
              using a random key that lives as long as this process"
         ),
     }
-    let db = db::connect(&settings.database)
+    let db = db::connect_with_retry(&settings.database)
         .await
         .map_err(StartupError::Connect)?;
     if settings.database.auto_migrate {
@@ -60,6 +57,7 @@ pub async fn build_service(settings: Settings) -> Result<AuthService, StartupErr
     let tokens = TokenService::new(key, &settings.jwt);
     Ok(AuthService {
         db,
+        health: db::DbHealth::default(),
         tokens: Arc::new(tokens),
         hasher,
         settings: Arc::new(settings),
@@ -103,13 +101,53 @@ impl Application {
     }
 
     /// Serves until SIGINT or SIGTERM, then stops accepting and lets
-    /// in-flight requests finish.
+    /// in-flight requests finish. Background tasks (database probe,
+    /// blacklist purge) run alongside.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let service = self.service;
+        let settings = Arc::clone(&service.settings);
+        let probe = tokio::spawn(
+            service
+                .health
+                .clone()
+                .probe(service.db.clone(), settings.database.health_probe_interval),
+        );
+        let purge = (!settings.blacklist.purge_interval.is_zero()).then(|| {
+            tokio::spawn(purge_loop(
+                service.clone(),
+                settings.blacklist.purge_interval,
+                settings.blacklist.purge_batch,
+            ))
+        });
         tracing::info!(port = self.port, "listening");
-        let app = crate::http::app(self.service);
-        Server::new_with_acceptor(self.acceptor)
-            .run_with_graceful_shutdown(app, shutdown_signal(), Some(SHUTDOWN_GRACE))
-            .await
+        let app = crate::http::app(service);
+        let result = Server::new_with_acceptor(self.acceptor)
+            .run_with_graceful_shutdown(
+                app,
+                shutdown_signal(),
+                Some(settings.server.shutdown_timeout),
+            )
+            .await;
+        probe.abort();
+        if let Some(p) = purge {
+            p.abort();
+        }
+        tracing::info!("stopped");
+        result
+    }
+}
+
+/// Deletes expired blacklist rows every `interval`. Several instances may
+/// run it at once: each batch deletes rows by id, so they never conflict.
+async fn purge_loop(service: AuthService, interval: Duration, batch: u64) {
+    loop {
+        tokio::time::sleep(interval).await;
+        let Ok(db) = service.store() else { continue };
+        match crate::blacklist::purge_expired(db, chrono::Utc::now(), batch).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "purged expired blacklist rows"),
+            Err(e) => tracing::warn!(error = %e, "blacklist purge failed; will retry"),
+        }
     }
 }
 

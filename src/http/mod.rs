@@ -152,6 +152,7 @@ fn plain_json_content_type(mut resp: Response) -> Response {
 /// The whole application: API routes, `/docs` (Swagger UI) and
 /// `/openapi.json`, every path with and without its trailing slash.
 pub fn app(service: AuthService) -> impl Endpoint<Output = Response> {
+    let health = service.health.clone();
     let api = openapi();
     let table = Arc::new(AllowTable::from_spec(&api.spec()));
     let docs = api.swagger_ui();
@@ -164,12 +165,23 @@ pub fn app(service: AuthService) -> impl Endpoint<Output = Response> {
         .data(service)
         .around(move |ep, req| {
             let table = Arc::clone(&table);
+            let health = health.clone();
             async move {
                 let method = req.method().clone();
                 let path = req.uri().path().to_owned();
                 Ok(match ep.call(req).await {
                     Ok(resp) => plain_json_content_type(resp.into_response()),
-                    Err(err) => error_response(err, &method, &path, &table),
+                    Err(err) => {
+                        // The first request to meet an outage marks it, so the
+                        // next ones answer 503 at once until the probe sees the
+                        // database back.
+                        if matches!(err.downcast_ref::<ApiError>(), Some(ApiError::Unavailable))
+                            && health.mark_down()
+                        {
+                            tracing::warn!("database unreachable; answering 503 until it is back");
+                        }
+                        error_response(err, &method, &path, &table)
+                    }
                 })
             }
         })

@@ -56,6 +56,9 @@ impl OpsApi {
             tracing::warn!(error = %e, "readiness check failed");
             ApiError::Unavailable
         })?;
+        if service.health.mark_up() {
+            tracing::info!("database reachable again");
+        }
         Ok(Json(Status {
             status: "ok".into(),
         }))

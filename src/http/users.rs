@@ -181,7 +181,7 @@ impl UsersApi {
             // reported before password rules; the insert's unique index still
             // settles a race between two registrations.
             if !errors.has("username")
-                && users::find_by_username(&service.db, name)
+                && users::find_by_username(service.store().map_err(ApiError::from)?, name)
                     .await
                     .map_err(ApiError::from)?
                     .is_some()
@@ -380,7 +380,7 @@ impl UsersApi {
         body: FormBody<CurrentPassword>,
     ) -> Result<NoContent, Errors<DeleteErrors>> {
         let id = parse_id(&id)?;
-        let target = users::find_by_id(&service.db, id)
+        let target = users::find_by_id(service.store().map_err(ApiError::from)?, id)
             .await
             .map_err(ApiError::from)?
             .ok_or(ApiError::NotFoundDetail(crate::accounts::NO_SUCH_USER))?;

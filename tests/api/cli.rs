@@ -2,25 +2,10 @@
 //! maintenance commands.
 
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
 
 use serde_json::json;
 
 use crate::helpers::*;
-
-const BIN: &str = env!("CARGO_BIN_EXE_tessera");
-
-/// A command with a clean environment apart from what the test sets.
-fn tessera(dir: &std::path::Path, env: &[(&str, &str)]) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd
-}
 
 fn run(cmd: &mut Command) -> Output {
     cmd.stdin(Stdio::null()).output().unwrap()
@@ -70,66 +55,6 @@ fn unknown_keys_in_a_config_file_are_refused() {
         "{}",
         stderr(&o)
     );
-}
-
-/// Starts `tessera serve` in `dir` on a free port and waits until it answers.
-struct Server {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl Server {
-    async fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let port_s = port.to_string();
-        let mut all = vec![
-            ("TESSERA__SERVER__PORT", port_s.as_str()),
-            ("TESSERA__PASSWORD__ARGON2_MEMORY_KIB", "1024"),
-            ("TESSERA__PASSWORD__ARGON2_ITERATIONS", "1"),
-        ];
-        all.extend_from_slice(env);
-        let child = tessera(dir, &all)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let server = Self { child, port };
-        for _ in 0..100 {
-            if reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
-                .await
-                .is_ok()
-            {
-                return server;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("tessera did not start");
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    /// SIGTERM, then the exit status and everything it logged.
-    fn stop(self) -> (std::process::ExitStatus, String) {
-        send_sigterm(self.child.id());
-        let out = self.child.wait_with_output().unwrap();
-        (
-            out.status,
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-}
-
-fn send_sigterm(pid: u32) {
-    Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
 }
 
 #[tokio::test]

@@ -12,6 +12,7 @@ mod opaque;
 mod races;
 mod refresh;
 mod register;
+mod scaleout;
 mod tutorial;
 mod vectors;
 mod verify_blacklist;
