@@ -55,11 +55,42 @@ pub enum Command {
     },
     /// Print the OpenAPI document.
     Openapi,
+    /// Manage signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Write a fresh key pair (or HMAC secret) and print the settings that use it.
+    Generate {
+        /// EdDSA (recommended), ES256, ES384, RS256..PS512 or HS256/384/512.
+        #[arg(long, value_enum)]
+        algorithm: crate::config::JwtAlgorithm,
+        /// Folder for the key files (created if missing).
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+    },
 }
 
 /// Parses the command line, runs the command, and gives the process's exit code.
 pub async fn run() -> ExitCode {
     let cli = Cli::parse();
+    // Generating keys needs no settings (and must work before any exist).
+    if let Some(Command::Keys {
+        command: KeysCommand::Generate { algorithm, out },
+    }) = &cli.command
+    {
+        return match keys_generate(*algorithm, out) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("tessera: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let settings = match Settings::load(cli.config.as_deref()) {
         Ok(s) => s,
         Err(e) => {
@@ -80,6 +111,7 @@ pub async fn run() -> ExitCode {
             println!("{}", crate::http::spec_json());
             Ok(())
         }
+        Command::Keys { .. } => unreachable!("handled before loading settings"),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -169,6 +201,32 @@ async fn createsuperuser(
         "tessera: superuser {} created (id {})",
         user.username, user.id
     );
+    Ok(())
+}
+
+fn keys_generate(
+    alg: crate::config::JwtAlgorithm,
+    out: &std::path::Path,
+) -> Result<(), crate::tokens::keys::KeyError> {
+    let files = crate::tokens::keys::generate(alg, out)?;
+    let abs = |p: &std::path::Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let private = abs(&files.private);
+    eprintln!(
+        "tessera: wrote {} (mode 0600: keep it secret)",
+        private.display()
+    );
+    if let Some(public) = &files.public {
+        eprintln!(
+            "tessera: wrote {} (public: share it freely)",
+            abs(public).display()
+        );
+    }
+    // The settings, on stdout so they can be appended to an env file.
+    println!("TESSERA__JWT__ALGORITHM={}", alg.as_str());
+    println!("TESSERA__JWT__SIGNING_KEY_FILE={}", private.display());
+    if let Some(public) = &files.public {
+        println!("TESSERA__JWT__VERIFYING_KEY_FILE={}", abs(public).display());
+    }
     Ok(())
 }
 

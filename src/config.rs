@@ -104,21 +104,74 @@ pub struct BlacklistSettings {
     pub purge_batch: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[value(rename_all = "verbatim")]
 pub enum JwtAlgorithm {
     HS256,
     HS384,
     HS512,
+    RS256,
+    RS384,
+    RS512,
+    PS256,
+    PS384,
+    PS512,
+    ES256,
+    ES384,
+    EdDSA,
 }
 
 impl JwtAlgorithm {
+    pub const ALL: [JwtAlgorithm; 12] = [
+        Self::HS256,
+        Self::HS384,
+        Self::HS512,
+        Self::RS256,
+        Self::RS384,
+        Self::RS512,
+        Self::PS256,
+        Self::PS384,
+        Self::PS512,
+        Self::ES256,
+        Self::ES384,
+        Self::EdDSA,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::HS256 => "HS256",
             Self::HS384 => "HS384",
             Self::HS512 => "HS512",
+            Self::RS256 => "RS256",
+            Self::RS384 => "RS384",
+            Self::RS512 => "RS512",
+            Self::PS256 => "PS256",
+            Self::PS384 => "PS384",
+            Self::PS512 => "PS512",
+            Self::ES256 => "ES256",
+            Self::ES384 => "ES384",
+            Self::EdDSA => "EdDSA",
         }
     }
+
+    /// HMAC algorithms share one secret; the others sign with a private key.
+    pub fn is_hmac(self) -> bool {
+        matches!(self, Self::HS256 | Self::HS384 | Self::HS512)
+    }
+}
+
+/// A retired key that still verifies and is still published.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreviousKey {
+    pub kid: String,
+    /// Defaults to `jwt.algorithm`.
+    #[serde(default)]
+    pub algorithm: Option<JwtAlgorithm>,
+    #[serde(default)]
+    pub verifying_key: String,
+    #[serde(default)]
+    pub verifying_key_file: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -128,6 +181,17 @@ pub struct JwtSettings {
     /// Empty means "generate one and keep it beside the database".
     #[serde(deserialize_with = "secret_string")]
     pub signing_key: SecretString,
+    #[serde(deserialize_with = "empty_is_none")]
+    pub signing_key_file: Option<String>,
+    #[serde(deserialize_with = "empty_is_none")]
+    pub verifying_key: Option<String>,
+    #[serde(deserialize_with = "empty_is_none")]
+    pub verifying_key_file: Option<String>,
+    #[serde(deserialize_with = "empty_is_none")]
+    pub key_id: Option<String>,
+    #[serde(with = "humantime_serde")]
+    pub jwks_max_age: Duration,
+    pub previous_keys: Vec<PreviousKey>,
     #[serde(with = "humantime_serde")]
     pub access_token_lifetime: Duration,
     #[serde(with = "humantime_serde")]
@@ -282,7 +346,7 @@ impl Settings {
             ));
         }
         let key_len = jwt.signing_key.expose_secret().len();
-        if key_len > 0 && key_len < 32 {
+        if jwt.algorithm.is_hmac() && key_len > 0 && key_len < 32 {
             return Err(ConfigError::key(
                 "jwt.signing_key",
                 format!("an HMAC key must be at least 32 bytes (256 bits); this one has {key_len}"),
@@ -298,6 +362,20 @@ impl Settings {
                 "jwt.auth_header_types",
                 "must list at least one keyword, each a single word",
             ));
+        }
+        for (i, k) in jwt.previous_keys.iter().enumerate() {
+            if k.kid.trim().is_empty() {
+                return Err(ConfigError::key(
+                    &format!("jwt.previous_keys[{i}].kid"),
+                    "must not be empty",
+                ));
+            }
+            if k.verifying_key.is_empty() == k.verifying_key_file.is_empty() {
+                return Err(ConfigError::key(
+                    &format!("jwt.previous_keys[{i}]"),
+                    "needs exactly one of verifying_key, verifying_key_file",
+                ));
+            }
         }
         if jwt.user_id_claim.trim().is_empty() {
             return Err(ConfigError::key("jwt.user_id_claim", "must not be empty"));

@@ -12,7 +12,7 @@ use crate::db;
 use crate::passwords::{PasswordError, PasswordHasher};
 use crate::service::AuthService;
 use crate::tokens::keys::{KeyError, KeySource};
-use crate::tokens::{SigningKey, TokenService};
+use crate::tokens::{KeyRing, TokenService};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -30,7 +30,7 @@ pub enum StartupError {
 
 /// Builds the shared service from the settings: key, database, hasher.
 pub async fn build_service(settings: Settings) -> Result<AuthService, StartupError> {
-    let (key, source) = SigningKey::from_settings(&settings)?;
+    let (keys, source) = KeyRing::from_settings(&settings)?;
     match &source {
         KeySource::Configured => {}
         KeySource::Generated(path) => tracing::warn!(
@@ -54,7 +54,7 @@ pub async fn build_service(settings: Settings) -> Result<AuthService, StartupErr
         db::migrate(&db).await.map_err(StartupError::Migrate)?;
     }
     let hasher = PasswordHasher::new(&settings.password)?;
-    let tokens = TokenService::new(key, &settings.jwt);
+    let tokens = TokenService::with_keys(keys, &settings.jwt);
     Ok(AuthService {
         db,
         health: db::DbHealth::default(),

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod body;
 pub mod error;
+mod jwks;
 mod jwt;
 mod ops;
 mod token;
@@ -22,6 +23,7 @@ use error::ApiError;
 
 type Apis = (
     jwt::JwtApi,
+    jwks::JwksApi,
     users::UsersApi,
     token::TokenApi,
     whoami::WhoamiApi,
@@ -33,6 +35,7 @@ pub fn openapi() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
         (
             jwt::JwtApi,
+            jwks::JwksApi,
             users::UsersApi,
             token::TokenApi,
             whoami::WhoamiApi,

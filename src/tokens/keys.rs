@@ -1,31 +1,44 @@
-//! The signing key: loaded from the settings, or generated at first start and
-//! kept in a file. The only place that touches jsonwebtoken.
+//! Signing and verifying keys: loaded from the settings (HMAC secrets or PEM
+//! key pairs), generated at first start for HMAC, or generated on demand by
+//! `tessera keys generate`. The only place that touches jsonwebtoken.
 
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use base64::Engine;
+use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, PublicKeyUse, ThumbprintHash};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use secrecy::ExposeSecret;
 
-use crate::config::{JwtAlgorithm, Settings};
+use crate::config::{JwtAlgorithm, PreviousKey, Settings};
 
-/// Bytes of randomness in a generated key (256 bits).
+/// Bytes of randomness in a generated HMAC key (256 bits).
 const GENERATED_KEY_BYTES: usize = 32;
 /// The shortest HMAC key accepted (RFC 7518 §3.2: at least the hash size).
 pub const MIN_HMAC_KEY_BYTES: usize = 32;
+/// The smallest RSA modulus accepted (NIST: 2048 bits until 2030).
+pub const MIN_RSA_BITS: usize = 2048;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error(
-        "jwt.signing_key: an HMAC key must be at least {MIN_HMAC_KEY_BYTES} bytes; {0} has {1}"
-    )]
+    #[error("{0}: an HMAC key must be at least {MIN_HMAC_KEY_BYTES} bytes; this one has {1}")]
     TooShort(String, usize),
-    #[error("cannot read the signing key file {0}: {1}")]
+    #[error("{0}: not a usable {1} key: {2}")]
+    Unfit(String, &'static str, String),
+    #[error("{0}: an RSA key must have at least {MIN_RSA_BITS} bits; this one has {1}")]
+    WeakRsa(String, usize),
+    #[error(
+        "jwt.signing_key or jwt.signing_key_file is required for {0} (make a key pair with `tessera keys generate --algorithm {0}`)"
+    )]
+    Missing(&'static str),
+    #[error("jwt.signing_key and jwt.signing_key_file are both set; keep one")]
+    Ambiguous,
+    #[error("cannot read the key file {0}: {1}")]
     Read(PathBuf, std::io::Error),
-    #[error("cannot write the signing key file {0}: {1}")]
+    #[error("cannot write the key file {0}: {1}")]
     Write(PathBuf, std::io::Error),
-    #[error("cannot get randomness for a signing key: {0}")]
+    #[error("cannot get randomness for a key: {0}")]
     Random(String),
 }
 
@@ -39,93 +52,374 @@ pub enum KeySource {
     Ephemeral,
 }
 
-/// A key that signs and verifies with one algorithm.
-pub struct SigningKey {
-    algorithm: Algorithm,
-    /// The `alg` header value.
-    name: &'static str,
-    encoding: EncodingKey,
+fn algorithm(alg: JwtAlgorithm) -> Algorithm {
+    match alg {
+        JwtAlgorithm::HS256 => Algorithm::HS256,
+        JwtAlgorithm::HS384 => Algorithm::HS384,
+        JwtAlgorithm::HS512 => Algorithm::HS512,
+        JwtAlgorithm::RS256 => Algorithm::RS256,
+        JwtAlgorithm::RS384 => Algorithm::RS384,
+        JwtAlgorithm::RS512 => Algorithm::RS512,
+        JwtAlgorithm::PS256 => Algorithm::PS256,
+        JwtAlgorithm::PS384 => Algorithm::PS384,
+        JwtAlgorithm::PS512 => Algorithm::PS512,
+        JwtAlgorithm::ES256 => Algorithm::ES256,
+        JwtAlgorithm::ES384 => Algorithm::ES384,
+        JwtAlgorithm::EdDSA => Algorithm::EdDSA,
+    }
+}
+
+/// A key that verifies tokens of one algorithm, with its public JWK (none
+/// for HMAC: a shared secret is never published).
+pub struct VerifyingKey {
+    pub alg: JwtAlgorithm,
+    pub kid: Option<String>,
     decoding: DecodingKey,
+    jwk: Option<Jwk>,
+}
+
+impl std::fmt::Debug for VerifyingKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifyingKey")
+            .field("alg", &self.alg)
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl VerifyingKey {
+    /// Whether `signature` (unpadded canonical base64url) signs `message`.
+    pub fn verify(&self, message: &[u8], signature: &str) -> bool {
+        jsonwebtoken::crypto::verify(signature, message, &self.decoding, algorithm(self.alg))
+            .unwrap_or(false)
+    }
+
+    /// The public JWK with `kid`, `alg` and `use: sig`, if the key is public.
+    pub fn public_jwk(&self) -> Option<&Jwk> {
+        self.jwk.as_ref()
+    }
+
+    /// A public key from PEM (SPKI). `what` names the setting in errors.
+    pub fn from_public_pem(
+        alg: JwtAlgorithm,
+        pem: &[u8],
+        kid: Option<String>,
+        what: &str,
+    ) -> Result<Self, KeyError> {
+        let unfit = |e: jsonwebtoken::errors::Error| {
+            KeyError::Unfit(what.into(), alg.as_str(), e.to_string())
+        };
+        let decoding = match alg {
+            JwtAlgorithm::HS256 | JwtAlgorithm::HS384 | JwtAlgorithm::HS512 => {
+                return Self::hmac(alg, pem, kid, what);
+            }
+            JwtAlgorithm::ES256 | JwtAlgorithm::ES384 => {
+                DecodingKey::from_ec_pem(pem).map_err(unfit)?
+            }
+            JwtAlgorithm::EdDSA => DecodingKey::from_ed_pem(pem).map_err(unfit)?,
+            _ => DecodingKey::from_rsa_pem(pem).map_err(unfit)?,
+        };
+        let jwk = Jwk::from_decoding_key(&decoding, Some(algorithm(alg))).map_err(unfit)?;
+        Self::public(alg, decoding, jwk, kid, what)
+    }
+
+    fn hmac(
+        alg: JwtAlgorithm,
+        secret: &[u8],
+        kid: Option<String>,
+        what: &str,
+    ) -> Result<Self, KeyError> {
+        if secret.len() < MIN_HMAC_KEY_BYTES {
+            return Err(KeyError::TooShort(what.into(), secret.len()));
+        }
+        Ok(Self {
+            alg,
+            kid,
+            decoding: DecodingKey::from_secret(secret),
+            jwk: None,
+        })
+    }
+
+    /// Completes a public key: checks RSA strength, names it (kid defaults
+    /// to the RFC 7638 thumbprint) and marks its JWK for signatures.
+    fn public(
+        alg: JwtAlgorithm,
+        decoding: DecodingKey,
+        mut jwk: Jwk,
+        kid: Option<String>,
+        what: &str,
+    ) -> Result<Self, KeyError> {
+        if let AlgorithmParameters::RSA(rsa) = &jwk.algorithm {
+            let n = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(&rsa.n)
+                .unwrap_or_default();
+            let bits = n
+                .iter()
+                .position(|b| *b != 0)
+                .map_or(0, |i| (n.len() - i) * 8 - n[i].leading_zeros() as usize);
+            if bits < MIN_RSA_BITS {
+                return Err(KeyError::WeakRsa(what.into(), bits));
+            }
+        }
+        let kid = match kid {
+            Some(k) => k,
+            None => jwk
+                .thumbprint(ThumbprintHash::SHA256)
+                .map_err(|e| KeyError::Unfit(what.into(), alg.as_str(), e.to_string()))?,
+        };
+        jwk.common.key_id = Some(kid.clone());
+        jwk.common.public_key_use = Some(PublicKeyUse::Signature);
+        Ok(Self {
+            alg,
+            kid: Some(kid),
+            decoding,
+            jwk: Some(jwk),
+        })
+    }
+}
+
+/// The current key: it signs, and verifies like any other.
+pub struct SigningKey {
+    encoding: EncodingKey,
+    pub verifying: VerifyingKey,
 }
 
 impl std::fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SigningKey")
-            .field("algorithm", &self.algorithm)
+            .field("alg", &self.verifying.alg)
+            .field("kid", &self.verifying.kid)
             .finish_non_exhaustive()
     }
 }
 
 impl SigningKey {
-    /// An HMAC key from its bytes (callers check the length).
-    pub fn hmac(algorithm: JwtAlgorithm, secret: &[u8]) -> Self {
-        let name = algorithm.as_str();
-        let algorithm = match algorithm {
-            JwtAlgorithm::HS256 => Algorithm::HS256,
-            JwtAlgorithm::HS384 => Algorithm::HS384,
-            JwtAlgorithm::HS512 => Algorithm::HS512,
-        };
+    /// An HMAC key from its bytes; the caller has checked the length.
+    pub fn hmac(alg: JwtAlgorithm, secret: &[u8]) -> Self {
         Self {
-            algorithm,
-            name,
             encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
+            verifying: VerifyingKey {
+                alg,
+                kid: None,
+                decoding: DecodingKey::from_secret(secret),
+                jwk: None,
+            },
         }
     }
 
+    /// A private key from PEM (PKCS#8, or PKCS#1 for RSA), with its public
+    /// half from `public_pem` or derived from the private key. Refuses a key
+    /// of the wrong kind, an RSA key under 2048 bits, and a pair whose halves
+    /// do not match (checked by signing and verifying once).
+    pub fn from_private_pem(
+        alg: JwtAlgorithm,
+        private_pem: &[u8],
+        public_pem: Option<&[u8]>,
+        kid: Option<String>,
+    ) -> Result<Self, KeyError> {
+        let what = "jwt.signing_key";
+        let unfit = |e: jsonwebtoken::errors::Error| {
+            KeyError::Unfit(what.into(), alg.as_str(), e.to_string())
+        };
+        let encoding = match alg {
+            JwtAlgorithm::ES256 | JwtAlgorithm::ES384 => EncodingKey::from_ec_pem(private_pem),
+            JwtAlgorithm::EdDSA => EncodingKey::from_ed_pem(private_pem),
+            _ => EncodingKey::from_rsa_pem(private_pem),
+        }
+        .map_err(unfit)?;
+        let verifying = match public_pem {
+            Some(pem) => VerifyingKey::from_public_pem(alg, pem, kid, "jwt.verifying_key")?,
+            None => {
+                let jwk = Jwk::from_encoding_key(&encoding, algorithm(alg)).map_err(unfit)?;
+                let decoding = DecodingKey::from_jwk(&jwk).map_err(unfit)?;
+                VerifyingKey::public(alg, decoding, jwk, kid, what)?
+            }
+        };
+        let key = Self {
+            encoding,
+            verifying,
+        };
+        // A P-384 key under ES256, or a public key of another pair, would
+        // otherwise only show at the first login.
+        let probe = b"tessera key self-test";
+        match jsonwebtoken::crypto::sign(probe, &key.encoding, algorithm(alg)) {
+            Ok(sig) if key.verifying.verify(probe, &sig) => Ok(key),
+            Ok(_) => Err(KeyError::Unfit(
+                what.into(),
+                alg.as_str(),
+                "its public key does not match it".into(),
+            )),
+            Err(e) => Err(unfit(e)),
+        }
+    }
+
+    pub fn algorithm(&self) -> JwtAlgorithm {
+        self.verifying.alg
+    }
+
     pub fn algorithm_name(&self) -> &'static str {
-        self.name
+        self.verifying.alg.as_str()
     }
 
     /// The base64url signature of `message`.
     pub fn sign(&self, message: &[u8]) -> String {
-        jsonwebtoken::crypto::sign(message, &self.encoding, self.algorithm)
-            .expect("the key was built for its own algorithm")
+        jsonwebtoken::crypto::sign(message, &self.encoding, algorithm(self.verifying.alg))
+            .expect("the key passed its self-test for its own algorithm")
     }
 
     /// Whether `signature` (unpadded canonical base64url) signs `message`.
     pub fn verify(&self, message: &[u8], signature: &str) -> bool {
-        jsonwebtoken::crypto::verify(signature, message, &self.decoding, self.algorithm)
-            .unwrap_or(false)
+        self.verifying.verify(message, signature)
+    }
+}
+
+/// Every key in use: the current one, which signs, and retired ones that
+/// still verify until the tokens they signed expire.
+#[derive(Debug)]
+pub struct KeyRing {
+    pub current: SigningKey,
+    pub previous: Vec<VerifyingKey>,
+}
+
+impl KeyRing {
+    pub fn single(current: SigningKey) -> Self {
+        Self {
+            current,
+            previous: Vec::new(),
+        }
     }
 
-    /// The key the settings describe: `jwt.signing_key` if set, else a key
-    /// kept beside the SQLite database (generated on first start).
-    pub fn from_settings(settings: &Settings) -> Result<(Self, KeySource), KeyError> {
-        let jwt = &settings.jwt;
-        let configured = jwt.signing_key.expose_secret();
-        if !configured.is_empty() {
-            if configured.len() < MIN_HMAC_KEY_BYTES {
-                return Err(KeyError::TooShort(
-                    "jwt.signing_key".into(),
-                    configured.len(),
-                ));
-            }
-            return Ok((
-                Self::hmac(jwt.algorithm, configured.as_bytes()),
-                KeySource::Configured,
-            ));
+    /// The key that must have signed a token with this header `kid`.
+    ///
+    /// With asymmetric keys, a token without `kid` (as Simple JWT issues) is
+    /// checked against the current key and an unknown `kid` is refused. HMAC
+    /// secrets have no published ids, so there an unknown `kid` (Simple JWT
+    /// passes headers through) falls back to the current secret.
+    pub fn for_kid(&self, kid: Option<&str>) -> Option<&VerifyingKey> {
+        let Some(kid) = kid else {
+            return Some(&self.current.verifying);
+        };
+        let known = std::iter::once(&self.current.verifying)
+            .chain(&self.previous)
+            .find(|k| k.kid.as_deref() == Some(kid));
+        match known {
+            Some(k) => Some(k),
+            None if self.current.algorithm().is_hmac() => Some(&self.current.verifying),
+            None => None,
         }
-        match key_file_path(&settings.database.url) {
-            None => {
-                let secret = random_key()?;
-                Ok((
-                    Self::hmac(jwt.algorithm, secret.as_bytes()),
-                    KeySource::Ephemeral,
-                ))
+    }
+
+    /// The public keys to publish: current first, HMAC never.
+    pub fn public_jwks(&self) -> Vec<&Jwk> {
+        std::iter::once(&self.current.verifying)
+            .chain(&self.previous)
+            .filter_map(VerifyingKey::public_jwk)
+            .collect()
+    }
+
+    /// The keys the settings describe, with how the signing key was found.
+    pub fn from_settings(settings: &Settings) -> Result<(Self, KeySource), KeyError> {
+        let (current, source) = signing_key_from_settings(settings)?;
+        let previous = settings
+            .jwt
+            .previous_keys
+            .iter()
+            .enumerate()
+            .map(|(i, p)| previous_key(settings.jwt.algorithm, i, p))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((Self { current, previous }, source))
+    }
+}
+
+fn read_file(path: &str) -> Result<Vec<u8>, KeyError> {
+    fs::read(path).map_err(|e| KeyError::Read(PathBuf::from(path), e))
+}
+
+fn previous_key(
+    default_alg: JwtAlgorithm,
+    i: usize,
+    p: &PreviousKey,
+) -> Result<VerifyingKey, KeyError> {
+    let alg = p.algorithm.unwrap_or(default_alg);
+    let what = format!("jwt.previous_keys[{i}]");
+    let material = if p.verifying_key_file.is_empty() {
+        p.verifying_key.clone().into_bytes()
+    } else {
+        read_file(&p.verifying_key_file)?
+    };
+    let material = if alg.is_hmac() {
+        trim_secret(material)
+    } else {
+        material
+    };
+    VerifyingKey::from_public_pem(alg, &material, Some(p.kid.clone()), &what)
+}
+
+/// A secret read from a file, without the trailing newline editors add.
+fn trim_secret(mut bytes: Vec<u8>) -> Vec<u8> {
+    while bytes.last().is_some_and(|b| b.is_ascii_whitespace()) {
+        bytes.pop();
+    }
+    bytes
+}
+
+fn signing_key_from_settings(settings: &Settings) -> Result<(SigningKey, KeySource), KeyError> {
+    let jwt = &settings.jwt;
+    let alg = jwt.algorithm;
+    let inline = jwt.signing_key.expose_secret();
+    let material = match (&jwt.signing_key_file, inline.is_empty()) {
+        (Some(_), false) => return Err(KeyError::Ambiguous),
+        (Some(path), true) => Some(read_file(path)?),
+        (None, false) => Some(inline.as_bytes().to_vec()),
+        (None, true) => None,
+    };
+    if alg.is_hmac() {
+        return match material {
+            Some(secret) => {
+                let secret = trim_secret(secret);
+                if secret.len() < MIN_HMAC_KEY_BYTES {
+                    return Err(KeyError::TooShort("jwt.signing_key".into(), secret.len()));
+                }
+                Ok((SigningKey::hmac(alg, &secret), KeySource::Configured))
             }
-            Some(path) => {
-                let (secret, source) = load_or_create(&path)?;
-                Ok((Self::hmac(jwt.algorithm, secret.as_bytes()), source))
-            }
+            None => generated_hmac_key(settings),
+        };
+    }
+    let private = material.ok_or(KeyError::Missing(alg.as_str()))?;
+    let public = match (&jwt.verifying_key_file, &jwt.verifying_key) {
+        (Some(path), _) => Some(read_file(path)?),
+        (None, Some(pem)) => Some(pem.clone().into_bytes()),
+        (None, None) => None,
+    };
+    let key = SigningKey::from_private_pem(alg, &private, public.as_deref(), jwt.key_id.clone())?;
+    Ok((key, KeySource::Configured))
+}
+
+fn generated_hmac_key(settings: &Settings) -> Result<(SigningKey, KeySource), KeyError> {
+    let alg = settings.jwt.algorithm;
+    match key_file_path(&settings.database.url) {
+        None => {
+            let secret = random_key()?;
+            Ok((
+                SigningKey::hmac(alg, secret.as_bytes()),
+                KeySource::Ephemeral,
+            ))
+        }
+        Some(path) => {
+            let (secret, source) = load_or_create(&path)?;
+            Ok((SigningKey::hmac(alg, secret.as_bytes()), source))
         }
     }
 }
 
-fn random_key() -> Result<String, KeyError> {
-    let mut bytes = [0u8; GENERATED_KEY_BYTES];
+fn random_bytes<const N: usize>() -> Result<[u8; N], KeyError> {
+    let mut bytes = [0u8; N];
     getrandom::fill(&mut bytes).map_err(|e| KeyError::Random(e.to_string()))?;
-    Ok(hex::encode(bytes))
+    Ok(bytes)
+}
+
+fn random_key() -> Result<String, KeyError> {
+    Ok(hex::encode(random_bytes::<GENERATED_KEY_BYTES>()?))
 }
 
 /// Where a generated key is kept: `<database file stem>.key` beside a SQLite
@@ -154,16 +448,17 @@ fn load_or_create(path: &Path) -> Result<(String, KeySource), KeyError> {
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let secret = random_key()?;
-            write_private(path, &secret).map_err(|e| KeyError::Write(path.to_path_buf(), e))?;
+            write_private(path, secret.as_bytes())
+                .map_err(|e| KeyError::Write(path.to_path_buf(), e))?;
             Ok((secret, KeySource::Generated(path.to_path_buf())))
         }
         Err(e) => Err(KeyError::Read(path.to_path_buf(), e)),
     }
 }
 
-/// Creates the file with mode 0600 from the start (never world-readable, not
-/// even for a moment), failing if it appeared meanwhile.
-fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+/// Creates the file with `mode` from the start (a private key is never
+/// readable by others, not even for a moment), failing if it exists.
+fn write_new(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         fs::create_dir_all(dir)?;
     }
@@ -172,12 +467,93 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
+        options.mode(mode);
     }
+    #[cfg(not(unix))]
+    let _ = mode;
     let mut file = options.open(path)?;
-    file.write_all(contents.as_bytes())?;
-    file.write_all(b"\n")?;
+    file.write_all(contents)?;
+    if !contents.ends_with(b"\n") {
+        file.write_all(b"\n")?;
+    }
     file.sync_all()
+}
+
+fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    write_new(path, contents, 0o600)
+}
+
+/// Files written by `tessera keys generate`.
+#[derive(Debug)]
+pub struct GeneratedKeys {
+    /// The private key (or HMAC secret), mode 0600.
+    pub private: PathBuf,
+    /// The public key, for asymmetric algorithms.
+    pub public: Option<PathBuf>,
+}
+
+/// Generates a fresh key (pair) for `alg` into `dir`.
+pub fn generate(alg: JwtAlgorithm, dir: &Path) -> Result<GeneratedKeys, KeyError> {
+    use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der, PublicKeyX509Der};
+    use aws_lc_rs::signature::KeyPair;
+    let stem = alg.as_str().to_ascii_lowercase();
+    if alg.is_hmac() {
+        let path = dir.join(format!("{stem}.key"));
+        let bytes = match alg {
+            JwtAlgorithm::HS256 => random_bytes::<32>()?.to_vec(),
+            JwtAlgorithm::HS384 => random_bytes::<48>()?.to_vec(),
+            _ => random_bytes::<64>()?.to_vec(),
+        };
+        write_private(&path, hex::encode(bytes).as_bytes())
+            .map_err(|e| KeyError::Write(path.clone(), e))?;
+        return Ok(GeneratedKeys {
+            private: path,
+            public: None,
+        });
+    }
+    let failed = |what: &str| KeyError::Random(format!("cannot generate the {what} key"));
+    let (private_der, public_der): (Vec<u8>, Vec<u8>) = match alg {
+        JwtAlgorithm::EdDSA => {
+            let pair =
+                aws_lc_rs::signature::Ed25519KeyPair::generate().map_err(|_| failed("Ed25519"))?;
+            let private = pair.to_pkcs8v1().map_err(|_| failed("Ed25519"))?;
+            let public: PublicKeyX509Der =
+                pair.public_key().as_der().map_err(|_| failed("Ed25519"))?;
+            (private.as_ref().to_vec(), public.as_ref().to_vec())
+        }
+        JwtAlgorithm::ES256 | JwtAlgorithm::ES384 => {
+            let signing = if alg == JwtAlgorithm::ES256 {
+                &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING
+            } else {
+                &aws_lc_rs::signature::ECDSA_P384_SHA384_FIXED_SIGNING
+            };
+            let pair = aws_lc_rs::signature::EcdsaKeyPair::generate(signing)
+                .map_err(|_| failed("ECDSA"))?;
+            let private = pair.to_pkcs8v1().map_err(|_| failed("ECDSA"))?;
+            let public: PublicKeyX509Der =
+                pair.public_key().as_der().map_err(|_| failed("ECDSA"))?;
+            (private.as_ref().to_vec(), public.as_ref().to_vec())
+        }
+        _ => {
+            let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
+                .map_err(|_| failed("RSA"))?;
+            let private: Pkcs8V1Der = pair.as_der().map_err(|_| failed("RSA"))?;
+            let public: PublicKeyX509Der = pair.public_key().as_der().map_err(|_| failed("RSA"))?;
+            (private.as_ref().to_vec(), public.as_ref().to_vec())
+        }
+    };
+    let private_pem = pem::encode(&pem::Pem::new("PRIVATE KEY", private_der));
+    let public_pem = pem::encode(&pem::Pem::new("PUBLIC KEY", public_der));
+    let private = dir.join(format!("{stem}-private.pem"));
+    let public = dir.join(format!("{stem}-public.pem"));
+    write_private(&private, private_pem.as_bytes())
+        .map_err(|e| KeyError::Write(private.clone(), e))?;
+    write_new(&public, public_pem.as_bytes(), 0o644)
+        .map_err(|e| KeyError::Write(public.clone(), e))?;
+    Ok(GeneratedKeys {
+        private,
+        public: Some(public),
+    })
 }
 
 #[cfg(test)]
@@ -199,7 +575,7 @@ mod tests {
     }
 
     #[test]
-    fn generated_key_is_private_and_reused() {
+    fn generated_hmac_key_is_private_and_reused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.key");
         let (first, source) = load_or_create(&path).unwrap();
@@ -214,5 +590,70 @@ mod tests {
         let (second, source) = load_or_create(&path).unwrap();
         assert_eq!(second, first);
         assert_eq!(source, KeySource::Reused(path));
+    }
+
+    #[test]
+    fn generated_pairs_load_and_sign_for_every_asymmetric_algorithm() {
+        for alg in JwtAlgorithm::ALL {
+            let dir = tempfile::tempdir().unwrap();
+            let family = match alg {
+                JwtAlgorithm::PS256
+                | JwtAlgorithm::PS384
+                | JwtAlgorithm::PS512
+                | JwtAlgorithm::RS384
+                | JwtAlgorithm::RS512 => JwtAlgorithm::RS256,
+                other => other,
+            };
+            let files = generate(family, dir.path()).unwrap();
+            let private = fs::read(&files.private).unwrap();
+            if alg.is_hmac() {
+                assert!(files.public.is_none());
+                continue;
+            }
+            let public = fs::read(files.public.as_ref().unwrap()).unwrap();
+            let derived = SigningKey::from_private_pem(alg, &private, None, None).unwrap();
+            let explicit =
+                SigningKey::from_private_pem(alg, &private, Some(&public), None).unwrap();
+            assert_eq!(derived.verifying.kid, explicit.verifying.kid, "{alg:?}");
+            let sig = derived.sign(b"m");
+            assert!(explicit.verify(b"m", &sig), "{alg:?}");
+            let jwk = derived.verifying.public_jwk().unwrap();
+            let json = serde_json::to_value(jwk).unwrap();
+            assert_eq!(json["use"], "sig");
+            assert_eq!(json["alg"], alg.as_str());
+            for private_part in ["d", "p", "q", "dp", "dq", "qi", "k"] {
+                assert!(
+                    json.get(private_part).is_none(),
+                    "{alg:?} publishes {private_part}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn keys_that_do_not_fit_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let ed = generate(JwtAlgorithm::EdDSA, dir.path()).unwrap();
+        let ed_private = fs::read(&ed.private).unwrap();
+        let err =
+            SigningKey::from_private_pem(JwtAlgorithm::RS256, &ed_private, None, None).unwrap_err();
+        assert!(err.to_string().contains("not a usable RS256 key"), "{err}");
+        let es = generate(JwtAlgorithm::ES256, dir.path()).unwrap();
+        let es_private = fs::read(&es.private).unwrap();
+        assert!(
+            SigningKey::from_private_pem(JwtAlgorithm::ES384, &es_private, None, None).is_err()
+        );
+        // A public key of another pair.
+        let other = tempfile::tempdir().unwrap();
+        let ed2 = generate(JwtAlgorithm::EdDSA, other.path()).unwrap();
+        let wrong_public = fs::read(ed2.public.unwrap()).unwrap();
+        let err = SigningKey::from_private_pem(
+            JwtAlgorithm::EdDSA,
+            &ed_private,
+            Some(&wrong_public),
+            None,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("does not match"), "{err}");
     }
 }

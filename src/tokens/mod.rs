@@ -14,7 +14,7 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
 
-pub use keys::SigningKey;
+pub use keys::{KeyRing, SigningKey, VerifyingKey};
 
 use crate::config::JwtSettings;
 
@@ -103,9 +103,9 @@ pub struct Pair {
     pub access: Issued,
 }
 
-/// Issues and verifies tokens with one key and one set of rules.
+/// Issues and verifies tokens with one set of keys and one set of rules.
 pub struct TokenService {
-    key: SigningKey,
+    keys: KeyRing,
     /// The compact header every token we sign carries, already base64url-encoded.
     encoded_header: String,
     access_lifetime: i64,
@@ -119,7 +119,7 @@ pub struct TokenService {
 impl std::fmt::Debug for TokenService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenService")
-            .field("algorithm", &self.key.algorithm_name())
+            .field("keys", &self.keys)
             .finish_non_exhaustive()
     }
 }
@@ -175,11 +175,25 @@ fn time_claim(v: &Value) -> Result<f64, TokenError> {
 }
 
 impl TokenService {
+    /// A service that signs with `key` alone.
     pub fn new(key: SigningKey, settings: &JwtSettings) -> Self {
-        let header = format!(r#"{{"alg":"{}","typ":"JWT"}}"#, key.algorithm_name());
+        Self::with_keys(KeyRing::single(key), settings)
+    }
+
+    pub fn with_keys(keys: KeyRing, settings: &JwtSettings) -> Self {
+        // Simple JWT's header, plus the kid of an asymmetric key so that
+        // verifiers can pick it from the JWKS.
+        let current = &keys.current;
+        let header = match (&current.verifying.kid, current.algorithm().is_hmac()) {
+            (Some(kid), false) => {
+                serde_json::json!({"alg": current.algorithm_name(), "typ": "JWT", "kid": kid})
+                    .to_string()
+            }
+            _ => format!(r#"{{"alg":"{}","typ":"JWT"}}"#, current.algorithm_name()),
+        };
         Self {
             encoded_header: B64.encode(header),
-            key,
+            keys,
             access_lifetime: secs(settings.access_token_lifetime),
             refresh_lifetime: secs(settings.refresh_token_lifetime),
             leeway: secs(settings.leeway),
@@ -191,6 +205,10 @@ impl TokenService {
 
     pub fn access_lifetime(&self) -> i64 {
         self.access_lifetime
+    }
+
+    pub fn keys(&self) -> &KeyRing {
+        &self.keys
     }
 
     fn issue(&self, token_type: &'static str, user_id: i64, iat: i64) -> Issued {
@@ -213,7 +231,7 @@ impl TokenService {
         };
         let payload = serde_json::to_vec(&claims).expect("claims always serialize");
         let message = format!("{}.{}", self.encoded_header, B64.encode(payload));
-        let signature = self.key.sign(message.as_bytes());
+        let signature = self.keys.current.sign(message.as_bytes());
         Issued {
             token: format!("{message}.{signature}"),
             jti,
@@ -257,16 +275,23 @@ impl TokenService {
         let header: Value =
             serde_json::from_slice(&B64.decode(header).map_err(|_| TokenError::Invalid)?)
                 .map_err(|_| TokenError::Invalid)?;
-        // Only the configured algorithm is allowed: this is what refuses
-        // `none` and algorithm confusion before any key is touched.
-        if header.get("alg").and_then(Value::as_str) != Some(self.key.algorithm_name()) {
+        // The key is chosen by `kid`, and the token's `alg` must be that
+        // key's algorithm: this is what refuses `none` and algorithm
+        // confusion before any key is touched.
+        let kid = match header.get("kid") {
+            None => None,
+            Some(Value::String(k)) => Some(k.as_str()),
+            Some(_) => return Err(TokenError::Invalid),
+        };
+        let key = self.keys.for_kid(kid).ok_or(TokenError::Invalid)?;
+        if header.get("alg").and_then(Value::as_str) != Some(key.alg.as_str()) {
             return Err(TokenError::Invalid);
         }
         let message_len = token.len() - signature.len() - 1;
         // PyJWT accepts `=` padding; the signature's base64 must otherwise be
         // canonical, which the crypto layer enforces.
         let signature = signature.trim_end_matches('=');
-        if !self.key.verify(&token.as_bytes()[..message_len], signature) {
+        if !key.verify(&token.as_bytes()[..message_len], signature) {
             return Err(TokenError::Invalid);
         }
         match serde_json::from_slice(&B64.decode(payload).map_err(|_| TokenError::Invalid)?) {
