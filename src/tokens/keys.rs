@@ -28,6 +28,8 @@ pub enum KeyError {
     Unfit(String, &'static str, String),
     #[error("{0}: an RSA key must have at least {MIN_RSA_BITS} bits; this one has {1}")]
     WeakRsa(String, usize),
+    #[error("{0}: an RSA key must have at least {MIN_RSA_BITS} bits; this one has fewer")]
+    WeakRsaPrivate(String),
     #[error(
         "jwt.signing_key or jwt.signing_key_file is required for {0} (make a key pair with `tessera keys generate --algorithm {0}`)"
     )]
@@ -219,7 +221,12 @@ impl SigningKey {
     ) -> Result<Self, KeyError> {
         let what = "jwt.signing_key";
         let unfit = |e: jsonwebtoken::errors::Error| {
-            KeyError::Unfit(what.into(), alg.as_str(), e.to_string())
+            // aws-lc refuses small RSA keys while parsing them.
+            if e.to_string().contains("TooSmall") {
+                KeyError::WeakRsaPrivate(what.into())
+            } else {
+                KeyError::Unfit(what.into(), alg.as_str(), e.to_string())
+            }
         };
         let encoding = match alg {
             JwtAlgorithm::ES256 | JwtAlgorithm::ES384 => EncodingKey::from_ec_pem(private_pem),

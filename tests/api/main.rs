@@ -3,6 +3,7 @@
 mod helpers;
 
 mod accounts;
+mod asymmetric;
 mod cli;
 mod docs;
 mod errors;
