@@ -133,8 +133,13 @@ fn parse_id(id: &str) -> Result<i64, ApiError> {
     id.parse().map_err(|_| ApiError::NotFoundDetail(NOT_FOUND))
 }
 
-/// Reads `email` for an update, validated.
-fn email_update(body: &FormBody<UserUpdate>) -> Result<Option<String>, ApiError> {
+/// PUT and PATCH alike (the only writable field, `email`, is optional in
+/// both): validates the body, then updates `user`.
+async fn update(
+    service: &AuthService,
+    user: User,
+    body: &FormBody<UserUpdate>,
+) -> Result<Json<UserOut>, ApiError> {
     let mut errors = FieldErrors::default();
     let email = body.optional("email", &mut errors);
     if let Some(e) = &email {
@@ -143,7 +148,7 @@ fn email_update(body: &FormBody<UserUpdate>) -> Result<Option<String>, ApiError>
         }
     }
     errors.into_result()?;
-    Ok(email)
+    Ok(Json(service.update_email(user, email).await?.into()))
 }
 
 pub struct UsersApi;
@@ -260,8 +265,7 @@ impl UsersApi {
         service: poem::web::Data<&AuthService>,
         body: FormBody<UserUpdate>,
     ) -> Result<Json<UserOut>, Errors<WriteErrors>> {
-        let email = email_update(&body)?;
-        Ok(Json(service.update_email(auth.user, email).await?.into()))
+        Ok(update(&service, auth.user, &body).await?)
     }
 
     /// Partially update the current user (email)
@@ -277,8 +281,7 @@ impl UsersApi {
         service: poem::web::Data<&AuthService>,
         body: FormBody<UserUpdate>,
     ) -> Result<Json<UserOut>, Errors<WriteErrors>> {
-        let email = email_update(&body)?;
-        Ok(Json(service.update_email(auth.user, email).await?.into()))
+        Ok(update(&service, auth.user, &body).await?)
     }
 
     /// Delete the current user
@@ -331,7 +334,7 @@ impl UsersApi {
         tag = "Tag::Users",
         operation_id = "users_update"
     )]
-    async fn update(
+    async fn update_by_id(
         &self,
         auth: Auth<JwtOrToken>,
         service: poem::web::Data<&AuthService>,
@@ -339,8 +342,7 @@ impl UsersApi {
         body: FormBody<UserUpdate>,
     ) -> Result<Json<UserOut>, Errors<WriteOneErrors>> {
         let user = service.visible_user(&auth.user, parse_id(&id)?).await?;
-        let email = email_update(&body)?;
-        Ok(Json(service.update_email(user, email).await?.into()))
+        Ok(update(&service, user, &body).await?)
     }
 
     /// Partially update a user by id (email)
@@ -350,7 +352,7 @@ impl UsersApi {
         tag = "Tag::Users",
         operation_id = "users_partial_update"
     )]
-    async fn partial_update(
+    async fn partial_update_by_id(
         &self,
         auth: Auth<JwtOrToken>,
         service: poem::web::Data<&AuthService>,
@@ -358,8 +360,7 @@ impl UsersApi {
         body: FormBody<UserUpdate>,
     ) -> Result<Json<UserOut>, Errors<WriteOneErrors>> {
         let user = service.visible_user(&auth.user, parse_id(&id)?).await?;
-        let email = email_update(&body)?;
-        Ok(Json(service.update_email(user, email).await?.into()))
+        Ok(update(&service, user, &body).await?)
     }
 
     /// Delete a user by id

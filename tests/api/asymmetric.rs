@@ -11,21 +11,9 @@ use tessera::tokens::keys::generate;
 
 use crate::helpers::*;
 
-/// The key family a generated key must come from for `alg`.
-fn family(alg: JwtAlgorithm) -> JwtAlgorithm {
-    match alg {
-        JwtAlgorithm::RS384
-        | JwtAlgorithm::RS512
-        | JwtAlgorithm::PS256
-        | JwtAlgorithm::PS384
-        | JwtAlgorithm::PS512 => JwtAlgorithm::RS256,
-        other => other,
-    }
-}
-
 /// An app signing with a fresh key for `alg`, kept in `dir`.
 async fn app_with_algorithm(alg: JwtAlgorithm, dir: &Path, extra: &[(&str, &str)]) -> TestApp {
-    let files = generate(family(alg), dir).unwrap();
+    let files = generate(alg, dir).unwrap();
     let private = files.private.display().to_string();
     let mut env = vec![
         ("TESSERA__JWT__ALGORITHM", alg.as_str()),
