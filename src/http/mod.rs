@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod body;
 pub mod error;
+mod forward;
 mod jwks;
 mod jwt;
 mod ops;
@@ -22,6 +23,7 @@ use crate::service::AuthService;
 use error::ApiError;
 
 type Apis = (
+    forward::ForwardApi,
     jwt::JwtApi,
     jwks::JwksApi,
     users::UsersApi,
@@ -34,6 +36,7 @@ type Apis = (
 pub fn openapi() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
         (
+            forward::ForwardApi,
             jwt::JwtApi,
             jwks::JwksApi,
             users::UsersApi,

@@ -7,6 +7,7 @@ mod asymmetric;
 mod cli;
 mod docs;
 mod errors;
+mod forward;
 mod login;
 mod me;
 mod opaque;

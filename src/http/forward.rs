@@ -1,0 +1,109 @@
+//! Forward authentication for reverse proxies (nginx `auth_request`,
+//! Traefik `ForwardAuth`, Caddy `forward_auth`): "is this request
+//! authenticated, and who is it?", answered with headers only.
+
+use poem::Request;
+use poem_openapi::{ApiResponse, OpenApi, Tags};
+
+use super::auth::{bearer_claims, token_key};
+use super::error::{ApiError, WWW_AUTHENTICATE};
+use crate::config::AuthMethod;
+use crate::service::{AuthError, AuthService};
+
+#[derive(Tags)]
+enum Tag {
+    /// For reverse proxies that ask before forwarding a request.
+    #[oai(rename = "Forward auth")]
+    ForwardAuth,
+}
+
+#[derive(ApiResponse)]
+pub enum ForwardResponse {
+    /// Authenticated: pass the request on, with who it is.
+    #[oai(status = 200)]
+    Ok(
+        /// The user id (the token's claim for a JWT; no database read).
+        #[oai(header = "X-Auth-User-Id")]
+        String,
+        /// `jwt` or `token`.
+        #[oai(header = "X-Auth-Method")]
+        String,
+    ),
+    /// Not authenticated: refuse the request. Empty body.
+    #[oai(status = 401)]
+    Unauthorized(#[oai(header = "WWW-Authenticate")] String),
+    /// The database is down and an opaque key needed it. Empty body.
+    #[oai(status = 503)]
+    Unavailable,
+}
+
+fn unauthorized() -> ForwardResponse {
+    ForwardResponse::Unauthorized(WWW_AUTHENTICATE.to_owned())
+}
+
+/// The answer for one request: a Bearer JWT is checked from the token alone,
+/// an opaque key with one query.
+async fn decide(service: &AuthService, req: &Request) -> ForwardResponse {
+    let methods = &service.settings.auth;
+    if methods.allows(AuthMethod::Jwt) {
+        match bearer_claims(service, req) {
+            Ok(Some(claims)) => {
+                return match claims.user_id {
+                    Some(serde_json::Value::String(id)) => ForwardResponse::Ok(id, "jwt".into()),
+                    Some(serde_json::Value::Number(id)) => {
+                        ForwardResponse::Ok(id.to_string(), "jwt".into())
+                    }
+                    _ => unauthorized(),
+                };
+            }
+            Ok(None) => {}
+            Err(_) => return unauthorized(),
+        }
+    }
+    if methods.allows(AuthMethod::Token) {
+        match token_key(req) {
+            Ok(Some(key)) => {
+                return match service.authenticate_key(&key).await {
+                    Ok((user, _)) => ForwardResponse::Ok(user.id.to_string(), "token".into()),
+                    Err(AuthError::Store(e)) => match ApiError::from(e) {
+                        ApiError::Unavailable => ForwardResponse::Unavailable,
+                        _ => unauthorized(),
+                    },
+                    Err(_) => unauthorized(),
+                };
+            }
+            Ok(None) => {}
+            Err(_) => return unauthorized(),
+        }
+    }
+    unauthorized()
+}
+
+pub struct ForwardApi;
+
+#[OpenApi]
+impl ForwardApi {
+    /// Forward auth
+    ///
+    /// 200 with `X-Auth-User-Id` and `X-Auth-Method` when the request carries
+    /// a valid `Bearer <access JWT>` (checked without the database) or
+    /// `Token <key>`; 401 with an empty body otherwise. Any method is
+    /// accepted, as proxies may forward the original one.
+    #[oai(
+        path = "/api/v1/auth/forward/",
+        method = "get",
+        method = "head",
+        method = "post",
+        method = "put",
+        method = "patch",
+        method = "delete",
+        tag = "Tag::ForwardAuth"
+    )]
+    async fn forward(
+        &self,
+        service: poem::web::Data<&AuthService>,
+        req: &Request,
+    ) -> ForwardResponse {
+        decide(&service, req).await
+    }
+}
