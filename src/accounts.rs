@@ -42,20 +42,30 @@ impl AuthService {
         password: Option<SecretString>,
     ) -> Result<String, AuthError> {
         let failed = || AuthError::Invalid(FieldErrors::single("non_field_errors", LOGIN_FAILED));
-        let user = self
+        let outcome = self
             .authenticate(
                 username.unwrap_or_default(),
                 password.unwrap_or_else(|| SecretString::from(String::new())),
             )
-            .await
-            .map_err(|e| match e {
-                AuthError::BadCredentials => failed(),
-                other => other,
-            })?;
+            .await;
+        let label = if outcome.is_ok() { "ok" } else { "failed" };
+        self.metrics
+            .logins
+            .with_label_values(&["token", label])
+            .inc();
+        let user = outcome.map_err(|e| match e {
+            AuthError::BadCredentials => failed(),
+            other => other,
+        })?;
         let now = Utc::now();
         // Django's user_logged_in signal records the login.
         users::set_last_login(self.store()?, user.id, now).await?;
-        Ok(opaque::create(self.store()?, user.id, now).await?)
+        let key = opaque::create(self.store()?, user.id, now).await?;
+        self.metrics
+            .tokens_issued
+            .with_label_values(&["opaque"])
+            .inc();
+        Ok(key)
     }
 
     /// The user behind an opaque key, as DRF's `TokenAuthentication` finds

@@ -33,6 +33,8 @@ pub struct PasswordHasher {
 struct Inner {
     argon2: Argon2<'static>,
     permits: Semaphore,
+    /// Hashes waiting for a slot or running.
+    queued: std::sync::atomic::AtomicI64,
     workers: usize,
     /// A real hash of a random password with the configured cost: verifying
     /// against it makes a login for an unknown user cost what a wrong
@@ -80,10 +82,16 @@ impl PasswordHasher {
             inner: Arc::new(Inner {
                 argon2,
                 permits: Semaphore::new(workers),
+                queued: std::sync::atomic::AtomicI64::new(0),
                 workers,
                 dummy_hash,
             }),
         })
+    }
+
+    /// Hashes waiting for a pool slot or running now.
+    pub fn queue_depth(&self) -> i64 {
+        self.inner.queued.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Runs `f` on a blocking thread once a pool slot is free.
@@ -91,6 +99,18 @@ impl PasswordHasher {
         &self,
         f: impl FnOnce(&Inner) -> T + Send + 'static,
     ) -> Result<T, PasswordError> {
+        /// Counts the hash as queued until it is done, even if the request
+        /// is dropped while waiting.
+        struct Queued<'a>(&'a std::sync::atomic::AtomicI64);
+        impl Drop for Queued<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        self.inner
+            .queued
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let _queued = Queued(&self.inner.queued);
         let _permit = self
             .inner
             .permits

@@ -11,6 +11,7 @@ use secrecy::SecretString;
 use crate::blacklist;
 use crate::config::Settings;
 use crate::db::{DbHealth, StoreError};
+use crate::metrics::Metrics;
 use crate::passwords::{PasswordError, PasswordHasher};
 use crate::tokens::{Claims, Expect, Pair, TokenError, TokenService};
 use crate::users::{self, CreateUserError, NewUser, User};
@@ -101,6 +102,7 @@ pub struct AuthService {
     pub tokens: Arc<TokenService>,
     pub hasher: PasswordHasher,
     pub settings: Arc<Settings>,
+    pub metrics: Arc<Metrics>,
 }
 
 pub(crate) fn epoch(now: DateTime<Utc>) -> i64 {
@@ -186,24 +188,51 @@ impl AuthService {
         }
     }
 
+    /// Verifies a token, counting refusals by reason.
+    pub fn verify_token(
+        &self,
+        token: &str,
+        expect: Expect,
+        now: i64,
+    ) -> Result<Claims, TokenError> {
+        self.tokens
+            .verify(token, expect, now)
+            .inspect_err(|e| self.metrics.token_refused(e))
+    }
+
     /// Login: a new access/refresh pair for valid credentials.
     pub async fn obtain_pair(
         &self,
         username: &str,
         password: SecretString,
     ) -> Result<Pair, AuthError> {
-        let user = self.authenticate(username, password).await?;
+        let outcome = self.authenticate(username, password).await;
+        let label = if outcome.is_ok() { "ok" } else { "failed" };
+        self.metrics.logins.with_label_values(&["jwt", label]).inc();
+        let user = outcome?;
         let now = not_before_revocation(&user).await;
         if self.settings.jwt.update_last_login {
             users::set_last_login(self.store()?, user.id, now).await?;
         }
+        self.metrics
+            .tokens_issued
+            .with_label_values(&["access"])
+            .inc();
+        self.metrics
+            .tokens_issued
+            .with_label_values(&["refresh"])
+            .inc();
         Ok(self.tokens.pair(user.id, epoch(now)))
     }
 
     /// Verifies a refresh token and that it is not blacklisted.
     async fn live_refresh(&self, token: &str, now: i64) -> Result<Claims, AuthError> {
-        let claims = self.tokens.verify(token, Expect::Refresh, now)?;
+        let claims = self.verify_token(token, Expect::Refresh, now)?;
         if blacklist::contains(self.store()?, &claims.jti).await? {
+            self.metrics
+                .verification_failures
+                .with_label_values(&["blacklisted"])
+                .inc();
             return Err(AuthError::Blacklisted);
         }
         Ok(claims)
@@ -238,12 +267,28 @@ impl AuthService {
                 )
                 .await?
             {
+                self.metrics
+                    .verification_failures
+                    .with_label_values(&["blacklisted"])
+                    .inc();
                 return Err(AuthError::Blacklisted);
             }
+            if jwt.blacklist_after_rotation {
+                self.metrics.blacklisted.inc();
+            }
+            self.metrics
+                .tokens_issued
+                .with_label_values(&["refresh"])
+                .inc();
             Some(self.tokens.refresh(user_id, now).token)
         } else {
             None
         };
+        self.metrics.refreshed.inc();
+        self.metrics
+            .tokens_issued
+            .with_label_values(&["access"])
+            .inc();
         Ok(Refreshed {
             access: self.tokens.access(user_id, now).token,
             refresh,
@@ -253,11 +298,15 @@ impl AuthService {
     /// `/verify/`: any valid token; a blacklisted refresh token is refused.
     pub async fn verify(&self, token: &str) -> Result<(), AuthError> {
         let now = epoch(Utc::now());
-        let claims = self.tokens.verify(token, Expect::Untyped, now)?;
+        let claims = self.verify_token(token, Expect::Untyped, now)?;
         // Only refresh tokens are ever blacklisted, so only they cost a query.
         if claims.token_type.as_deref() == Some("refresh")
             && blacklist::contains(self.store()?, &claims.jti).await?
         {
+            self.metrics
+                .verification_failures
+                .with_label_values(&["blacklisted"])
+                .inc();
             return Err(AuthError::Blacklisted);
         }
         Ok(())
@@ -276,6 +325,7 @@ impl AuthService {
         )
         .await?;
         if inserted {
+            self.metrics.blacklisted.inc();
             Ok(())
         } else {
             Err(AuthError::Blacklisted)

@@ -61,6 +61,7 @@ pub async fn build_service(settings: Settings) -> Result<AuthService, StartupErr
         tokens: Arc::new(tokens),
         hasher,
         settings: Arc::new(settings),
+        metrics: Arc::new(crate::metrics::Metrics::new()),
     })
 }
 

@@ -61,8 +61,7 @@ pub fn bearer_claims(service: &AuthService, req: &Request) -> Result<Option<Clai
         return Err(ApiError::BadAuthorizationHeader);
     }
     let claims = service
-        .tokens
-        .verify(parts[1], Expect::Access, Utc::now().timestamp())
+        .verify_token(parts[1], Expect::Access, Utc::now().timestamp())
         .map_err(ApiError::AccessToken)?;
     Ok(Some(claims))
 }

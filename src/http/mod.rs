@@ -59,9 +59,16 @@ pub fn spec_json() -> String {
     openapi().spec()
 }
 
-/// Which methods each path accepts, read from the OpenAPI document, so a 405
-/// can list them in `Allow`.
-struct AllowTable(Vec<(Vec<String>, String)>);
+/// The routes of the OpenAPI document: for a request path, its template
+/// (the `route` of logs and metrics, bounded and free of ids) and the
+/// methods it accepts (the `Allow` of a 405).
+struct AllowTable(Vec<Row>);
+
+struct Row {
+    segments: Vec<String>,
+    template: String,
+    allow: String,
+}
 
 impl AllowTable {
     fn from_spec(spec: &str) -> Self {
@@ -77,27 +84,46 @@ impl AllowTable {
                     .filter(|m| item.contains_key(**m))
                     .map(|m| m.to_ascii_uppercase())
                     .collect();
-                rows.push((segments(path), methods.join(", ")));
+                rows.push(Row {
+                    segments: segments(path),
+                    template: path.clone(),
+                    allow: methods.join(", "),
+                });
             }
         }
         Self(rows)
     }
 
-    /// The `Allow` value for `path`, if some route has that shape. A literal
-    /// segment beats a `{param}`, as in the router.
-    fn allow(&self, path: &str) -> Option<&str> {
+    /// The route `path` belongs to, if any. A literal segment beats a
+    /// `{param}`, as in the router.
+    fn route(&self, path: &str) -> Option<&Row> {
         let wanted = segments(path);
         self.0
             .iter()
-            .filter(|(pattern, _)| {
-                pattern.len() == wanted.len()
-                    && pattern
+            .filter(|row| {
+                row.segments.len() == wanted.len()
+                    && row
+                        .segments
                         .iter()
                         .zip(&wanted)
                         .all(|(p, w)| p.starts_with('{') || p == w)
             })
-            .max_by_key(|(pattern, _)| pattern.iter().filter(|p| !p.starts_with('{')).count())
-            .map(|(_, allow)| allow.as_str())
+            .max_by_key(|row| row.segments.iter().filter(|p| !p.starts_with('{')).count())
+    }
+
+    /// The `Allow` value for `path`, if some route has that shape.
+    fn allow(&self, path: &str) -> Option<&str> {
+        self.route(path).map(|r| r.allow.as_str())
+    }
+
+    /// The template of `path`'s route, for logs and metric labels.
+    fn template(&self, path: &str) -> &str {
+        match self.route(path) {
+            Some(r) => &r.template,
+            None if path.starts_with("/docs") => "/docs",
+            None if path.trim_end_matches('/') == "/openapi.json" => "/openapi.json",
+            None => "unmatched",
+        }
     }
 }
 
@@ -157,8 +183,25 @@ fn plain_json_content_type(mut resp: Response) -> Response {
 
 /// The whole application: API routes, `/docs` (Swagger UI) and
 /// `/openapi.json`, every path with and without its trailing slash.
+/// The request id: the client's `X-Request-Id` when it is a sane token,
+/// else a new one.
+fn request_id(req: &poem::Request) -> String {
+    req.headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 128
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        })
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
+}
+
 pub fn app(service: AuthService) -> impl Endpoint<Output = Response> {
     let health = service.health.clone();
+    let metrics = Arc::clone(&service.metrics);
     let api = openapi();
     let table = Arc::new(AllowTable::from_spec(&api.spec()));
     let docs = api.swagger_ui();
@@ -172,10 +215,13 @@ pub fn app(service: AuthService) -> impl Endpoint<Output = Response> {
         .around(move |ep, req| {
             let table = Arc::clone(&table);
             let health = health.clone();
+            let metrics = Arc::clone(&metrics);
             async move {
+                let started = std::time::Instant::now();
                 let method = req.method().clone();
                 let path = req.uri().path().to_owned();
-                Ok(match ep.call(req).await {
+                let id = request_id(&req);
+                let mut resp = match ep.call(req).await {
                     Ok(resp) => plain_json_content_type(resp.into_response()),
                     Err(err) => {
                         // The first request to meet an outage marks it, so the
@@ -188,7 +234,33 @@ pub fn app(service: AuthService) -> impl Endpoint<Output = Response> {
                         }
                         error_response(err, &method, &path, &table)
                     }
-                })
+                };
+                // One line and one sample per request: the route template,
+                // never the raw path, query or headers (tokens live there).
+                let route = table.template(&path);
+                let status = resp.status().as_u16();
+                let elapsed = started.elapsed();
+                metrics
+                    .requests
+                    .with_label_values(&[route, method.as_str(), &status.to_string()])
+                    .inc();
+                metrics
+                    .latency
+                    .with_label_values(&[route])
+                    .observe(elapsed.as_secs_f64());
+                tracing::info!(
+                    target: "tessera::access",
+                    method = %method,
+                    route,
+                    status,
+                    latency_ms = elapsed.as_secs_f64() * 1000.0,
+                    request_id = %id,
+                    "request"
+                );
+                if let Ok(v) = HeaderValue::from_str(&id) {
+                    resp.headers_mut().insert("x-request-id", v);
+                }
+                Ok(resp)
             }
         })
         .map_to_response()

@@ -26,6 +26,13 @@ error_set!(
 
 pub struct OpsApi;
 
+#[derive(poem_openapi::ApiResponse)]
+pub enum MetricsResponse {
+    /// Prometheus text exposition format.
+    #[oai(status = 200, content_type = "text/plain; version=0.0.4")]
+    Ok(poem_openapi::payload::PlainText<String>),
+}
+
 #[OpenApi]
 impl OpsApi {
     /// Liveness: the process answers
@@ -39,6 +46,25 @@ impl OpsApi {
         Json(Status {
             status: "ok".into(),
         })
+    }
+
+    /// Prometheus metrics
+    ///
+    /// Requests by route and status, latency histograms, logins, tokens
+    /// issued, refreshed and blacklisted, verification failures by reason,
+    /// password-hash queue depth. Expose it to your monitoring only.
+    #[oai(
+        path = "/metrics",
+        method = "get",
+        tag = "Tag::Operations",
+        operation_id = "metrics"
+    )]
+    async fn metrics(&self, service: poem::web::Data<&AuthService>) -> MetricsResponse {
+        service
+            .metrics
+            .hash_queue_depth
+            .set(service.hasher.queue_depth());
+        MetricsResponse::Ok(poem_openapi::payload::PlainText(service.metrics.render()))
     }
 
     /// Readiness: the database answers

@@ -365,9 +365,11 @@ pub fn tessera(dir: &std::path::Path, env: &[(&str, &str)]) -> Command {
 }
 
 /// Starts `tessera serve` in `dir` on a free port and waits until it answers.
+/// Its log is collected as it comes (a full pipe would stall the server).
 pub struct Server {
     pub child: std::process::Child,
     pub port: u16,
+    log: std::thread::JoinHandle<String>,
 }
 
 impl Server {
@@ -384,12 +386,18 @@ impl Server {
             ("TESSERA__PASSWORD__ARGON2_ITERATIONS", "1"),
         ];
         all.extend_from_slice(env);
-        let child = tessera(dir, &all)
+        let mut child = tessera(dir, &all)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let server = Self { child, port };
+        let mut stderr = child.stderr.take().unwrap();
+        let log = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+            text
+        });
+        let server = Self { child, port, log };
         for _ in 0..100 {
             if reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
                 .await
@@ -407,13 +415,10 @@ impl Server {
     }
 
     /// SIGTERM, then the exit status and everything it logged.
-    pub fn stop(self) -> (std::process::ExitStatus, String) {
+    pub fn stop(mut self) -> (std::process::ExitStatus, String) {
         send_sigterm(self.child.id());
-        let out = self.child.wait_with_output().unwrap();
-        (
-            out.status,
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        let status = self.child.wait().unwrap();
+        (status, self.log.join().unwrap_or_default())
     }
 }
 

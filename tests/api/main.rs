@@ -10,6 +10,7 @@ mod errors;
 mod forward;
 mod login;
 mod me;
+mod observability;
 mod opaque;
 mod races;
 mod refresh;

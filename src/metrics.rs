@@ -1,0 +1,146 @@
+//! Prometheus metrics, in one registry owned by the service (no global
+//! state). Labels are fixed vocabularies (route templates, outcomes, reasons):
+//! no user input, token or key ever becomes a label.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+
+use crate::tokens::TokenError;
+
+pub struct Metrics {
+    registry: Registry,
+    pub requests: IntCounterVec,
+    pub latency: HistogramVec,
+    pub logins: IntCounterVec,
+    pub tokens_issued: IntCounterVec,
+    pub refreshed: IntCounter,
+    pub blacklisted: IntCounter,
+    pub verification_failures: IntCounterVec,
+    pub hash_queue_depth: IntGauge,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+/// The `reason` label of a refused token.
+pub fn reason(e: &TokenError) -> &'static str {
+    match e {
+        TokenError::Invalid => "invalid",
+        TokenError::Expired => "expired",
+        TokenError::WrongType => "wrong_type",
+        TokenError::NoType => "no_type",
+        TokenError::NoId => "no_id",
+        TokenError::NoExp => "no_exp",
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry =
+            Registry::new_custom(Some("tessera".into()), None).expect("a valid metric prefix");
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests by route template, method and status",
+            ),
+            &["route", "method", "status"],
+        )
+        .expect("valid metric");
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "HTTP request latency by route template",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ]),
+            &["route"],
+        )
+        .expect("valid metric");
+        let logins = IntCounterVec::new(
+            Opts::new(
+                "logins_total",
+                "Logins by credential kind (jwt, token) and outcome (ok, failed)",
+            ),
+            &["kind", "outcome"],
+        )
+        .expect("valid metric");
+        let tokens_issued = IntCounterVec::new(
+            Opts::new(
+                "tokens_issued_total",
+                "Tokens issued by type (access, refresh, opaque)",
+            ),
+            &["type"],
+        )
+        .expect("valid metric");
+        let refreshed = IntCounter::new("tokens_refreshed_total", "Successful refreshes")
+            .expect("valid metric");
+        let blacklisted = IntCounter::new(
+            "tokens_blacklisted_total",
+            "Refresh tokens blacklisted (logout and rotation)",
+        )
+        .expect("valid metric");
+        let verification_failures = IntCounterVec::new(
+            Opts::new(
+                "token_verification_failures_total",
+                "Refused tokens by reason",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
+        let hash_queue_depth = IntGauge::new(
+            "password_hash_queue_depth",
+            "Password hashes waiting for or running on the hashing pool",
+        )
+        .expect("valid metric");
+        for m in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(latency.clone()),
+            Box::new(logins.clone()),
+            Box::new(tokens_issued.clone()),
+            Box::new(refreshed.clone()),
+            Box::new(blacklisted.clone()),
+            Box::new(verification_failures.clone()),
+            Box::new(hash_queue_depth.clone()),
+        ] {
+            registry.register(m).expect("metric names are unique");
+        }
+        Self {
+            registry,
+            requests,
+            latency,
+            logins,
+            tokens_issued,
+            refreshed,
+            blacklisted,
+            verification_failures,
+            hash_queue_depth,
+        }
+    }
+
+    pub fn token_refused(&self, e: &TokenError) {
+        self.verification_failures
+            .with_label_values(&[reason(e)])
+            .inc();
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("text encoding of gathered metrics");
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,281 @@
+//! Metrics, the request log, and what must never reach either.
+
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+fn metric(text: &str, name_and_labels: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(name_and_labels))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{name_and_labels} missing from\n{text}"))
+}
+
+#[tokio::test]
+async fn metrics_count_what_happens() {
+    let app = spawn_app_with(&[
+        ("TESSERA__JWT__ROTATE_REFRESH_TOKENS", "true"),
+        ("TESSERA__JWT__BLACKLIST_AFTER_ROTATION", "true"),
+    ])
+    .await;
+    app.register("alice").await;
+    let (refresh, access) = app.login("alice").await;
+    app.post_form(
+        "/api/token/",
+        &[("username", "alice"), ("password", "wrong")],
+    )
+    .await;
+    app.token_login("alice", PASSWORD).await;
+    assert_eq!(app.refresh(&refresh).await.status, 200);
+    assert_eq!(app.refresh(&refresh).await.status, 401);
+    app.me(&access).await;
+    app.me("not.a.jwt").await;
+    let a = app.get("/metrics", None).await;
+    assert_eq!(a.status, 200);
+    assert!(a.header("content-type").unwrap().starts_with("text/plain"));
+    let m = &a.text;
+    assert_eq!(
+        metric(m, r#"tessera_logins_total{kind="jwt",outcome="ok"}"#),
+        1.0
+    );
+    assert_eq!(
+        metric(m, r#"tessera_logins_total{kind="jwt",outcome="failed"}"#),
+        1.0
+    );
+    assert_eq!(
+        metric(m, r#"tessera_logins_total{kind="token",outcome="ok"}"#),
+        1.0
+    );
+    assert_eq!(
+        metric(m, r#"tessera_tokens_issued_total{type="opaque"}"#),
+        1.0
+    );
+    assert_eq!(
+        metric(m, r#"tessera_tokens_issued_total{type="access"}"#),
+        2.0
+    );
+    assert_eq!(
+        metric(m, r#"tessera_tokens_issued_total{type="refresh"}"#),
+        2.0
+    );
+    assert_eq!(metric(m, "tessera_tokens_refreshed_total"), 1.0);
+    assert_eq!(metric(m, "tessera_tokens_blacklisted_total"), 1.0);
+    assert_eq!(
+        metric(
+            m,
+            r#"tessera_token_verification_failures_total{reason="blacklisted"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            m,
+            r#"tessera_token_verification_failures_total{reason="invalid"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            m,
+            r#"tessera_http_requests_total{method="POST",route="/api/token",status="401"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            m,
+            r#"tessera_http_requests_total{method="GET",route="/api/v1/auth/users/me",status="200"}"#
+        ),
+        1.0
+    );
+    assert!(
+        m.contains(r#"tessera_http_request_duration_seconds_bucket{route="/api/token/refresh""#)
+    );
+    assert_eq!(metric(m, "tessera_password_hash_queue_depth"), 0.0);
+}
+
+#[tokio::test]
+async fn request_ids_are_kept_or_made() {
+    let app = spawn_app().await;
+    let a = Answer::from(
+        app.client
+            .get(app.url("/healthz"))
+            .header("x-request-id", "trace-42")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(a.header("x-request-id"), Some("trace-42"));
+    let a = Answer::from(
+        app.client
+            .get(app.url("/healthz"))
+            .header("x-request-id", "bad id\twith spaces")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let made = a.header("x-request-id").unwrap();
+    assert_eq!(made.len(), 32, "an unusable id is replaced: {made}");
+    let b = app.get("/healthz", None).await;
+    assert_ne!(b.header("x-request-id"), Some(made));
+}
+
+/// A whole session against the real binary, logging JSON at debug level:
+/// no password, token, key or hash may appear in the log or the metrics.
+#[tokio::test]
+async fn secrets_never_reach_the_log_or_the_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database_url(&dir).await;
+    let signing_key = "log-hygiene-signing-key-0123456789abcdef-0123456789";
+    let server = Server::start(
+        dir.path(),
+        &[
+            ("DATABASE_URL", url.as_str()),
+            ("TESSERA__JWT__SIGNING_KEY", signing_key),
+            ("TESSERA__LOG__FORMAT", "json"),
+            ("TESSERA__LOG__LEVEL", "debug"),
+            ("TESSERA__JWT__ROTATE_REFRESH_TOKENS", "true"),
+        ],
+    )
+    .await;
+    let c = reqwest::Client::new();
+    let password = "Sup3r-Secret-Passw0rd!";
+    let new_password = "An0ther-Secret-Passw0rd?";
+    let post = |path: &str, body: Value, auth: Option<String>| {
+        let mut r = c
+            .post(server.url(path))
+            .json(&body)
+            .header("x-request-id", "hygiene-1");
+        if let Some(a) = auth {
+            r = r.header("authorization", a);
+        }
+        r.send()
+    };
+    post(
+        "/api/v1/auth/users/",
+        json!({"username": "alice", "password": password}),
+        None,
+    )
+    .await
+    .unwrap();
+    let pair: Value = post(
+        "/api/token/",
+        json!({"username": "alice", "password": password}),
+        None,
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    post(
+        "/api/token/",
+        json!({"username": "alice", "password": "wrong-password-attempt"}),
+        None,
+    )
+    .await
+    .unwrap();
+    let (access, refresh) = (
+        pair["access"].as_str().unwrap().to_owned(),
+        pair["refresh"].as_str().unwrap().to_owned(),
+    );
+    let refreshed: Value = post("/api/token/refresh/", json!({ "refresh": refresh }), None)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key: Value = post(
+        "/auth/token/login/",
+        json!({"username": "alice", "password": password}),
+        None,
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let key = key["auth_token"].as_str().unwrap().to_owned();
+    c.get(server.url("/api/v1/auth/users/me/"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    c.get(server.url("/api/v1/auth/forward/"))
+        .header("authorization", format!("Token {key}"))
+        .send()
+        .await
+        .unwrap();
+    c.get(server.url("/api/v1/auth/users/me/"))
+        .bearer_auth("forged.token.value")
+        .send()
+        .await
+        .unwrap();
+    post("/api/token/verify/", json!({ "token": access }), None)
+        .await
+        .unwrap();
+    post(
+        "/api/v1/auth/users/set_password/",
+        json!({"current_password": password, "new_password": new_password}),
+        Some(format!("Bearer {access}")),
+    )
+    .await
+    .unwrap();
+    post(
+        "/api/token/blacklist/",
+        json!({ "refresh": refreshed["refresh"] }),
+        None,
+    )
+    .await
+    .unwrap();
+    post(
+        "/auth/token/logout/",
+        json!({}),
+        Some(format!("Token {key}")),
+    )
+    .await
+    .unwrap();
+    let metrics = c
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let (status, log) = server.stop();
+    assert!(status.success());
+    assert!(
+        log.contains("\"request_id\":\"hygiene-1\""),
+        "the request log is there: {log}"
+    );
+    assert!(
+        log.lines()
+            .filter(|l| l.contains("tessera::access"))
+            .count()
+            >= 12,
+        "{log}"
+    );
+    let hash_prefix = "$argon2id$";
+    let secrets = [
+        password,
+        new_password,
+        "wrong-password-attempt",
+        signing_key,
+        &access,
+        &refresh,
+        refreshed["access"].as_str().unwrap(),
+        &key,
+        &access[access.len() - 20..],
+        &key[..20],
+        hash_prefix,
+        "forged.token.value",
+    ];
+    for secret in secrets {
+        assert!(!log.contains(secret), "the log contains {secret}");
+        assert!(!metrics.contains(secret), "the metrics contain {secret}");
+    }
+}
