@@ -1,0 +1,86 @@
+//! The costs behind a login and an opaque-key request: argon2id hashing and
+//! verification at the configured (production) cost, and the database lookup
+//! of an opaque key. `cargo bench --bench auth`.
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use tessera::config::Settings;
+use tessera::passwords::PasswordHasher;
+
+fn settings(dir: &std::path::Path) -> Settings {
+    let url = format!("sqlite://{}?mode=rwc", dir.join("bench.db").display());
+    let env = [
+        ("DATABASE_URL".to_owned(), url),
+        (
+            "TESSERA__JWT__SIGNING_KEY".to_owned(),
+            "bench-secret-bench-secret-bench-secret-0123456789".to_owned(),
+        ),
+    ];
+    Settings::load_from(None, env.into_iter().collect()).expect("settings")
+}
+
+fn passwords(c: &mut Criterion) {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let s = settings(dir.path());
+    let hasher = PasswordHasher::new(&s.password).expect("hasher");
+    let hash = rt
+        .block_on(hasher.hash("Tr0ub4dor_3xyz".into()))
+        .expect("hash");
+    let mut g = c.benchmark_group("argon2id (19 MiB, t=2, p=1)");
+    g.sample_size(10);
+    g.bench_function("hash", |b| {
+        b.iter(|| {
+            rt.block_on(hasher.hash("Tr0ub4dor_3xyz".into()))
+                .expect("hash")
+        })
+    });
+    g.bench_function("verify", |b| {
+        b.iter(|| {
+            rt.block_on(hasher.verify("Tr0ub4dor_3xyz".into(), Some(hash.clone())))
+                .expect("verify")
+        })
+    });
+    g.finish();
+}
+
+fn opaque_keys(c: &mut Criterion) {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut s = settings(dir.path());
+    s.password.argon2_memory_kib = 64;
+    s.password.argon2_iterations = 1;
+    let service = rt
+        .block_on(tessera::startup::build_service(s))
+        .expect("service");
+    let user = rt
+        .block_on(service.register(tessera::service::Registration {
+            username: "bench".into(),
+            email: String::new(),
+            password: "Tr0ub4dor_3xyz".into(),
+            is_staff: false,
+            is_superuser: false,
+        }))
+        .expect("user");
+    let key = rt
+        .block_on(tessera::opaque::create(
+            &service.db,
+            user.id,
+            chrono::Utc::now(),
+        ))
+        .expect("key");
+    c.bench_function("opaque key: digest + lookup with its user (SQLite)", |b| {
+        b.iter(|| {
+            rt.block_on(service.authenticate_key(&key))
+                .expect("valid key")
+        })
+    });
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(std::time::Duration::from_millis(500))
+        .measurement_time(std::time::Duration::from_secs(3));
+    targets = passwords, opaque_keys
+}
+criterion_main!(benches);
