@@ -131,12 +131,12 @@ pub async fn parse_fields(
                     python_type_name(&other)
                 ),
             ))),
-            Err(e) => Err(ApiError::JsonParse(e.to_string())),
+            Err(e) => Err(ApiError::Malformed(format!("JSON parse error - {e}"))),
         };
     }
     if mime == "application/x-www-form-urlencoded" {
         let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes)
-            .map_err(|e| ApiError::JsonParse(format!("form parse error: {e}")))?;
+            .map_err(|e| ApiError::Malformed(format!("Form parse error - {e}")))?;
         // As Django's QueryDict.get: the last value of a repeated key wins.
         return Ok(pairs
             .into_iter()
@@ -147,13 +147,13 @@ pub async fn parse_fields(
         let mut body = RequestBody::new(Body::from_vec(bytes));
         let mut multipart = <Multipart as FromRequest>::from_request(req, &mut body)
             .await
-            .map_err(|e| ApiError::JsonParse(format!("multipart parse error: {e}")))?;
+            .map_err(|e| ApiError::Malformed(format!("Multipart form parse error - {e}")))?;
         let mut map = Map::new();
         loop {
             let field = multipart
                 .next_field()
                 .await
-                .map_err(|e| ApiError::JsonParse(format!("multipart parse error: {e}")))?;
+                .map_err(|e| ApiError::Malformed(format!("Multipart form parse error - {e}")))?;
             let Some(field) = field else { break };
             let Some(name) = field.name().map(str::to_owned) else {
                 continue;
@@ -165,7 +165,7 @@ pub async fn parse_fields(
             let text = field
                 .text()
                 .await
-                .map_err(|e| ApiError::JsonParse(format!("multipart parse error: {e}")))?;
+                .map_err(|e| ApiError::Malformed(format!("Multipart form parse error - {e}")))?;
             map.insert(name, Value::String(text));
         }
         return Ok(map);
@@ -192,7 +192,7 @@ pub async fn read_limited(req: &Request, body: &mut RequestBody) -> Result<Vec<u
     match body.into_bytes_limit(MAX_BODY_BYTES).await {
         Ok(bytes) => Ok(bytes.to_vec()),
         Err(poem::error::ReadBodyError::PayloadTooLarge) => Err(too_large),
-        Err(e) => Err(ApiError::JsonParse(format!(
+        Err(e) => Err(ApiError::Malformed(format!(
             "cannot read the request body: {e}"
         ))),
     }

@@ -55,8 +55,10 @@ pub struct Detail {
 pub enum ApiError {
     #[error("validation failed")]
     Validation(FieldErrors),
-    #[error("malformed JSON: {0}")]
-    JsonParse(String),
+    /// A body that cannot be parsed; the text is DRF's whole `detail`
+    /// (`JSON parse error - ...`, `Multipart form parse error - ...`).
+    #[error("malformed body: {0}")]
+    Malformed(String),
     /// A refresh/verify/blacklist token was refused.
     #[error("token refused: {0}")]
     Token(TokenError),
@@ -143,7 +145,7 @@ fn coded(text: impl Into<String>, code: &str) -> Detail {
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::Validation(_) | Self::JsonParse(_) => StatusCode::BAD_REQUEST,
+            Self::Validation(_) | Self::Malformed(_) => StatusCode::BAD_REQUEST,
             Self::Token(_)
             | Self::Blacklisted
             | Self::AccessToken(_)
@@ -169,7 +171,7 @@ impl ApiError {
     fn body(&self) -> Result<Vec<u8>, serde_json::Error> {
         let d = match self {
             Self::Validation(fields) => return serde_json::to_vec(fields),
-            Self::JsonParse(reason) => detail(format!("JSON parse error - {reason}")),
+            Self::Malformed(text) => detail(text.clone()),
             Self::Token(e) => coded(e.to_string(), "token_not_valid"),
             Self::Blacklisted => coded("Token is blacklisted", "token_not_valid"),
             Self::AccessToken(e) => Detail {

@@ -91,6 +91,18 @@ async fn bodies_that_cannot_be_read() {
         a.json,
         json!({"non_field_errors": ["Invalid data. Expected a dictionary, but got str."]})
     );
+    let a = app
+        .post_raw("/api/token/", Some("multipart/form-data"), "username=alice")
+        .await;
+    assert_eq!(a.status, 400);
+    assert!(
+        a.json["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("Multipart form parse error - "),
+        "{}",
+        a.text
+    );
     // An empty body is an empty form, as DRF reads it.
     let a = app.post_raw("/api/token/verify/", None, "").await;
     assert_eq!(
