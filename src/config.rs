@@ -76,6 +76,9 @@ pub struct ServerSettings {
     pub port: u16,
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    pub max_header_bytes: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -216,6 +219,7 @@ pub struct PasswordSettings {
     pub argon2_iterations: u32,
     pub argon2_parallelism: u32,
     pub hash_workers: usize,
+    pub hash_queue: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -312,6 +316,18 @@ impl Settings {
             return Err(ConfigError::key(
                 "database.url",
                 "must start with sqlite:, postgres:// or postgresql://",
+            ));
+        }
+        if self.server.request_timeout.is_zero() {
+            return Err(ConfigError::key(
+                "server.request_timeout",
+                "must be longer than 0s",
+            ));
+        }
+        if self.server.max_header_bytes < 1024 {
+            return Err(ConfigError::key(
+                "server.max_header_bytes",
+                "must be at least 1024",
             ));
         }
         if db.health_probe_interval.is_zero() {

@@ -22,6 +22,9 @@ pub enum PasswordError {
     Hash(String),
     #[error("the password hashing pool is closed")]
     PoolClosed,
+    /// More password checks are waiting than `password.hash_queue` allows.
+    #[error("the password hashing queue is full")]
+    Busy,
 }
 
 /// Hashes and verifies passwords with the configured argon2id cost.
@@ -35,6 +38,8 @@ struct Inner {
     permits: Semaphore,
     /// Hashes waiting for a slot or running.
     queued: std::sync::atomic::AtomicI64,
+    /// The most that may be waiting or running at once.
+    capacity: i64,
     workers: usize,
     /// A real hash of a random password with the configured cost: verifying
     /// against it makes a login for an unknown user cost what a wrong
@@ -83,6 +88,8 @@ impl PasswordHasher {
                 argon2,
                 permits: Semaphore::new(workers),
                 queued: std::sync::atomic::AtomicI64::new(0),
+                capacity: i64::try_from(workers.saturating_add(settings.hash_queue))
+                    .unwrap_or(i64::MAX),
                 workers,
                 dummy_hash,
             }),
@@ -107,10 +114,14 @@ impl PasswordHasher {
                 self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
             }
         }
-        self.inner
+        let before = self
+            .inner
             .queued
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let _queued = Queued(&self.inner.queued);
+        if before >= self.inner.capacity {
+            return Err(PasswordError::Busy);
+        }
         let _permit = self
             .inner
             .permits
@@ -178,6 +189,7 @@ mod tests {
             argon2_iterations: 1,
             argon2_parallelism: 1,
             hash_workers: 2,
+            hash_queue: 8,
         }
     }
 

@@ -101,6 +101,13 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("database unavailable")]
     Unavailable,
+    /// The password-hashing queue is full.
+    #[error("busy")]
+    Busy,
+    #[error("request timed out")]
+    Timeout,
+    #[error("request headers too large")]
+    HeadersTooLarge,
     #[error("internal error")]
     Internal,
 }
@@ -122,6 +129,9 @@ impl From<StoreError> for ApiError {
 
 impl From<crate::passwords::PasswordError> for ApiError {
     fn from(err: crate::passwords::PasswordError) -> Self {
+        if matches!(err, crate::passwords::PasswordError::Busy) {
+            return Self::Busy;
+        }
         tracing::error!(error = %err, "password hashing failed");
         Self::Internal
     }
@@ -163,7 +173,8 @@ impl ApiError {
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable | Self::Busy | Self::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+            Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -218,6 +229,9 @@ impl ApiError {
                 detail(format!("Unsupported media type \"{ct}\" in request."))
             }
             Self::Unavailable => detail("Service temporarily unavailable, try again later."),
+            Self::Busy => detail("Too many password checks in progress, try again later."),
+            Self::Timeout => detail("The request took too long."),
+            Self::HeadersTooLarge => detail("Request header fields too large."),
             Self::Internal => detail("A server error occurred."),
         };
         serde_json::to_vec(&d)
@@ -240,6 +254,9 @@ impl ApiError {
             }
             Self::Unavailable => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            Self::Busy | Self::Timeout => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             _ => {}
         }

@@ -200,6 +200,8 @@ fn request_id(req: &poem::Request) -> String {
 }
 
 pub fn app(service: AuthService) -> impl Endpoint<Output = Response> {
+    let request_timeout = service.settings.server.request_timeout;
+    let max_header_bytes = service.settings.server.max_header_bytes;
     let health = service.health.clone();
     let metrics = Arc::clone(&service.metrics);
     let api = openapi();
@@ -221,7 +223,19 @@ pub fn app(service: AuthService) -> impl Endpoint<Output = Response> {
                 let method = req.method().clone();
                 let path = req.uri().path().to_owned();
                 let id = request_id(&req);
-                let mut resp = match ep.call(req).await {
+                let header_bytes: usize = req
+                    .headers()
+                    .iter()
+                    .map(|(k, v)| k.as_str().len() + v.len())
+                    .sum();
+                let outcome = if header_bytes > max_header_bytes {
+                    Err(ApiError::HeadersTooLarge.into())
+                } else {
+                    tokio::time::timeout(request_timeout, ep.call(req))
+                        .await
+                        .unwrap_or_else(|_| Err(ApiError::Timeout.into()))
+                };
+                let mut resp = match outcome {
                     Ok(resp) => plain_json_content_type(resp.into_response()),
                     Err(err) => {
                         // The first request to meet an outage marks it, so the

@@ -8,6 +8,7 @@ mod cli;
 mod docs;
 mod errors;
 mod forward;
+mod limits;
 mod login;
 mod me;
 mod observability;
