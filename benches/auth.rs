@@ -76,11 +76,59 @@ fn opaque_keys(c: &mut Criterion) {
     });
 }
 
+/// Login for an unknown user, with a wrong password and for an inactive user
+/// must cost the same: the three medians should agree within noise.
+fn login_timing(c: &mut Criterion) {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let service = rt
+        .block_on(tessera::startup::build_service(settings(dir.path())))
+        .expect("service");
+    let register = |name: &str| {
+        rt.block_on(service.register(tessera::service::Registration {
+            username: name.into(),
+            email: String::new(),
+            password: "Tr0ub4dor_3xyz".into(),
+            is_staff: false,
+            is_superuser: false,
+        }))
+        .expect("user")
+    };
+    register("alice");
+    let ivan = register("ivan");
+    rt.block_on(async {
+        use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+        entity::users::ActiveModel {
+            id: Set(ivan.id),
+            is_active: Set(false),
+            ..Default::default()
+        }
+        .update(&service.db)
+        .await
+        .expect("deactivate")
+    });
+    let mut g = c.benchmark_group("failed login (production argon2id)");
+    g.sample_size(20);
+    for (case, username, password) in [
+        ("unknown user", "nobody", "Tr0ub4dor_3xyz"),
+        ("wrong password", "alice", "wrong-password"),
+        ("inactive user", "ivan", "Tr0ub4dor_3xyz"),
+    ] {
+        g.bench_function(case, |b| {
+            b.iter(|| {
+                let r = rt.block_on(service.authenticate(username, password.into()));
+                assert!(r.is_err());
+            })
+        });
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(std::time::Duration::from_millis(500))
         .measurement_time(std::time::Duration::from_secs(3));
-    targets = passwords, opaque_keys
+    targets = passwords, opaque_keys, login_timing
 }
 criterion_main!(benches);
