@@ -8,7 +8,9 @@ use poem::http::{HeaderValue, Method, StatusCode, header};
 use poem::{IntoResponse, Response};
 use poem_openapi::ApiResponse;
 use poem_openapi::Object;
-use poem_openapi::registry::{MetaHeader, MetaMediaType, MetaResponse, MetaResponses, Registry};
+use poem_openapi::registry::{
+    MetaHeader, MetaMediaType, MetaResponse, MetaResponses, MetaSchema, MetaSchemaRef, Registry,
+};
 use poem_openapi::types::Type;
 use serde::Serialize;
 
@@ -350,7 +352,14 @@ impl<S: ErrorSet> ApiResponse for Errors<S> {
             .iter()
             .map(|&status| {
                 let schema = if status == 400 {
-                    <HashMap<String, Vec<String>> as Type>::schema_ref()
+                    // Field errors, or `{"detail"}` for a body that cannot be parsed.
+                    MetaSchemaRef::Inline(Box::new(MetaSchema {
+                        any_of: vec![
+                            <HashMap<String, Vec<String>> as Type>::schema_ref(),
+                            <Detail as Type>::schema_ref(),
+                        ],
+                        ..MetaSchema::ANY
+                    }))
                 } else {
                     <Detail as Type>::schema_ref()
                 };
