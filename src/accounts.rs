@@ -57,7 +57,8 @@ impl AuthService {
             AuthError::BadCredentials => failed(),
             other => other,
         })?;
-        let now = Utc::now();
+        // As for JWTs: a key made in the second of a revocation is dated after it.
+        let now = crate::service::not_before_revocation(&user).await;
         // Django's user_logged_in signal records the login.
         users::set_last_login(self.store()?, user.id, now).await?;
         let key = opaque::create(self.store()?, user.id, now).await?;
@@ -87,6 +88,14 @@ impl AuthService {
         }
         if !user.is_active {
             return Err(AuthError::KeyUserInactive);
+        }
+        // A key that slipped in while a password change was committing.
+        if user
+            .tokens_valid_after
+            .is_some_and(|after| token.created_at < after)
+        {
+            opaque::delete(self.store()?, token.id).await?;
+            return Err(AuthError::InvalidKey);
         }
         Ok((user, token.id))
     }

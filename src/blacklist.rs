@@ -41,12 +41,23 @@ pub async fn contains(db: &DatabaseConnection, jti: &str) -> Result<bool, StoreE
     Ok(n > 0)
 }
 
-/// Deletes rows whose token has expired (they can no longer be presented),
+/// The purge cutoff: a row may go once its token can no longer pass
+/// verification anywhere, that is after `exp + leeway`, with a margin for
+/// clocks that disagree between instances.
+pub fn purge_cutoff(now: DateTime<Utc>, leeway: std::time::Duration) -> DateTime<Utc> {
+    const CLOCK_MARGIN: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+    let leeway = chrono::TimeDelta::from_std(leeway).unwrap_or(chrono::TimeDelta::MAX);
+    now.checked_sub_signed(leeway)
+        .and_then(|t| t.checked_sub_signed(CLOCK_MARGIN))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// Deletes rows whose token expired before `before` (see [`purge_cutoff`]),
 /// `batch` at a time so no statement holds the table for long. Returns the
 /// number deleted.
 pub async fn purge_expired(
     db: &DatabaseConnection,
-    now: DateTime<Utc>,
+    before: DateTime<Utc>,
     batch: u64,
 ) -> Result<u64, StoreError> {
     let mut total = 0;
@@ -54,7 +65,7 @@ pub async fn purge_expired(
         let ids: Vec<i64> = token_blacklist::Entity::find()
             .select_only()
             .column(token_blacklist::Column::Id)
-            .filter(token_blacklist::Column::ExpiresAt.lt(now))
+            .filter(token_blacklist::Column::ExpiresAt.lt(before))
             .limit(batch)
             .into_tuple()
             .all(db)

@@ -232,7 +232,8 @@ fn keys_generate(
 
 async fn flush(settings: Settings) -> Result<(), CliError> {
     let conn = db::connect(&settings.database).await.map_err(failed)?;
-    let n = blacklist::purge_expired(&conn, Utc::now(), 1000)
+    let cutoff = blacklist::purge_cutoff(Utc::now(), settings.jwt.leeway);
+    let n = blacklist::purge_expired(&conn, cutoff, settings.blacklist.purge_batch)
         .await
         .map_err(failed)?;
     eprintln!("tessera: deleted {n} expired blacklist rows");

@@ -35,7 +35,7 @@ pub struct PasswordHasher {
 
 struct Inner {
     argon2: Argon2<'static>,
-    permits: Semaphore,
+    permits: Arc<Semaphore>,
     /// Hashes waiting for a slot or running.
     queued: std::sync::atomic::AtomicI64,
     /// The most that may be waiting or running at once.
@@ -86,7 +86,7 @@ impl PasswordHasher {
         Ok(Self {
             inner: Arc::new(Inner {
                 argon2,
-                permits: Semaphore::new(workers),
+                permits: Arc::new(Semaphore::new(workers)),
                 queued: std::sync::atomic::AtomicI64::new(0),
                 capacity: i64::try_from(workers.saturating_add(settings.hash_queue))
                     .unwrap_or(i64::MAX),
@@ -101,38 +101,43 @@ impl PasswordHasher {
         self.inner.queued.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Runs `f` on a blocking thread once a pool slot is free.
+    /// Runs `f` on a blocking thread once a pool slot is free. The slot and
+    /// the queue count move into the blocking job: a request dropped while
+    /// its hash runs (client gone, timeout) still holds its place until the
+    /// hash ends, so the bounds hold however requests end.
     async fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Inner) -> T + Send + 'static,
     ) -> Result<T, PasswordError> {
-        /// Counts the hash as queued until it is done, even if the request
-        /// is dropped while waiting.
-        struct Queued<'a>(&'a std::sync::atomic::AtomicI64);
-        impl Drop for Queued<'_> {
+        struct Queued(Arc<Inner>);
+        impl Drop for Queued {
             fn drop(&mut self) {
-                self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                self.0
+                    .queued
+                    .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
             }
         }
         let before = self
             .inner
             .queued
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let _queued = Queued(&self.inner.queued);
+        let queued = Queued(Arc::clone(&self.inner));
         if before >= self.inner.capacity {
             return Err(PasswordError::Busy);
         }
-        let _permit = self
-            .inner
-            .permits
-            .acquire()
+        let permit = Arc::clone(&self.inner.permits)
+            .acquire_owned()
             .await
             .map_err(|_| PasswordError::PoolClosed)?;
-        let inner = Arc::clone(&self.inner);
         let span = tracing::Span::current();
-        tokio::task::spawn_blocking(move || span.in_scope(|| f(&inner)))
-            .await
-            .map_err(|e| PasswordError::Hash(e.to_string()))
+        tokio::task::spawn_blocking(move || {
+            let result = span.in_scope(|| f(&queued.0));
+            drop(permit);
+            drop(queued);
+            result
+        })
+        .await
+        .map_err(|e| PasswordError::Hash(e.to_string()))
     }
 
     /// The argon2id PHC string of `password`, with a fresh random salt.

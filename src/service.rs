@@ -128,7 +128,7 @@ fn issued_before_revocation(claims: &Claims, user: &User) -> bool {
 /// user's tokens were revoked, the start of the next second (waiting for it),
 /// so a token from just before a password change is refused and one from
 /// just after is not.
-async fn not_before_revocation(user: &User) -> DateTime<Utc> {
+pub(crate) async fn not_before_revocation(user: &User) -> DateTime<Utc> {
     let now = Utc::now();
     match user.tokens_valid_after {
         Some(after) if after > now => {
@@ -182,8 +182,14 @@ impl AuthService {
         let user = users::find_by_username(self.store()?, username).await?;
         let stored = user.as_ref().map(|u| u.password.clone());
         let matches = self.hasher.verify(password, stored).await?;
-        match user {
-            Some(user) if matches && user.is_active => Ok(user),
+        let user = match user {
+            Some(user) if matches && user.is_active => user,
+            _ => return Err(AuthError::BadCredentials),
+        };
+        // The check may have waited for the hashing pool: a password change
+        // or deactivation committed meanwhile must win over this login.
+        match users::find_by_id(self.store()?, user.id).await? {
+            Some(fresh) if fresh.password == user.password && fresh.is_active => Ok(fresh),
             _ => Err(AuthError::BadCredentials),
         }
     }

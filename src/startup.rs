@@ -144,7 +144,9 @@ async fn purge_loop(service: AuthService, interval: Duration, batch: u64) {
     loop {
         tokio::time::sleep(interval).await;
         let Ok(db) = service.store() else { continue };
-        match crate::blacklist::purge_expired(db, chrono::Utc::now(), batch).await {
+        let cutoff =
+            crate::blacklist::purge_cutoff(chrono::Utc::now(), service.settings.jwt.leeway);
+        match crate::blacklist::purge_expired(db, cutoff, batch).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(deleted = n, "purged expired blacklist rows"),
             Err(e) => tracing::warn!(error = %e, "blacklist purge failed; will retry"),

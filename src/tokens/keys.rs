@@ -134,6 +134,7 @@ impl VerifyingKey {
         if secret.len() < MIN_HMAC_KEY_BYTES {
             return Err(KeyError::TooShort(what.into(), secret.len()));
         }
+        refuse_pem_as_secret(secret, what)?;
         Ok(Self {
             alg,
             kid,
@@ -296,24 +297,25 @@ impl KeyRing {
         }
     }
 
-    /// The key that must have signed a token with this header `kid`.
+    /// The keys that may have signed a token with this header `kid`.
     ///
-    /// With asymmetric keys, a token without `kid` (as Simple JWT issues) is
-    /// checked against the current key and an unknown `kid` is refused. HMAC
-    /// secrets have no published ids, so there an unknown `kid` (Simple JWT
-    /// passes headers through) falls back to the current secret.
-    pub fn for_kid(&self, kid: Option<&str>) -> Option<&VerifyingKey> {
-        let Some(kid) = kid else {
-            return Some(&self.current.verifying);
-        };
-        let known = std::iter::once(&self.current.verifying)
-            .chain(&self.previous)
-            .find(|k| k.kid.as_deref() == Some(kid));
-        match known {
-            Some(k) => Some(k),
-            None if self.current.algorithm().is_hmac() => Some(&self.current.verifying),
-            None => None,
+    /// A known `kid` names its key. With asymmetric keys, a token without
+    /// `kid` (as Simple JWT issues) is checked against the current key only,
+    /// and an unknown `kid` is refused. HMAC tokens carry no `kid` (and Simple
+    /// JWT passes any header through), so for them the current secret and
+    /// then the retired HMAC secrets are tried: rotating a shared secret
+    /// logs nobody out either.
+    pub fn candidates(&self, kid: Option<&str>) -> Vec<&VerifyingKey> {
+        let all = || std::iter::once(&self.current.verifying).chain(&self.previous);
+        if let Some(k) = kid.and_then(|kid| all().find(|k| k.kid.as_deref() == Some(kid))) {
+            return vec![k];
         }
+        if kid.is_some() && !self.current.algorithm().is_hmac() {
+            return Vec::new();
+        }
+        let mut keys = vec![&self.current.verifying];
+        keys.extend(self.previous.iter().filter(|k| k.alg.is_hmac()));
+        keys
     }
 
     /// The public keys to publish: current first, HMAC never.
@@ -362,6 +364,19 @@ fn previous_key(
     VerifyingKey::from_public_pem(alg, &material, Some(p.kid.clone()), &what)
 }
 
+/// A PEM document used as an HMAC secret would make a published public key
+/// a signing secret (algorithm confusion by configuration): refused.
+fn refuse_pem_as_secret(secret: &[u8], what: &str) -> Result<(), KeyError> {
+    if secret.trim_ascii_start().starts_with(b"-----BEGIN") {
+        return Err(KeyError::Unfit(
+            what.into(),
+            "HMAC",
+            "this is a PEM key, not a shared secret; set the key's algorithm".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// A secret read from a file, without the trailing newline editors add.
 fn trim_secret(mut bytes: Vec<u8>) -> Vec<u8> {
     while bytes.last().is_some_and(|b| b.is_ascii_whitespace()) {
@@ -387,6 +402,7 @@ fn signing_key_from_settings(settings: &Settings) -> Result<(SigningKey, KeySour
                 if secret.len() < MIN_HMAC_KEY_BYTES {
                     return Err(KeyError::TooShort("jwt.signing_key".into(), secret.len()));
                 }
+                refuse_pem_as_secret(&secret, "jwt.signing_key")?;
                 Ok((SigningKey::hmac(alg, &secret), KeySource::Configured))
             }
             None => generated_hmac_key(settings),

@@ -492,3 +492,79 @@ fn keys_generate_writes_usable_files_and_prints_their_settings() {
         .unwrap();
     assert_eq!(again.status.code(), Some(1));
 }
+
+#[tokio::test]
+async fn rotating_an_hmac_secret_keeps_old_tokens_valid() {
+    let old_secret = "old-shared-secret-0123456789abcdef-0123456789";
+    let before = spawn_app_with(&[("TESSERA__JWT__SIGNING_KEY", old_secret)]).await;
+    before.register("alice").await;
+    let (_, old_access) = before.login("alice").await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tessera.toml");
+    std::fs::write(
+        &config,
+        format!("[[jwt.previous_keys]]\nkid = \"2026-01\"\nverifying_key = \"{old_secret}\"\n"),
+    )
+    .unwrap();
+    let url = fresh_database_url(&dir).await;
+    let mut env = base_env(&url);
+    env.insert(
+        "TESSERA__JWT__SIGNING_KEY".into(),
+        "new-shared-secret-0123456789abcdef-0123456789".into(),
+    );
+    let settings = tessera::config::Settings::load_from(Some(&config), env).unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let (keys, _) = tessera::tokens::KeyRing::from_settings(&settings).unwrap();
+    let svc = tessera::tokens::TokenService::with_keys(keys, &settings.jwt);
+    assert!(
+        svc.verify(&old_access, tessera::tokens::Expect::Access, now)
+            .is_ok(),
+        "the retired secret still verifies"
+    );
+    let fresh = svc.access(1, now).token;
+    assert!(
+        svc.verify(&fresh, tessera::tokens::Expect::Access, now)
+            .is_ok()
+    );
+    assert!(
+        before
+            .service
+            .tokens
+            .verify(&fresh, tessera::tokens::Expect::Access, now)
+            .is_err(),
+        "only the new secret signs"
+    );
+    let stranger = sign_hs256(
+        "a-third-secret-nobody-configured-0123456789",
+        r#"{"alg":"HS256","typ":"JWT"}"#,
+        &claims(&old_access),
+    );
+    assert!(
+        svc.verify(&stranger, tessera::tokens::Expect::Access, now)
+            .is_err()
+    );
+}
+
+#[test]
+fn a_pem_key_is_never_taken_for_an_hmac_secret() {
+    // A retired asymmetric key listed without its algorithm would otherwise
+    // turn its published public PEM into an HMAC signing secret.
+    let dir = tempfile::tempdir().unwrap();
+    let ed = generate(JwtAlgorithm::EdDSA, dir.path()).unwrap();
+    let config = dir.path().join("tessera.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[jwt.previous_keys]]\nkid = \"old\"\nverifying_key_file = \"{}\"\n",
+            ed.public.unwrap().display()
+        ),
+    )
+    .unwrap();
+    let env = base_env("sqlite::memory:");
+    let settings = tessera::config::Settings::load_from(Some(&config), env).unwrap();
+    let err = tessera::tokens::KeyRing::from_settings(&settings)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("PEM key, not a shared secret"), "{err}");
+}

@@ -96,3 +96,41 @@ async fn requests_that_take_too_long_get_503() {
         "quick requests are unaffected"
     );
 }
+
+#[tokio::test]
+async fn a_timed_out_request_keeps_its_hashing_slot_until_the_hash_ends() {
+    // One slot, no queue, a hash far longer than the request timeout: the
+    // first request times out but its hash still runs, so the next one must
+    // find the pool full rather than start a second hash beside it.
+    let app = spawn_app_with(&[
+        ("TESSERA__SERVER__REQUEST_TIMEOUT", "50ms"),
+        ("TESSERA__PASSWORD__HASH_WORKERS", "1"),
+        ("TESSERA__PASSWORD__HASH_QUEUE", "0"),
+        ("TESSERA__PASSWORD__ARGON2_MEMORY_KIB", "65536"),
+        ("TESSERA__PASSWORD__ARGON2_ITERATIONS", "8"),
+    ])
+    .await;
+    let first = app
+        .post_json(
+            "/api/token/",
+            json!({"username": "nobody", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(first.json, json!({"detail": "The request took too long."}));
+    let second = app
+        .post_json(
+            "/api/token/",
+            json!({"username": "nobody", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(second.status, 503);
+    assert_eq!(
+        second.json,
+        json!({"detail": "Too many password checks in progress, try again later."})
+    );
+    let metrics = app.get("/metrics", None).await.text;
+    assert!(
+        metrics.contains("tessera_password_hash_queue_depth 1"),
+        "{metrics}"
+    );
+}

@@ -519,7 +519,12 @@ async fn the_background_purge_deletes_expired_rows() {
     let app = spawn_app_with(&[("TESSERA__BLACKLIST__PURGE_INTERVAL", "100ms")]).await;
     let db = &app.service.db;
     let now = Utc::now();
-    tessera::blacklist::add(db, "gone", None, now - D::seconds(5), now)
+    // Past its expiry plus the leeway and the 5-minute clock margin.
+    tessera::blacklist::add(db, "gone", None, now - D::minutes(6), now)
+        .await
+        .unwrap();
+    // Expired, but recently enough that another instance's clock may still accept it.
+    tessera::blacklist::add(db, "recent", None, now - D::minutes(1), now)
         .await
         .unwrap();
     tessera::blacklist::add(db, "kept", None, now + D::hours(1), now)
@@ -531,4 +536,5 @@ async fn the_background_purge_deletes_expired_rows() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(tessera::blacklist::contains(db, "kept").await.unwrap());
+    assert!(tessera::blacklist::contains(db, "recent").await.unwrap());
 }
