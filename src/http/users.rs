@@ -133,8 +133,7 @@ fn parse_id(id: &str) -> Result<i64, ApiError> {
     id.parse().map_err(|_| ApiError::NotFoundDetail(NOT_FOUND))
 }
 
-/// PUT and PATCH alike (the only writable field, `email`, is optional in
-/// both): validates the body, then updates `user`.
+/// Validates an update body, then updates `user`.
 async fn update(
     service: &AuthService,
     user: User,
@@ -253,29 +252,16 @@ impl UsersApi {
     }
 
     /// Update the current user (email)
+    ///
+    /// PUT and PATCH alike: `email` is the only writable field and optional
+    /// in both; `username` is read-only here (see `set_username/`).
     #[oai(
         path = "/api/v1/auth/users/me/",
         method = "put",
-        tag = "Tag::Users",
-        operation_id = "users_me_update"
-    )]
-    async fn me_put(
-        &self,
-        auth: Auth<JwtOrToken>,
-        service: poem::web::Data<&AuthService>,
-        body: FormBody<UserUpdate>,
-    ) -> Result<Json<UserOut>, Errors<WriteErrors>> {
-        Ok(update(&service, auth.user, &body).await?)
-    }
-
-    /// Partially update the current user (email)
-    #[oai(
-        path = "/api/v1/auth/users/me/",
         method = "patch",
-        tag = "Tag::Users",
-        operation_id = "users_me_partial_update"
+        tag = "Tag::Users"
     )]
-    async fn me_patch(
+    async fn me_update(
         &self,
         auth: Auth<JwtOrToken>,
         service: poem::web::Data<&AuthService>,
@@ -328,31 +314,15 @@ impl UsersApi {
     }
 
     /// Update a user by id (email)
+    ///
+    /// Yourself, or anyone for staff; PUT and PATCH alike.
     #[oai(
         path = "/api/v1/auth/users/:id/",
         method = "put",
-        tag = "Tag::Users",
-        operation_id = "users_update"
+        method = "patch",
+        tag = "Tag::Users"
     )]
     async fn update_by_id(
-        &self,
-        auth: Auth<JwtOrToken>,
-        service: poem::web::Data<&AuthService>,
-        id: Path<String>,
-        body: FormBody<UserUpdate>,
-    ) -> Result<Json<UserOut>, Errors<WriteOneErrors>> {
-        let user = service.visible_user(&auth.user, parse_id(&id)?).await?;
-        Ok(update(&service, user, &body).await?)
-    }
-
-    /// Partially update a user by id (email)
-    #[oai(
-        path = "/api/v1/auth/users/:id/",
-        method = "patch",
-        tag = "Tag::Users",
-        operation_id = "users_partial_update"
-    )]
-    async fn partial_update_by_id(
         &self,
         auth: Auth<JwtOrToken>,
         service: poem::web::Data<&AuthService>,

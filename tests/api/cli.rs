@@ -72,22 +72,7 @@ async fn generated_key_is_kept_private_and_reused_across_restarts() {
     }
     let key = std::fs::read_to_string(&key_path).unwrap();
     assert_eq!(key.trim().len(), 64);
-    let r = client
-        .post(server.url("/api/v1/auth/users/"))
-        .form(&[("username", "alice"), ("password", PASSWORD)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let pair: serde_json::Value = client
-        .post(server.url("/api/token/"))
-        .form(&[("username", "alice"), ("password", PASSWORD)])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let pair = server.register_and_login(&client, "alice").await;
     let (status, log) = server.stop();
     assert!(status.success(), "graceful stop exits 0: {status:?}");
     assert_eq!(

@@ -414,6 +414,30 @@ impl Server {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
+    /// Registers `username` (unless taken) and logs in: the JWT pair.
+    pub async fn register_and_login(&self, client: &reqwest::Client, username: &str) -> Value {
+        let form = [("username", username), ("password", PASSWORD)];
+        let created = client
+            .post(self.url("/api/v1/auth/users/"))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            matches!(created.status().as_u16(), 201 | 400),
+            "{}",
+            created.status()
+        );
+        let login = client
+            .post(self.url("/api/token/"))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(login.status(), 200);
+        login.json().await.unwrap()
+    }
+
     /// SIGTERM, then the exit status and everything it logged.
     pub fn stop(mut self) -> (std::process::ExitStatus, String) {
         send_sigterm(self.child.id());

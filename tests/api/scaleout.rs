@@ -112,21 +112,7 @@ async fn fifty_concurrent_refreshes_over_two_instances_give_one_200() {
     ];
     let (a, b, _) = two_instances(&dir, &rotation).await;
     let client = reqwest::Client::new();
-    client
-        .post(a.url("/api/v1/auth/users/"))
-        .form(&[("username", "rita"), ("password", PASSWORD)])
-        .send()
-        .await
-        .unwrap();
-    let pair: serde_json::Value = client
-        .post(a.url("/api/token/"))
-        .form(&[("username", "rita"), ("password", PASSWORD)])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let pair = a.register_and_login(&client, "rita").await;
     let refresh = pair["refresh"].as_str().unwrap().to_owned();
     let statuses = join_all((0..50).map(|i| {
         let url = if i % 2 == 0 {
@@ -288,21 +274,7 @@ async fn a_database_outage_gives_fast_503s_and_heals_by_itself() {
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap();
-    client
-        .post(server.url("/api/v1/auth/users/"))
-        .form(&[("username", "alice"), ("password", PASSWORD)])
-        .send()
-        .await
-        .unwrap();
-    let pair: serde_json::Value = client
-        .post(server.url("/api/token/"))
-        .form(&[("username", "alice"), ("password", PASSWORD)])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let pair = server.register_and_login(&client, "alice").await;
     let (access, refresh) = (
         pair["access"].as_str().unwrap().to_owned(),
         pair["refresh"].as_str().unwrap().to_owned(),
