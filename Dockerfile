@@ -9,6 +9,8 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY entity/Cargo.toml entity/
 COPY migration/Cargo.toml migration/
+# The manifest declares the benches, so cargo wants their files to exist.
+COPY benches benches
 RUN mkdir -p src entity/src migration/src \
  && echo 'fn main() {}' > src/main.rs && touch src/lib.rs entity/src/lib.rs migration/src/lib.rs \
  && cargo build --release --locked \
