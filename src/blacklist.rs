@@ -3,8 +3,8 @@
 use chrono::{DateTime, Utc};
 use entity::token_blacklist;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
-    QuerySelect,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    PaginatorTrait, QueryFilter, QuerySelect,
 };
 
 use crate::db::{StoreError, is_unique_violation};
@@ -13,7 +13,7 @@ use crate::db::{StoreError, is_unique_violation};
 /// makes this a single atomic test-and-set, so of N concurrent calls for one
 /// token exactly one gets `true`.
 pub async fn add(
-    db: &DatabaseConnection,
+    db: &impl ConnectionTrait,
     jti: &str,
     user_id: Option<i64>,
     expires_at: DateTime<Utc>,

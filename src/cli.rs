@@ -236,7 +236,10 @@ async fn flush(settings: Settings) -> Result<(), CliError> {
     let n = blacklist::purge_expired(&conn, cutoff, settings.blacklist.purge_batch)
         .await
         .map_err(failed)?;
-    eprintln!("tessera: deleted {n} expired blacklist rows");
+    let f = crate::families::purge_expired(&conn, cutoff, settings.blacklist.purge_batch)
+        .await
+        .map_err(failed)?;
+    eprintln!("tessera: deleted {n} expired blacklist rows and {f} expired token families");
     Ok(())
 }
 

@@ -201,6 +201,9 @@ pub struct JwtSettings {
     pub refresh_token_lifetime: Duration,
     pub rotate_refresh_tokens: bool,
     pub blacklist_after_rotation: bool,
+    pub reuse_detection: bool,
+    #[serde(with = "humantime_serde")]
+    pub reuse_grace_interval: Duration,
     pub update_last_login: bool,
     #[serde(with = "humantime_serde")]
     pub leeway: Duration,

@@ -7,6 +7,7 @@ pub mod blacklist;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod families;
 pub mod http;
 pub mod metrics;
 pub mod opaque;

@@ -17,6 +17,8 @@ pub struct Metrics {
     pub tokens_issued: IntCounterVec,
     pub refreshed: IntCounter,
     pub blacklisted: IntCounter,
+    pub refresh_replayed: IntCounter,
+    pub families_revoked: IntCounterVec,
     pub verification_failures: IntCounterVec,
     pub hash_queue_depth: IntGauge,
 }
@@ -85,6 +87,19 @@ impl Metrics {
             "Refresh tokens blacklisted (logout and rotation)",
         )
         .expect("valid metric");
+        let refresh_replayed = IntCounter::new(
+            "refresh_replayed_total",
+            "Refreshes of a just-rotated token answered, within the grace interval, with the pair already issued",
+        )
+        .expect("valid metric");
+        let families_revoked = IntCounterVec::new(
+            Opts::new(
+                "token_families_revoked_total",
+                "Refresh-token families revoked, by cause (reuse, logout, logout_all)",
+            ),
+            &["cause"],
+        )
+        .expect("valid metric");
         let verification_failures = IntCounterVec::new(
             Opts::new(
                 "token_verification_failures_total",
@@ -105,6 +120,8 @@ impl Metrics {
             Box::new(tokens_issued.clone()),
             Box::new(refreshed.clone()),
             Box::new(blacklisted.clone()),
+            Box::new(refresh_replayed.clone()),
+            Box::new(families_revoked.clone()),
             Box::new(verification_failures.clone()),
             Box::new(hash_queue_depth.clone()),
         ] {
@@ -118,6 +135,8 @@ impl Metrics {
             tokens_issued,
             refreshed,
             blacklisted,
+            refresh_replayed,
+            families_revoked,
             verification_failures,
             hash_queue_depth,
         }

@@ -4,13 +4,15 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, TimeZone, Utc};
-use sea_orm::DatabaseConnection;
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use entity::token_families as family;
+use sea_orm::{DatabaseConnection, TransactionTrait};
 use secrecy::SecretString;
 
 use crate::blacklist;
 use crate::config::Settings;
 use crate::db::{DbHealth, StoreError};
+use crate::families;
 use crate::metrics::Metrics;
 use crate::passwords::{PasswordError, PasswordHasher};
 use crate::tokens::{Claims, Expect, Pair, TokenError, TokenService};
@@ -206,7 +208,8 @@ impl AuthService {
             .inspect_err(|e| self.metrics.token_refused(e))
     }
 
-    /// Login: a new access/refresh pair for valid credentials.
+    /// Login: a new access/refresh pair for valid credentials, starting a
+    /// token family.
     pub async fn obtain_pair(
         &self,
         username: &str,
@@ -220,6 +223,8 @@ impl AuthService {
         if self.settings.jwt.update_last_login {
             users::set_last_login(self.store()?, user.id, now).await?;
         }
+        let pair = self.tokens.pair(user.id, epoch(now));
+        families::start(self.store()?, user.id, &pair, epoch(now), Utc::now()).await?;
         self.metrics
             .tokens_issued
             .with_label_values(&["access"])
@@ -228,31 +233,75 @@ impl AuthService {
             .tokens_issued
             .with_label_values(&["refresh"])
             .inc();
-        Ok(self.tokens.pair(user.id, epoch(now)))
+        Ok(pair)
     }
 
-    /// Verifies a refresh token and that it is not blacklisted.
-    async fn live_refresh(&self, token: &str, now: i64) -> Result<Claims, AuthError> {
-        let claims = self.verify_token(token, Expect::Refresh, now)?;
-        if blacklist::contains(self.store()?, &claims.jti).await? {
-            self.metrics
-                .verification_failures
-                .with_label_values(&["blacklisted"])
-                .inc();
-            return Err(AuthError::Blacklisted);
+    fn grace(&self) -> TimeDelta {
+        TimeDelta::from_std(self.settings.jwt.reuse_grace_interval).unwrap_or(TimeDelta::MAX)
+    }
+
+    /// Whether rotation checks a token against its family (reuse detection).
+    fn detects_reuse(&self) -> bool {
+        let jwt = &self.settings.jwt;
+        jwt.rotate_refresh_tokens && jwt.reuse_detection
+    }
+
+    fn refused_blacklisted(&self) -> AuthError {
+        self.metrics
+            .verification_failures
+            .with_label_values(&["blacklisted"])
+            .inc();
+        AuthError::Blacklisted
+    }
+
+    /// Whether a verified refresh token may still be used, short of a
+    /// rotation: not blacklisted, its family not revoked and, with reuse
+    /// detection, not an old token of its family. Returns the family row.
+    async fn live_refresh(
+        &self,
+        claims: &Claims,
+        now: DateTime<Utc>,
+    ) -> Result<Option<family::Model>, AuthError> {
+        let db = self.store()?;
+        let family = families::find(db, claims.family_id()).await?;
+        let standing = family
+            .as_ref()
+            .map(|f| families::standing(f, &claims.jti, now, self.grace()));
+        match standing {
+            Some(families::Standing::Revoked) => return Err(self.refused_blacklisted()),
+            Some(families::Standing::Stale) if self.detects_reuse() => {
+                return Err(self.refused_blacklisted());
+            }
+            _ => {
+                if blacklist::contains(db, &claims.jti).await? {
+                    return Err(self.refused_blacklisted());
+                }
+            }
         }
-        Ok(claims)
+        Ok(family)
     }
 
     /// A new access token (and, with rotation, a new refresh token) for a
     /// valid refresh token whose user still exists and is active.
     ///
-    /// With rotation and blacklisting on, the old token is blacklisted
-    /// before anything is returned, by one insert on a unique column: of
-    /// several concurrent refreshes of one token exactly one succeeds.
+    /// With reuse detection (rotation on), the token's family decides: the
+    /// current token is rotated by a compare-and-swap on the family row, so
+    /// of concurrent refreshes exactly one mints tokens; the others, like a
+    /// retry within the grace interval, get that same pair back (or, with
+    /// `blacklist_after_rotation`, 401 as in Simple JWT); an older token
+    /// revokes the family. Without it, Simple JWT's rule: with blacklisting
+    /// on, one insert on a unique column lets exactly one of concurrent
+    /// refreshes through.
     pub async fn refresh(&self, token: &str) -> Result<Refreshed, AuthError> {
-        let now = epoch(Utc::now());
-        let claims = self.live_refresh(token, now).await?;
+        let now_dt = Utc::now();
+        let now = epoch(now_dt);
+        let claims = self.verify_token(token, Expect::Refresh, now)?;
+        let family = if self.detects_reuse() {
+            let db = self.store()?;
+            families::find(db, claims.family_id()).await?
+        } else {
+            self.live_refresh(&claims, now_dt).await?
+        };
         let user_id = claims.user_id().ok_or(AuthError::NoActiveAccount)?;
         let user = match users::find_by_id(self.store()?, user_id).await? {
             Some(u) if u.is_active => u,
@@ -262,6 +311,9 @@ impl AuthService {
             return Err(AuthError::PasswordChanged);
         }
         let jwt = &self.settings.jwt;
+        if self.detects_reuse() {
+            return self.rotate_in_family(&claims, family, &user, now_dt).await;
+        }
         let refresh = if jwt.rotate_refresh_tokens {
             if jwt.blacklist_after_rotation
                 && !blacklist::add(
@@ -273,11 +325,7 @@ impl AuthService {
                 )
                 .await?
             {
-                self.metrics
-                    .verification_failures
-                    .with_label_values(&["blacklisted"])
-                    .inc();
-                return Err(AuthError::Blacklisted);
+                return Err(self.refused_blacklisted());
             }
             if jwt.blacklist_after_rotation {
                 self.metrics.blacklisted.inc();
@@ -286,7 +334,14 @@ impl AuthService {
                 .tokens_issued
                 .with_label_values(&["refresh"])
                 .inc();
-            Some(self.tokens.refresh(user_id, now).token)
+            // The family claim keeps the new token within reach of
+            // logout_all, even though nothing here checks for reuse.
+            Some(
+                self.tokens
+                    .rotated_pair(user_id, now, claims.family_id())
+                    .refresh
+                    .token,
+            )
         } else {
             None
         };
@@ -301,41 +356,169 @@ impl AuthService {
         })
     }
 
-    /// `/verify/`: any valid token; a blacklisted refresh token is refused.
+    /// Rotation with reuse detection (see [`Self::refresh`]).
+    async fn rotate_in_family(
+        &self,
+        claims: &Claims,
+        family: Option<family::Model>,
+        user: &User,
+        now_dt: DateTime<Utc>,
+    ) -> Result<Refreshed, AuthError> {
+        let db = self.store()?;
+        let now = epoch(now_dt);
+        let family_id = claims.family_id();
+        let mut family = match family {
+            Some(f) => f,
+            None => families::adopt(
+                db,
+                family_id,
+                &claims.jti,
+                user.id,
+                from_epoch(claims.exp),
+                now_dt,
+            )
+            .await?
+            .ok_or(AuthError::Blacklisted)?,
+        };
+        // A lost compare-and-swap means another request rotated this token
+        // meanwhile: read the family again and answer as a retry would be.
+        for _ in 0..3 {
+            match families::standing(&family, &claims.jti, now_dt, self.grace()) {
+                families::Standing::Revoked => return Err(self.refused_blacklisted()),
+                families::Standing::Current => {
+                    // Blacklisted by a logout that raced the family's revocation.
+                    if blacklist::contains(db, &claims.jti).await? {
+                        return Err(self.refused_blacklisted());
+                    }
+                    let pair = self.tokens.rotated_pair(user.id, now, family_id);
+                    let txn = db.begin().await.map_err(StoreError::from)?;
+                    if families::rotate(&txn, family_id, &claims.jti, &pair, now, now_dt).await? {
+                        if self.settings.jwt.blacklist_after_rotation
+                            && blacklist::add(
+                                &txn,
+                                &claims.jti,
+                                Some(user.id),
+                                from_epoch(claims.exp),
+                                now_dt,
+                            )
+                            .await?
+                        {
+                            self.metrics.blacklisted.inc();
+                        }
+                        txn.commit().await.map_err(StoreError::from)?;
+                        self.metrics.refreshed.inc();
+                        for kind in ["access", "refresh"] {
+                            self.metrics.tokens_issued.with_label_values(&[kind]).inc();
+                        }
+                        return Ok(Refreshed {
+                            access: pair.access.token,
+                            refresh: Some(pair.refresh.token),
+                        });
+                    }
+                    drop(txn);
+                    family = families::find(db, family_id)
+                        .await?
+                        .ok_or(AuthError::Blacklisted)?;
+                }
+                // Blacklisting after rotation refuses the used token at once,
+                // as Simple JWT does; within the grace interval that is not
+                // reuse, so the family (and the new token) lives on.
+                families::Standing::JustRotated if self.settings.jwt.blacklist_after_rotation => {
+                    return Err(self.refused_blacklisted());
+                }
+                families::Standing::JustRotated => {
+                    // The tokens handed out for this one, re-signed from the
+                    // ids and issue time kept in the family row.
+                    if user
+                        .tokens_valid_after
+                        .is_some_and(|after| family.issued_at < after.timestamp())
+                    {
+                        return Err(AuthError::PasswordChanged);
+                    }
+                    let pair = self.tokens.reissued_pair(
+                        user.id,
+                        family.issued_at,
+                        family.current_jti.clone(),
+                        family.access_jti.clone(),
+                        family_id,
+                    );
+                    self.metrics.refresh_replayed.inc();
+                    return Ok(Refreshed {
+                        access: pair.access.token,
+                        refresh: Some(pair.refresh.token),
+                    });
+                }
+                families::Standing::Stale => {
+                    if families::revoke(db, family_id, now_dt).await? {
+                        self.metrics
+                            .families_revoked
+                            .with_label_values(&["reuse"])
+                            .inc();
+                        tracing::warn!(
+                            target: "tessera::security",
+                            event = "refresh_token_reuse",
+                            user_id = user.id,
+                            family = family_id,
+                            "a rotated refresh token was presented again; its token family is revoked"
+                        );
+                    }
+                    return Err(self.refused_blacklisted());
+                }
+            }
+        }
+        Err(self.refused_blacklisted())
+    }
+
+    /// `/verify/`: any valid token; a refresh token that can no longer be
+    /// used (blacklisted, revoked family, reused) is refused.
     pub async fn verify(&self, token: &str) -> Result<(), AuthError> {
-        let now = epoch(Utc::now());
-        let claims = self.verify_token(token, Expect::Untyped, now)?;
-        // Only refresh tokens are ever blacklisted, so only they cost a query.
-        if claims.token_type.as_deref() == Some("refresh")
-            && blacklist::contains(self.store()?, &claims.jti).await?
-        {
-            self.metrics
-                .verification_failures
-                .with_label_values(&["blacklisted"])
-                .inc();
-            return Err(AuthError::Blacklisted);
+        let now_dt = Utc::now();
+        let claims = self.verify_token(token, Expect::Untyped, epoch(now_dt))?;
+        // Only refresh tokens are ever revoked, so only they cost a query.
+        if claims.token_type.as_deref() == Some("refresh") {
+            self.live_refresh(&claims, now_dt).await?;
         }
         Ok(())
     }
 
-    /// Logout: the refresh token can no longer be used.
+    /// Logout: the refresh token, and the rest of its family, can no longer
+    /// be used.
     pub async fn blacklist(&self, token: &str) -> Result<(), AuthError> {
-        let now = epoch(Utc::now());
-        let claims = self.live_refresh(token, now).await?;
+        let now_dt = Utc::now();
+        let claims = self.verify_token(token, Expect::Refresh, epoch(now_dt))?;
+        self.live_refresh(&claims, now_dt).await?;
+        let db = self.store()?;
         let inserted = blacklist::add(
-            self.store()?,
+            db,
             &claims.jti,
             claims.user_id(),
             from_epoch(claims.exp),
-            Utc::now(),
+            now_dt,
         )
         .await?;
-        if inserted {
-            self.metrics.blacklisted.inc();
-            Ok(())
-        } else {
-            Err(AuthError::Blacklisted)
+        if !inserted {
+            return Err(self.refused_blacklisted());
         }
+        self.metrics.blacklisted.inc();
+        if families::revoke(db, claims.family_id(), now_dt).await? {
+            self.metrics
+                .families_revoked
+                .with_label_values(&["logout"])
+                .inc();
+        }
+        Ok(())
+    }
+
+    /// Revokes every refresh-token family of a user: all their sessions'
+    /// refresh tokens stop working (access tokens run out on their own).
+    pub async fn logout_all(&self, user_id: i64) -> Result<u64, AuthError> {
+        let n = families::revoke_user(self.store()?, user_id, Utc::now()).await?;
+        self.metrics
+            .families_revoked
+            .with_label_values(&["logout_all"])
+            .inc_by(n);
+        tracing::info!(user_id, families = n, "all refresh-token families revoked");
+        Ok(n)
     }
 
     /// The user behind a verified access token, as Simple JWT's

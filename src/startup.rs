@@ -138,7 +138,7 @@ impl Application {
     }
 }
 
-/// Deletes expired blacklist rows every `interval`. Several instances may
+/// Deletes expired blacklist rows and token families every `interval`. Several instances may
 /// run it at once: each batch deletes rows by id, so they never conflict.
 async fn purge_loop(service: AuthService, interval: Duration, batch: u64) {
     loop {
@@ -150,6 +150,11 @@ async fn purge_loop(service: AuthService, interval: Duration, batch: u64) {
             Ok(0) => {}
             Ok(n) => tracing::info!(deleted = n, "purged expired blacklist rows"),
             Err(e) => tracing::warn!(error = %e, "blacklist purge failed; will retry"),
+        }
+        match crate::families::purge_expired(db, cutoff, batch).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "purged expired token families"),
+            Err(e) => tracing::warn!(error = %e, "token family purge failed; will retry"),
         }
     }
 }

@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261128_000001_create_users;
 mod m20261128_000002_create_token_blacklist;
 mod m20261128_000003_create_auth_tokens;
+mod m20261128_000004_create_token_families;
 
 pub struct Migrator;
 
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000001_create_users::Migration),
             Box::new(m20261128_000002_create_token_blacklist::Migration),
             Box::new(m20261128_000003_create_auth_tokens::Migration),
+            Box::new(m20261128_000004_create_token_families::Migration),
         ]
     }
 }

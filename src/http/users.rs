@@ -410,4 +410,26 @@ impl UsersApi {
             .await?;
         Ok(NoContent::NoContent)
     }
+
+    /// Log out everywhere (JWT)
+    ///
+    /// Revokes every refresh-token family of the current user: each refresh
+    /// token from any login, rotated or not, is refused from then on (401
+    /// `Token is blacklisted`). Access tokens already issued stay valid until
+    /// they expire (`jwt.access_token_lifetime`); opaque keys have their own
+    /// `token/logoutall/`.
+    #[oai(
+        path = "/api/v1/auth/users/me/logout_all/",
+        method = "post",
+        tag = "Tag::Users",
+        operation_id = "users_me_logout_all"
+    )]
+    async fn logout_all(
+        &self,
+        auth: Auth<JwtOrToken>,
+        service: poem::web::Data<&AuthService>,
+    ) -> Result<NoContent, Errors<ReadErrors>> {
+        service.logout_all(auth.user.id).await?;
+        Ok(NoContent::NoContent)
+    }
 }

@@ -74,6 +74,9 @@ pub struct Claims {
     pub iat: Option<i64>,
     /// The user id claim exactly as it was sent (a string or a number).
     pub user_id: Option<Value>,
+    /// The refresh-token family (`family` claim), set on rotated refresh
+    /// tokens; a token without one is the first of its own family.
+    pub family: Option<String>,
 }
 
 impl Claims {
@@ -85,6 +88,13 @@ impl Claims {
             Value::Number(n) => n.as_i64(),
             _ => None,
         }
+    }
+
+    /// The family this refresh token belongs to: its `family` claim, or, for
+    /// the first token of a login (and for tokens Simple JWT issued), its
+    /// own jti.
+    pub fn family_id(&self) -> &str {
+        self.family.as_deref().unwrap_or(&self.jti)
     }
 }
 
@@ -129,7 +139,8 @@ fn secs(d: Duration) -> i64 {
 }
 
 /// Ordered claims, serialized in Simple JWT's order: token_type, exp, iat,
-/// jti, user id, then aud and iss as its backend appends them.
+/// jti, user id, then our `family` (rotated refresh tokens only), then aud
+/// and iss as Simple JWT's backend appends them.
 struct OutgoingClaims<'a> {
     token_type: &'static str,
     exp: i64,
@@ -137,6 +148,7 @@ struct OutgoingClaims<'a> {
     jti: &'a str,
     user_id_claim: &'a str,
     user_id: String,
+    family: Option<&'a str>,
     audience: Option<&'a str>,
     issuer: Option<&'a str>,
 }
@@ -149,6 +161,9 @@ impl Serialize for OutgoingClaims<'_> {
         m.serialize_entry("iat", &self.iat)?;
         m.serialize_entry("jti", self.jti)?;
         m.serialize_entry(self.user_id_claim, &self.user_id)?;
+        if let Some(family) = self.family {
+            m.serialize_entry("family", family)?;
+        }
         if let Some(aud) = self.audience {
             m.serialize_entry("aud", aud)?;
         }
@@ -211,14 +226,20 @@ impl TokenService {
         &self.keys
     }
 
-    fn issue(&self, token_type: &'static str, user_id: i64, iat: i64) -> Issued {
+    fn issue(
+        &self,
+        token_type: &'static str,
+        user_id: i64,
+        iat: i64,
+        jti: String,
+        family: Option<&str>,
+    ) -> Issued {
         let lifetime = if token_type == "access" {
             self.access_lifetime
         } else {
             self.refresh_lifetime
         };
         let exp = iat.saturating_add(lifetime);
-        let jti = new_jti();
         let claims = OutgoingClaims {
             token_type,
             exp,
@@ -226,6 +247,7 @@ impl TokenService {
             jti: &jti,
             user_id_claim: &self.user_id_claim,
             user_id: user_id.to_string(),
+            family,
             audience: self.audience.as_deref(),
             issuer: self.issuer.as_deref(),
         };
@@ -241,12 +263,12 @@ impl TokenService {
 
     /// A new access token for `user_id`, issued at `now` (epoch seconds).
     pub fn access(&self, user_id: i64, now: i64) -> Issued {
-        self.issue("access", user_id, now)
+        self.issue("access", user_id, now, new_jti(), None)
     }
 
     /// A new refresh token for `user_id`, issued at `now`.
     pub fn refresh(&self, user_id: i64, now: i64) -> Issued {
-        self.issue("refresh", user_id, now)
+        self.issue("refresh", user_id, now, new_jti(), None)
     }
 
     /// The pair a login returns.
@@ -254,6 +276,30 @@ impl TokenService {
         Pair {
             refresh: self.refresh(user_id, now),
             access: self.access(user_id, now),
+        }
+    }
+
+    /// The pair a rotation returns: a refresh token that carries its
+    /// family, and an access token issued at the same instant.
+    pub fn rotated_pair(&self, user_id: i64, now: i64, family: &str) -> Pair {
+        self.reissued_pair(user_id, now, new_jti(), new_jti(), family)
+    }
+
+    /// A pair with given ids: the same ids and issue time give the same
+    /// claims, so a retried refresh gets back the tokens already issued for
+    /// it (byte for byte with deterministic signatures: HMAC, RSA PKCS#1,
+    /// EdDSA).
+    pub fn reissued_pair(
+        &self,
+        user_id: i64,
+        iat: i64,
+        refresh_jti: String,
+        access_jti: String,
+        family: &str,
+    ) -> Pair {
+        Pair {
+            refresh: self.issue("refresh", user_id, iat, refresh_jti, Some(family)),
+            access: self.issue("access", user_id, iat, access_jti, None),
         }
     }
 
@@ -365,12 +411,20 @@ impl TokenService {
             .get("iat")
             .and_then(Value::as_f64)
             .map(|t| t.floor() as i64);
+        // Only we set `family`, and always as a string: anything else is not
+        // a token of ours, though its signature verified.
+        let family = match claims.remove("family") {
+            None => None,
+            Some(Value::String(f)) if !f.is_empty() && f.len() <= 255 => Some(f),
+            Some(_) => return Err(TokenError::Invalid),
+        };
         Ok(Claims {
             token_type,
             jti,
             exp: exp.floor() as i64,
             iat,
             user_id: claims.remove(&self.user_id_claim),
+            family,
         })
     }
 }

@@ -16,6 +16,7 @@ mod opaque;
 mod races;
 mod refresh;
 mod register;
+mod reuse;
 mod scaleout;
 mod tutorial;
 mod vectors;

@@ -1,0 +1,210 @@
+//! Data access for refresh-token families: one row per login, updated in
+//! place by each rotation, so reuse of an old token can be recognised
+//! without storing one row per token.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use entity::token_families::{self, Column, Model};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QuerySelect,
+};
+
+use crate::db::{StoreError, is_unique_violation};
+use crate::tokens::Pair;
+
+/// Where a presented refresh token stands in its family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// The family was revoked (reuse, logout, logout_all).
+    Revoked,
+    /// The newest token: it may be rotated.
+    Current,
+    /// The token the current one replaced, within the grace interval: the
+    /// pair already issued for it is answered again.
+    JustRotated,
+    /// An older token: presenting it is reuse.
+    Stale,
+}
+
+/// Classifies `jti` against `family` at `now`.
+pub fn standing(family: &Model, jti: &str, now: DateTime<Utc>, grace: TimeDelta) -> Standing {
+    if family.revoked_at.is_some() {
+        Standing::Revoked
+    } else if family.current_jti == jti {
+        Standing::Current
+    } else if family.previous_jti.as_deref() == Some(jti)
+        && family
+            .rotated_at
+            .is_some_and(|at| now.signed_duration_since(at) <= grace)
+    {
+        Standing::JustRotated
+    } else {
+        Standing::Stale
+    }
+}
+
+/// Records the family a login starts, named after its refresh token's jti.
+pub async fn start(
+    db: &impl ConnectionTrait,
+    user_id: i64,
+    pair: &Pair,
+    issued_at: i64,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    insert(db, &pair.refresh.jti, user_id, pair, issued_at, now).await
+}
+
+/// Records a family for a refresh token that has no row (issued by Simple
+/// JWT, or before this table existed, or a database restored from an older
+/// backup), with that token as its current one, so its rotations are
+/// tracked from now on.
+/// A concurrent adoption of the same token is not an error.
+pub async fn adopt(
+    db: &DatabaseConnection,
+    id: &str,
+    jti: &str,
+    user_id: i64,
+    expires_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<Option<Model>, StoreError> {
+    let row = token_families::ActiveModel {
+        id: Set(id.to_owned()),
+        user_id: Set(user_id),
+        current_jti: Set(jti.to_owned()),
+        // No access token of ours belongs to it; never replayed, since only
+        // a rotation (which sets both) makes a token "just rotated".
+        access_jti: Set(String::new()),
+        issued_at: Set(now.timestamp()),
+        previous_jti: Set(None),
+        rotated_at: Set(None),
+        expires_at: Set(expires_at),
+        revoked_at: Set(None),
+        created_at: Set(now),
+    };
+    match token_families::Entity::insert(row).exec(db).await {
+        Ok(_) => {}
+        Err(e) if is_unique_violation(&e) => {}
+        Err(e) => return Err(e.into()),
+    }
+    find(db, id).await
+}
+
+async fn insert(
+    db: &impl ConnectionTrait,
+    id: &str,
+    user_id: i64,
+    pair: &Pair,
+    issued_at: i64,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let row = token_families::ActiveModel {
+        id: Set(id.to_owned()),
+        user_id: Set(user_id),
+        current_jti: Set(pair.refresh.jti.clone()),
+        access_jti: Set(pair.access.jti.clone()),
+        issued_at: Set(issued_at),
+        previous_jti: Set(None),
+        rotated_at: Set(None),
+        expires_at: Set(crate::service::from_epoch(pair.refresh.exp)),
+        revoked_at: Set(None),
+        created_at: Set(now),
+    };
+    token_families::Entity::insert(row).exec(db).await?;
+    Ok(())
+}
+
+pub async fn find(db: &impl ConnectionTrait, id: &str) -> Result<Option<Model>, StoreError> {
+    Ok(token_families::Entity::find_by_id(id.to_owned())
+        .one(db)
+        .await?)
+}
+
+/// Makes `pair` the family's current tokens if `presented` still is its
+/// current refresh token: a compare-and-swap in one statement, so of
+/// concurrent rotations of one token exactly one gets `true`.
+pub async fn rotate(
+    db: &impl ConnectionTrait,
+    id: &str,
+    presented: &str,
+    pair: &Pair,
+    issued_at: i64,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let updated = token_families::Entity::update_many()
+        .col_expr(Column::CurrentJti, Expr::value(pair.refresh.jti.clone()))
+        .col_expr(Column::AccessJti, Expr::value(pair.access.jti.clone()))
+        .col_expr(Column::IssuedAt, Expr::value(issued_at))
+        .col_expr(Column::PreviousJti, Expr::value(presented.to_owned()))
+        .col_expr(Column::RotatedAt, Expr::value(now))
+        .col_expr(
+            Column::ExpiresAt,
+            Expr::value(crate::service::from_epoch(pair.refresh.exp)),
+        )
+        .filter(Column::Id.eq(id))
+        .filter(Column::CurrentJti.eq(presented))
+        .filter(Column::RevokedAt.is_null())
+        .exec(db)
+        .await?;
+    Ok(updated.rows_affected == 1)
+}
+
+/// Revokes one family. Returns whether this call did it (so the event is
+/// reported once).
+pub async fn revoke(
+    db: &impl ConnectionTrait,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let updated = token_families::Entity::update_many()
+        .col_expr(Column::RevokedAt, Expr::value(now))
+        .filter(Column::Id.eq(id))
+        .filter(Column::RevokedAt.is_null())
+        .exec(db)
+        .await?;
+    Ok(updated.rows_affected == 1)
+}
+
+/// Revokes every live family of a user; returns how many.
+pub async fn revoke_user(
+    db: &impl ConnectionTrait,
+    user_id: i64,
+    now: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    let updated = token_families::Entity::update_many()
+        .col_expr(Column::RevokedAt, Expr::value(now))
+        .filter(Column::UserId.eq(user_id))
+        .filter(Column::RevokedAt.is_null())
+        .exec(db)
+        .await?;
+    Ok(updated.rows_affected)
+}
+
+/// Deletes families whose newest token expired before `before` (the
+/// blacklist's cutoff: every token of the family is dead by then), `batch`
+/// at a time. Returns the number deleted.
+pub async fn purge_expired(
+    db: &DatabaseConnection,
+    before: DateTime<Utc>,
+    batch: u64,
+) -> Result<u64, StoreError> {
+    let mut total = 0;
+    loop {
+        let ids: Vec<String> = token_families::Entity::find()
+            .select_only()
+            .column(Column::Id)
+            .filter(Column::ExpiresAt.lt(before))
+            .limit(batch)
+            .into_tuple()
+            .all(db)
+            .await?;
+        if ids.is_empty() {
+            return Ok(total);
+        }
+        total += token_families::Entity::delete_many()
+            .filter(Column::Id.is_in(ids))
+            .exec(db)
+            .await?
+            .rows_affected;
+    }
+}

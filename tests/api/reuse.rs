@@ -1,0 +1,256 @@
+//! Refresh-token reuse detection: token families, the grace interval and
+//! logging out everywhere.
+
+use futures::future::join_all;
+use serde_json::json;
+
+use crate::helpers::*;
+
+const ROTATE: (&str, &str) = ("TESSERA__JWT__ROTATE_REFRESH_TOKENS", "true");
+const BLACKLIST: (&str, &str) = ("TESSERA__JWT__BLACKLIST_AFTER_ROTATION", "true");
+const NO_GRACE: (&str, &str) = ("TESSERA__JWT__REUSE_GRACE_INTERVAL", "0s");
+
+fn blacklisted() -> serde_json::Value {
+    json!({"detail": "Token is blacklisted", "code": "token_not_valid"})
+}
+
+/// The pair a successful refresh returned.
+fn pair(a: &Answer) -> (String, String) {
+    assert_eq!(a.status, 200, "{}", a.text);
+    (
+        a.json["refresh"].as_str().unwrap().to_owned(),
+        a.json["access"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn metric(app: &TestApp, line: &str) -> bool {
+    let m = app.get("/metrics", None).await;
+    m.text.lines().any(|l| l == line)
+}
+
+#[tokio::test]
+async fn rotated_tokens_carry_the_family_of_their_login() {
+    let app = spawn_app_with(&[ROTATE]).await;
+    app.register("rita").await;
+    let (r1, a1) = app.login("rita").await;
+    // A login's tokens keep Simple JWT's five claims.
+    let c1 = claims(&r1);
+    assert_eq!(
+        c1.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["token_type", "exp", "iat", "jti", "user_id"]
+    );
+    assert!(claims(&a1).get("family").is_none());
+    let (r2, a2) = pair(&app.refresh(&r1).await);
+    let (r3, _) = pair(&app.refresh(&r2).await);
+    for r in [&r2, &r3] {
+        assert_eq!(claims(r)["family"], c1["jti"], "{}", claims(r));
+        assert_eq!(
+            claims(r).as_object().unwrap().keys().collect::<Vec<_>>(),
+            ["token_type", "exp", "iat", "jti", "user_id", "family"]
+        );
+    }
+    assert!(claims(&a2).get("family").is_none());
+}
+
+#[tokio::test]
+async fn a_retry_within_the_grace_interval_gets_the_same_pair() {
+    let app = spawn_app_with(&[ROTATE]).await;
+    app.register("rita").await;
+    let (r1, _) = app.login("rita").await;
+    let first = pair(&app.refresh(&r1).await);
+    // The client lost that answer and sends r1 again: the very same tokens,
+    // not a second new refresh token, and no revocation.
+    for path in ["/api/token/refresh/", "/api/v1/auth/jwt/refresh/"] {
+        let again = app.post_form(path, &[("refresh", &r1)]).await;
+        assert_eq!(pair(&again), first);
+    }
+    let (r3, a3) = pair(&app.refresh(&first.0).await);
+    assert_eq!(app.me(&a3).await.status, 200);
+    assert_eq!(app.refresh(&r3).await.status, 200);
+    assert!(metric(&app, "tessera_refresh_replayed_total 2").await);
+}
+
+#[tokio::test]
+async fn replaying_a_rotated_token_revokes_its_whole_family() {
+    let app = spawn_app_with(&[ROTATE, NO_GRACE]).await;
+    app.register("rita").await;
+    let (r1, a1) = app.login("rita").await;
+    let (r2, _) = pair(&app.refresh(&r1).await);
+    // Another login of the same user is another family, untouched.
+    let (other, _) = app.login("rita").await;
+    // The thief replays r1: refused, and the owner's r2 dies with it.
+    app.refresh(&r1).await.assert_401(blacklisted());
+    app.refresh(&r2).await.assert_401(blacklisted());
+    app.post_form("/api/token/verify/", &[("token", &r2)])
+        .await
+        .assert_401(blacklisted());
+    app.post_json("/api/token/blacklist/", json!({"refresh": r2}))
+        .await
+        .assert_401(blacklisted());
+    // Access tokens are stateless: they run out on their own.
+    assert_eq!(app.me(&a1).await.status, 200);
+    assert_eq!(app.refresh(&other).await.status, 200);
+    assert!(
+        metric(
+            &app,
+            r#"tessera_token_families_revoked_total{cause="reuse"} 1"#
+        )
+        .await
+    );
+    // One row per family, not per token.
+    use sea_orm::EntityTrait;
+    let rows = entity::token_families::Entity::find()
+        .all(&app.service.db)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows.iter().filter(|f| f.revoked_at.is_some()).count(), 1);
+}
+
+#[tokio::test]
+async fn an_older_token_is_reuse_even_within_the_grace_interval() {
+    let app = spawn_app_with(&[ROTATE]).await;
+    app.register("rita").await;
+    let (r1, _) = app.login("rita").await;
+    let (r2, _) = pair(&app.refresh(&r1).await);
+    let (r3, _) = pair(&app.refresh(&r2).await);
+    // r1 is two rotations old: only the token just rotated has a grace.
+    app.refresh(&r1).await.assert_401(blacklisted());
+    app.refresh(&r3).await.assert_401(blacklisted());
+    app.refresh(&r2).await.assert_401(blacklisted());
+}
+
+#[tokio::test]
+async fn the_grace_interval_runs_out() {
+    let app = spawn_app_with(&[ROTATE, ("TESSERA__JWT__REUSE_GRACE_INTERVAL", "1s")]).await;
+    app.register("rita").await;
+    let (r1, _) = app.login("rita").await;
+    let first = pair(&app.refresh(&r1).await);
+    assert_eq!(pair(&app.refresh(&r1).await), first);
+    tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+    app.refresh(&r1).await.assert_401(blacklisted());
+    app.refresh(&first.0).await.assert_401(blacklisted());
+}
+
+#[tokio::test]
+async fn concurrent_refreshes_mint_one_refresh_token_and_all_get_it() {
+    let app = spawn_app_with(&[ROTATE]).await;
+    app.register("rita").await;
+    let (r1, _) = app.login("rita").await;
+    let answers = join_all((0..20).map(|_| app.refresh(&r1))).await;
+    let pairs: std::collections::HashSet<_> = answers.iter().map(pair).collect();
+    assert_eq!(pairs.len(), 1, "{pairs:?}");
+    let (r2, _) = pairs.into_iter().next().unwrap();
+    assert_eq!(app.refresh(&r2).await.status, 200);
+}
+
+#[tokio::test]
+async fn with_blacklisting_a_retry_is_refused_but_revokes_nothing() {
+    // Simple JWT's rotation variant: the used token is blacklisted at once.
+    let app = spawn_app_with(&[ROTATE, BLACKLIST]).await;
+    app.register("rita").await;
+    let (r1, _) = app.login("rita").await;
+    let (r2, _) = pair(&app.refresh(&r1).await);
+    app.refresh(&r1).await.assert_401(blacklisted());
+    assert_eq!(app.refresh(&r2).await.status, 200);
+}
+
+#[tokio::test]
+async fn with_blacklisting_a_replay_after_the_grace_revokes_the_family() {
+    let app = spawn_app_with(&[ROTATE, BLACKLIST, NO_GRACE]).await;
+    app.register("rita").await;
+    let (r1, _) = app.login("rita").await;
+    let (r2, _) = pair(&app.refresh(&r1).await);
+    app.refresh(&r1).await.assert_401(blacklisted());
+    app.refresh(&r2).await.assert_401(blacklisted());
+}
+
+#[tokio::test]
+async fn logout_revokes_the_family() {
+    let app = spawn_app_with(&[ROTATE]).await;
+    app.register("rita").await;
+    let (r1, _) = app.login("rita").await;
+    let (r2, _) = pair(&app.refresh(&r1).await);
+    let out = app
+        .post_json("/api/token/blacklist/", json!({"refresh": r2}))
+        .await;
+    assert_eq!(out.status, 200, "{}", out.text);
+    // The token just rotated no longer gets the (logged out) pair back.
+    app.refresh(&r1).await.assert_401(blacklisted());
+}
+
+#[tokio::test]
+async fn a_token_without_a_family_row_is_adopted() {
+    // Tokens Simple JWT issued (or that predate families) have no row.
+    let app = spawn_app_with(&[ROTATE, NO_GRACE]).await;
+    let id = app.register("rita").await["id"].as_i64().unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let legacy = sign_hs256(
+        TEST_KEY,
+        r#"{"alg":"HS256","typ":"JWT"}"#,
+        &json!({"token_type": "refresh", "exp": now + 600, "iat": now, "jti": uuid::Uuid::new_v4().simple().to_string(), "user_id": id.to_string()}),
+    );
+    let (r2, _) = pair(&app.refresh(&legacy).await);
+    assert_eq!(claims(&r2)["family"], claims(&legacy)["jti"]);
+    app.refresh(&legacy).await.assert_401(blacklisted());
+    app.refresh(&r2).await.assert_401(blacklisted());
+}
+
+#[tokio::test]
+async fn without_reuse_detection_rotation_is_simple_jwts() {
+    let app = spawn_app_with(&[ROTATE, ("TESSERA__JWT__REUSE_DETECTION", "false")]).await;
+    app.register("rita").await;
+    let (r1, _) = app.login("rita").await;
+    let (a, _) = pair(&app.refresh(&r1).await);
+    let (b, _) = pair(&app.refresh(&r1).await);
+    assert_ne!(a, b);
+    assert_eq!(app.refresh(&a).await.status, 200);
+    assert_eq!(app.refresh(&b).await.status, 200);
+}
+
+#[tokio::test]
+async fn logout_all_revokes_every_family_of_the_user() {
+    for rotate in [false, true] {
+        let rotate = if rotate { "true" } else { "false" };
+        let app = spawn_app_with(&[("TESSERA__JWT__ROTATE_REFRESH_TOKENS", rotate)]).await;
+        app.register("rita").await;
+        app.register("bob").await;
+        let (phone, _) = app.login("rita").await;
+        let (laptop, access) = app.login("rita").await;
+        let rotated = app.refresh(&laptop).await;
+        let rotated = rotated.json["refresh"].as_str().map(str::to_owned);
+        let (bobs, _) = app.login("bob").await;
+        let key = app.token_login("rita", PASSWORD).await;
+
+        let path = "/api/v1/auth/users/me/logout_all/";
+        app.call("POST", path, None, None)
+            .await
+            .assert_401(json!({"detail": "Authentication credentials were not provided."}));
+        let out = app.call("POST", path, Some(&bearer(&access)), None).await;
+        assert_eq!(out.status, 204, "{}", out.text);
+        assert_eq!(out.text, "");
+
+        for r in [Some(phone), Some(laptop), rotated].into_iter().flatten() {
+            app.refresh(&r).await.assert_401(blacklisted());
+            app.post_form("/api/token/verify/", &[("token", &r)])
+                .await
+                .assert_401(blacklisted());
+        }
+        // Other users, opaque keys and new logins are not affected.
+        assert_eq!(app.refresh(&bobs).await.status, 200);
+        assert_eq!(
+            app.get("/api/v1/auth/users/me/", Some(&token(&key)))
+                .await
+                .status,
+            200
+        );
+        let (fresh, _) = app.login("rita").await;
+        assert_eq!(app.refresh(&fresh).await.status, 200);
+        // With an opaque key, and without the trailing slash.
+        let out = app
+            .call("POST", path.trim_end_matches('/'), Some(&token(&key)), None)
+            .await;
+        assert_eq!(out.status, 204, "{}", out.text);
+        app.refresh(&fresh).await.assert_401(blacklisted());
+    }
+}
