@@ -36,6 +36,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub token: TokenSettings,
     pub password: PasswordSettings,
+    pub throttle: ThrottleSettings,
     pub log: LogSettings,
 }
 
@@ -79,6 +80,11 @@ pub struct ServerSettings {
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
     pub max_header_bytes: usize,
+    /// Connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// Peers whose `X-Forwarded-For` names the client (IPs or CIDR blocks).
+    #[serde(deserialize_with = "networks")]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -225,6 +231,82 @@ pub struct PasswordSettings {
     pub hash_queue: usize,
 }
 
+/// Rate limits of sensitive endpoints, per client IP and per username.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThrottleSettings {
+    pub enabled: bool,
+    pub login: ScopeRates,
+    pub register: ScopeRates,
+    pub refresh: ScopeRates,
+    pub set_password: ScopeRates,
+}
+
+/// The two limits of one group of endpoints; `None`: no limit of that kind.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeRates {
+    #[serde(deserialize_with = "optional_rate")]
+    pub ip: Option<Rate>,
+    #[serde(deserialize_with = "optional_rate")]
+    pub username: Option<Rate>,
+}
+
+/// `count` requests per `period`, written as DRF writes throttle rates:
+/// `"5/min"`, `"100/hour"`, `"10/s"`, `"1000/day"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub count: std::num::NonZeroU32,
+    pub period: Duration,
+}
+
+impl std::str::FromStr for Rate {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("{s:?} is not a rate like \"5/min\" (per s, min, hour or day)");
+        let (count, unit) = s.trim().split_once('/').ok_or_else(bad)?;
+        let count = count.trim().parse().map_err(|_| bad())?;
+        // DRF reads only the unit's first letter: "m", "min" and "minute" alike.
+        let period = match unit.trim().chars().next() {
+            Some('s') => 1,
+            Some('m') => 60,
+            Some('h') => 3600,
+            Some('d') => 86400,
+            _ => return Err(bad()),
+        };
+        Ok(Self {
+            count,
+            period: Duration::from_secs(period),
+        })
+    }
+}
+
+fn optional_rate<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Rate>, D::Error> {
+    let s = String::deserialize(d)?;
+    if s.trim().is_empty() {
+        return Ok(None);
+    }
+    s.parse().map(Some).map_err(serde::de::Error::custom)
+}
+
+/// IP networks, each written as a CIDR block or a single address.
+fn networks<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<ipnet::IpNet>, D::Error> {
+    let items = Vec::<String>::deserialize(d)?;
+    items
+        .iter()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<ipnet::IpNet>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    serde::de::Error::custom(format!("{s:?} is not an IP address or CIDR block"))
+                })
+        })
+        .collect()
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -288,6 +370,7 @@ impl Settings {
                 .list_separator(",")
                 .with_list_parse_key("jwt.auth_header_types")
                 .with_list_parse_key("auth.methods")
+                .with_list_parse_key("server.trusted_proxies")
                 .try_parsing(true)
                 .source(Some(vars))
         };
@@ -331,6 +414,12 @@ impl Settings {
             return Err(ConfigError::key(
                 "server.max_header_bytes",
                 "must be at least 1024",
+            ));
+        }
+        if self.server.max_connections == 0 {
+            return Err(ConfigError::key(
+                "server.max_connections",
+                "must be at least 1",
             ));
         }
         if db.health_probe_interval.is_zero() {

@@ -21,6 +21,8 @@ pub struct Metrics {
     pub families_revoked: IntCounterVec,
     pub verification_failures: IntCounterVec,
     pub hash_queue_depth: IntGauge,
+    pub connections_open: IntGauge,
+    pub throttled: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -113,6 +115,19 @@ impl Metrics {
             "Password hashes waiting for or running on the hashing pool",
         )
         .expect("valid metric");
+        let connections_open = IntGauge::new(
+            "connections_open",
+            "Client connections being served (at most server.max_connections)",
+        )
+        .expect("valid metric");
+        let throttled = IntCounterVec::new(
+            Opts::new(
+                "requests_throttled_total",
+                "Requests refused with 429, by scope and key (ip, username)",
+            ),
+            &["scope", "key"],
+        )
+        .expect("valid metric");
         for m in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(latency.clone()),
@@ -124,6 +139,8 @@ impl Metrics {
             Box::new(families_revoked.clone()),
             Box::new(verification_failures.clone()),
             Box::new(hash_queue_depth.clone()),
+            Box::new(connections_open.clone()),
+            Box::new(throttled.clone()),
         ] {
             registry.register(m).expect("metric names are unique");
         }
@@ -139,6 +156,8 @@ impl Metrics {
             families_revoked,
             verification_failures,
             hash_queue_depth,
+            connections_open,
+            throttled,
         }
     }
 

@@ -105,6 +105,7 @@ pub struct AuthService {
     pub hasher: PasswordHasher,
     pub settings: Arc<Settings>,
     pub metrics: Arc<Metrics>,
+    pub throttle: Arc<crate::throttle::Throttle>,
 }
 
 pub(crate) fn epoch(now: DateTime<Utc>) -> i64 {

@@ -55,6 +55,7 @@ pub async fn build_service(settings: Settings) -> Result<AuthService, StartupErr
     }
     let hasher = PasswordHasher::new(&settings.password)?;
     let tokens = TokenService::with_keys(keys, &settings.jwt);
+    let settings_throttle = settings.throttle.clone();
     Ok(AuthService {
         db,
         health: db::DbHealth::default(),
@@ -62,6 +63,7 @@ pub async fn build_service(settings: Settings) -> Result<AuthService, StartupErr
         hasher,
         settings: Arc::new(settings),
         metrics: Arc::new(crate::metrics::Metrics::new()),
+        throttle: Arc::new(crate::throttle::Throttle::new(&settings_throttle)),
     })
 }
 
@@ -103,7 +105,7 @@ impl Application {
 
     /// Serves until SIGINT or SIGTERM, then stops accepting and lets
     /// in-flight requests finish. Background tasks (database probe,
-    /// blacklist purge) run alongside.
+    /// blacklist purge, forgetting idle throttle keys) run alongside.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let service = self.service;
         let settings = Arc::clone(&service.settings);
@@ -120,9 +122,22 @@ impl Application {
                 settings.blacklist.purge_batch,
             ))
         });
+        let throttle = Arc::clone(&service.throttle);
+        let forget = tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                every.tick().await;
+                throttle.forget_idle();
+            }
+        });
         tracing::info!(port = self.port, "listening");
+        let acceptor = crate::listener::LimitedAcceptor::new(
+            self.acceptor,
+            settings.server.max_connections,
+            service.metrics.connections_open.clone(),
+        );
         let app = crate::http::app(service);
-        let result = Server::new_with_acceptor(self.acceptor)
+        let result = Server::new_with_acceptor(acceptor)
             .run_with_graceful_shutdown(
                 app,
                 shutdown_signal(),
@@ -130,6 +145,7 @@ impl Application {
             )
             .await;
         probe.abort();
+        forget.abort();
         if let Some(p) = purge {
             p.abort();
         }

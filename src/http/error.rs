@@ -110,6 +110,9 @@ pub enum ApiError {
     Timeout,
     #[error("request headers too large")]
     HeadersTooLarge,
+    /// Over a rate limit; the seconds until one more request would pass.
+    #[error("throttled for {0} s")]
+    Throttled(u64),
     #[error("internal error")]
     Internal,
 }
@@ -177,6 +180,7 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unavailable | Self::Busy | Self::Timeout => StatusCode::SERVICE_UNAVAILABLE,
             Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Self::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -234,6 +238,11 @@ impl ApiError {
             Self::Busy => detail("Too many password checks in progress, try again later."),
             Self::Timeout => detail("The request took too long."),
             Self::HeadersTooLarge => detail("Request header fields too large."),
+            // DRF's Throttled message, singular and plural alike.
+            Self::Throttled(1) => detail("Request was throttled. Expected available in 1 second."),
+            Self::Throttled(wait) => detail(format!(
+                "Request was throttled. Expected available in {wait} seconds."
+            )),
             Self::Internal => detail("A server error occurred."),
         };
         serde_json::to_vec(&d)
@@ -259,6 +268,9 @@ impl ApiError {
             }
             Self::Busy | Self::Timeout => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            Self::Throttled(wait) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*wait));
             }
             _ => {}
         }
@@ -340,7 +352,9 @@ fn status_description(status: u16) -> &'static str {
         405 => "Method not allowed on this path.",
         413 => "Request body too large.",
         415 => "Unsupported Content-Type: send JSON, a URL-encoded form or multipart/form-data.",
-        429 => "Too many requests.",
+        429 => {
+            "Throttled (`throttle.*`): `{\"detail\": \"Request was throttled. Expected available in N seconds.\"}`, with Retry-After."
+        }
         503 => "The database is unavailable; retry later.",
         _ => "Error.",
     }
@@ -371,6 +385,15 @@ impl<S: ErrorSet> ApiResponse for Errors<S> {
                         required: true,
                         deprecated: false,
                         schema: <String as Type>::schema_ref(),
+                    });
+                }
+                if status == 429 {
+                    headers.push(MetaHeader {
+                        name: "Retry-After".into(),
+                        description: Some("Seconds until the request may be sent again.".into()),
+                        required: true,
+                        deprecated: false,
+                        schema: <u64 as Type>::schema_ref(),
                     });
                 }
                 MetaResponse {

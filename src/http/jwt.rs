@@ -1,14 +1,18 @@
 //! Simple JWT's views at their paths (`/api/token/...`) and at Djoser's
 //! (`/api/v1/auth/jwt/...`): obtain, refresh, verify, blacklist.
 
+use poem::Request;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi, Tags};
 use secrecy::SecretString;
 
 use super::body::FormBody;
+use super::client::throttle;
 use super::error::{ApiError, Errors, FieldErrors, error_set};
 use crate::config::AuthMethod;
 use crate::service::AuthService;
+use crate::throttle::Scope;
+use crate::tokens::Expect;
 
 #[derive(Tags)]
 enum Tag {
@@ -62,10 +66,14 @@ pub struct Empty {}
 
 error_set!(
     /// Errors of obtain (404: JWT is switched off in `auth.methods`).
-    ObtainErrors: 400, 401, 404, 413, 415, 503
+    ObtainErrors: 400, 401, 404, 413, 415, 429, 503
 );
 error_set!(
-    /// Errors of refresh, verify and blacklist.
+    /// Errors of refresh.
+    RefreshErrors: 400, 401, 404, 413, 415, 429, 503
+);
+error_set!(
+    /// Errors of verify and blacklist.
     TokenErrors: 400, 401, 404, 413, 415, 503
 );
 
@@ -73,12 +81,14 @@ pub struct JwtApi;
 
 async fn obtain(
     service: &AuthService,
+    req: &Request,
     body: FormBody<Credentials>,
 ) -> Result<Json<TokenPair>, Errors<ObtainErrors>> {
     service.require_method(AuthMethod::Jwt)?;
     let mut errors = FieldErrors::default();
     let username = body.required("username", &mut errors);
     let password = body.required("password", &mut errors);
+    throttle(service, req, Scope::Login, username.as_deref())?;
     let (Some(username), Some(password)) = (username, password) else {
         return Err(ApiError::Validation(errors).into());
     };
@@ -102,10 +112,23 @@ fn token_field<T>(body: &FormBody<T>, name: &str) -> Result<String, FieldErrors>
 
 async fn refresh(
     service: &AuthService,
+    req: &Request,
     body: FormBody<RefreshRequest>,
-) -> Result<Json<RefreshResponse>, Errors<TokenErrors>> {
+) -> Result<Json<RefreshResponse>, Errors<RefreshErrors>> {
     service.require_method(AuthMethod::Jwt)?;
-    let token = token_field(&body, "refresh").map_err(ApiError::Validation)?;
+    let token = token_field(&body, "refresh");
+    // The per-user limit needs the token's user: a stateless check, whose
+    // refusal the refresh itself reports below.
+    let user = token.as_ref().ok().and_then(|t| {
+        service
+            .tokens
+            .verify(t, Expect::Refresh, chrono::Utc::now().timestamp())
+            .ok()
+            .and_then(|c| c.user_id())
+            .map(|id| id.to_string())
+    });
+    throttle(service, req, Scope::Refresh, user.as_deref())?;
+    let token = token.map_err(ApiError::Validation)?;
     let r = service.refresh(&token).await?;
     Ok(Json(RefreshResponse {
         access: r.access,
@@ -149,9 +172,10 @@ impl JwtApi {
     async fn token_obtain(
         &self,
         service: poem::web::Data<&AuthService>,
+        req: &Request,
         body: FormBody<Credentials>,
     ) -> Result<Json<TokenPair>, Errors<ObtainErrors>> {
-        obtain(&service, body).await
+        obtain(&service, req, body).await
     }
 
     /// Refresh an access token
@@ -168,9 +192,10 @@ impl JwtApi {
     async fn token_refresh(
         &self,
         service: poem::web::Data<&AuthService>,
+        req: &Request,
         body: FormBody<RefreshRequest>,
-    ) -> Result<Json<RefreshResponse>, Errors<TokenErrors>> {
-        refresh(&service, body).await
+    ) -> Result<Json<RefreshResponse>, Errors<RefreshErrors>> {
+        refresh(&service, req, body).await
     }
 
     /// Verify a token
@@ -219,9 +244,10 @@ impl JwtApi {
     async fn jwt_create(
         &self,
         service: poem::web::Data<&AuthService>,
+        req: &Request,
         body: FormBody<Credentials>,
     ) -> Result<Json<TokenPair>, Errors<ObtainErrors>> {
-        obtain(&service, body).await
+        obtain(&service, req, body).await
     }
 
     /// Refresh an access token (Djoser path)
@@ -234,9 +260,10 @@ impl JwtApi {
     async fn jwt_refresh(
         &self,
         service: poem::web::Data<&AuthService>,
+        req: &Request,
         body: FormBody<RefreshRequest>,
-    ) -> Result<Json<RefreshResponse>, Errors<TokenErrors>> {
-        refresh(&service, body).await
+    ) -> Result<Json<RefreshResponse>, Errors<RefreshErrors>> {
+        refresh(&service, req, body).await
     }
 
     /// Verify a token (Djoser path)

@@ -2,15 +2,18 @@
 //! `/api/v1/auth/token/...`), with knox's improvements: a new key per login,
 //! only digests stored, and logout of every device at once.
 
+use poem::Request;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 use secrecy::SecretString;
 
 use super::auth::{Auth, JwtOrToken, TokenOnly, Via};
 use super::body::FormBody;
+use super::client::throttle;
 use super::error::{ApiError, Errors, FieldErrors, error_set};
 use crate::config::AuthMethod;
 use crate::service::AuthService;
+use crate::throttle::Scope;
 
 #[derive(Tags)]
 enum Tag {
@@ -44,7 +47,7 @@ pub enum LoggedOut {
 
 error_set!(
     /// Errors of token login.
-    LoginErrors: 400, 404, 413, 415, 503
+    LoginErrors: 400, 404, 413, 415, 429, 503
 );
 error_set!(
     /// Errors of token logout.
@@ -53,6 +56,7 @@ error_set!(
 
 async fn login(
     service: &AuthService,
+    req: &Request,
     body: FormBody<TokenCredentials>,
 ) -> Result<Json<AuthToken>, Errors<LoginErrors>> {
     service.require_method(AuthMethod::Token)?;
@@ -60,6 +64,7 @@ async fn login(
     let mut ignored = FieldErrors::default();
     let username = body.optional("username", &mut ignored);
     let password = body.optional("password", &mut ignored);
+    throttle(service, req, Scope::Login, username.as_deref())?;
     let key = service
         .token_login(username.as_deref(), password.map(SecretString::from))
         .await?;
@@ -105,9 +110,10 @@ impl TokenApi {
     async fn token_login(
         &self,
         service: poem::web::Data<&AuthService>,
+        req: &Request,
         body: FormBody<TokenCredentials>,
     ) -> Result<Json<AuthToken>, Errors<LoginErrors>> {
-        login(&service, body).await
+        login(&service, req, body).await
     }
 
     /// Log out: end the key in the Authorization header
@@ -152,9 +158,10 @@ impl TokenApi {
     async fn api_token_login(
         &self,
         service: poem::web::Data<&AuthService>,
+        req: &Request,
         body: FormBody<TokenCredentials>,
     ) -> Result<Json<AuthToken>, Errors<LoginErrors>> {
-        login(&service, body).await
+        login(&service, req, body).await
     }
 
     /// Log out (API path)

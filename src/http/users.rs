@@ -1,5 +1,6 @@
 //! Djoser's user endpoints under `/api/v1/auth/users/`.
 
+use poem::Request;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
@@ -7,9 +8,11 @@ use secrecy::SecretString;
 
 use super::auth::{Auth, JwtOrToken};
 use super::body::FormBody;
+use super::client::throttle;
 use super::error::{ApiError, Errors, FieldErrors, error_set};
 use crate::accounts::NOT_FOUND;
 use crate::service::{AuthService, Registration};
+use crate::throttle::Scope;
 use crate::users::User;
 use crate::{users, validation};
 
@@ -105,7 +108,7 @@ pub enum NoContent {
 
 error_set!(
     /// Errors of registration.
-    RegisterErrors: 400, 413, 415, 503
+    RegisterErrors: 400, 413, 415, 429, 503
 );
 error_set!(
     /// Errors of an authenticated read.
@@ -118,6 +121,10 @@ error_set!(
 error_set!(
     /// Errors of an authenticated write with a body.
     WriteErrors: 400, 401, 413, 415, 503
+);
+error_set!(
+    /// Errors of set_password.
+    SetPasswordErrors: 400, 401, 413, 415, 429, 503
 );
 error_set!(
     /// Errors of a write to one user.
@@ -169,6 +176,7 @@ impl UsersApi {
     async fn create(
         &self,
         service: poem::web::Data<&AuthService>,
+        req: &Request,
         body: FormBody<UserCreate>,
     ) -> Result<RegisterResponse, Errors<RegisterErrors>> {
         let mut errors = FieldErrors::default();
@@ -177,6 +185,7 @@ impl UsersApi {
             errors.add("email", m);
         }
         let username = body.required("username", &mut errors);
+        throttle(&service, req, Scope::Register, username.as_deref())?;
         if let Some(name) = &username {
             for m in validation::username(name) {
                 errors.add("username", m);
@@ -378,8 +387,10 @@ impl UsersApi {
         &self,
         auth: Auth<JwtOrToken>,
         service: poem::web::Data<&AuthService>,
+        req: &Request,
         body: FormBody<SetPassword>,
-    ) -> Result<NoContent, Errors<WriteErrors>> {
+    ) -> Result<NoContent, Errors<SetPasswordErrors>> {
+        throttle(&service, req, Scope::SetPassword, Some(&auth.user.username))?;
         let mut errors = FieldErrors::default();
         let new_password = body.required("new_password", &mut errors);
         let current = body.required("current_password", &mut errors);

@@ -18,6 +18,7 @@ mod refresh;
 mod register;
 mod reuse;
 mod scaleout;
+mod throttle;
 mod tutorial;
 mod vectors;
 mod verify_blacklist;

@@ -1,0 +1,123 @@
+//! Who the client is, for per-IP limits: the socket's peer, or, when that
+//! peer is a trusted reverse proxy, the address it reports in
+//! `X-Forwarded-For`.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use poem::Request;
+use poem::http::HeaderMap;
+
+use super::error::ApiError;
+use crate::service::AuthService;
+use crate::throttle::{Scope, Throttled};
+
+/// The client's address, or `None` when the connection has no IP peer.
+pub fn client_ip(req: &Request, trusted: &[IpNet]) -> Option<IpAddr> {
+    let peer = req.remote_addr().as_socket_addr()?.ip();
+    Some(forwarded_client(peer, req.headers(), trusted))
+}
+
+fn is_trusted(ip: IpAddr, trusted: &[IpNet]) -> bool {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    trusted.iter().any(|net| net.contains(&ip))
+}
+
+/// Walks `X-Forwarded-For` from the right (the hop nearest to us) past
+/// trusted proxies; the first other address is the client. Entries to its
+/// left were written by the client itself and prove nothing.
+fn forwarded_client(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    if !is_trusted(peer, trusted) {
+        return peer;
+    }
+    let hops: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        match hop.parse::<IpAddr>() {
+            Ok(ip) => {
+                client = ip;
+                if !is_trusted(ip, trusted) {
+                    break;
+                }
+            }
+            // Garbage from a proxy's client: stop at the last address a
+            // trusted hop vouched for.
+            Err(_) => break,
+        }
+    }
+    client
+}
+
+/// Counts one request against `scope`'s limits: the client's address, then
+/// `username` when the request names one.
+pub fn throttle(
+    service: &AuthService,
+    req: &Request,
+    scope: Scope,
+    username: Option<&str>,
+) -> Result<(), ApiError> {
+    let refused = |key: &'static str, e: Throttled| {
+        service
+            .metrics
+            .throttled
+            .with_label_values(&[scope.as_str(), key])
+            .inc();
+        tracing::info!(
+            target: "tessera::security",
+            event = "throttled",
+            scope = scope.as_str(),
+            key,
+            wait_secs = e.wait_secs(),
+            "request over a rate limit"
+        );
+        ApiError::Throttled(e.wait_secs())
+    };
+    if let Some(ip) = client_ip(req, &service.settings.server.trusted_proxies) {
+        service
+            .throttle
+            .check_ip(scope, ip)
+            .map_err(|e| refused("ip", e))?;
+    }
+    if let Some(name) = username {
+        service
+            .throttle
+            .check_username(scope, name)
+            .map_err(|e| refused("username", e))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_header_counts_only_from_a_trusted_peer() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let ip = |peer: &str, xff: &[&str]| {
+            let mut headers = HeaderMap::new();
+            for v in xff {
+                headers.append("x-forwarded-for", v.parse().unwrap());
+            }
+            forwarded_client(peer.parse().unwrap(), &headers, &trusted).to_string()
+        };
+        assert_eq!(ip("203.0.113.9", &["1.2.3.4"]), "203.0.113.9");
+        assert_eq!(ip("10.0.0.2", &["1.2.3.4"]), "1.2.3.4");
+        // A client's own forged entries sit left of the proxy's and are skipped.
+        assert_eq!(ip("10.0.0.2", &["6.6.6.6, 1.2.3.4"]), "1.2.3.4");
+        assert_eq!(ip("10.0.0.2", &["6.6.6.6", "1.2.3.4, 10.0.0.7"]), "1.2.3.4");
+        assert_eq!(ip("10.0.0.2", &[]), "10.0.0.2");
+        assert_eq!(ip("10.0.0.2", &["garbage"]), "10.0.0.2");
+        assert_eq!(ip("10.0.0.2", &["10.0.0.3"]), "10.0.0.3");
+        assert_eq!(ip("::ffff:10.0.0.2", &["1.2.3.4"]), "1.2.3.4");
+    }
+}
