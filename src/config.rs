@@ -87,7 +87,7 @@ pub struct ServerSettings {
     pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
     pub url: String,
@@ -102,6 +102,51 @@ pub struct DatabaseSettings {
     pub connect_retry_interval: Duration,
     #[serde(with = "humantime_serde")]
     pub health_probe_interval: Duration,
+}
+
+/// The URL with its password, if any, replaced: `Debug` output ends up in
+/// logs and panics.
+impl fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseSettings")
+            .field("url", &redacted_url(&self.url))
+            .field("auto_migrate", &self.auto_migrate)
+            .field("max_connections", &self.max_connections)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .field("sqlite_busy_timeout", &self.sqlite_busy_timeout)
+            .field("connect_attempts", &self.connect_attempts)
+            .field("connect_retry_interval", &self.connect_retry_interval)
+            .field("health_probe_interval", &self.health_probe_interval)
+            .finish()
+    }
+}
+
+/// `scheme://user:secret@host/...` as `scheme://user:***@host/...`, and a
+/// `password=` query parameter likewise.
+pub fn redacted_url(url: &str) -> String {
+    let mut out = url.to_owned();
+    if let Some(start) = out.find("://").map(|i| i + 3) {
+        let authority_end = out[start..]
+            .find(['/', '?'])
+            .map_or(out.len(), |i| start + i);
+        if let Some(at) = out[start..authority_end].rfind('@').map(|i| start + i)
+            && let Some(colon) = out[start..at].find(':').map(|i| start + i)
+        {
+            out.replace_range(colon + 1..at, "***");
+        }
+    }
+    if let Some(q) = out.find('?') {
+        let (base, query) = out.split_at(q + 1);
+        let query: Vec<String> = query
+            .split('&')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                _ => kv.to_owned(),
+            })
+            .collect();
+        out = format!("{base}{}", query.join("&"));
+    }
+    out
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -663,5 +708,33 @@ mod tests {
         let key = "a-very-secret-signing-key-of-more-than-32-bytes";
         let s = Settings::load_from(None, env(&[("TESSERA__JWT__SIGNING_KEY", key)])).unwrap();
         assert!(!format!("{s:?}").contains(key));
+    }
+
+    #[test]
+    fn debug_prints_no_secret() {
+        let s = Settings::load_from(
+            None,
+            HashMap::from([
+                (
+                    "DATABASE_URL".to_owned(),
+                    "postgres://tessera:hunter2-db-pass@db:5432/auth?sslmode=require&password=q-pass".to_owned(),
+                ),
+                (
+                    "TESSERA__JWT__SIGNING_KEY".to_owned(),
+                    "a-very-private-signing-secret-0123456789".to_owned(),
+                ),
+            ]),
+        )
+        .unwrap();
+        let debug = format!("{s:?}");
+        for secret in ["hunter2-db-pass", "q-pass", "a-very-private-signing-secret"] {
+            assert!(!debug.contains(secret), "{secret} in {debug}");
+        }
+        assert!(debug.contains("postgres://tessera:***@db:5432/auth?sslmode=require&password=***"));
+        assert_eq!(
+            redacted_url("sqlite://tessera.db?mode=rwc"),
+            "sqlite://tessera.db?mode=rwc"
+        );
+        assert_eq!(redacted_url("postgres://u@h/d"), "postgres://u@h/d");
     }
 }

@@ -42,6 +42,94 @@ pub enum KeyError {
     Write(PathBuf, std::io::Error),
     #[error("cannot get randomness for a key: {0}")]
     Random(String),
+    #[error(
+        "{0}: this is a published example key that anyone can sign with; use a random one (`tessera keys generate`, or 32 random bytes for HMAC)"
+    )]
+    Example(String),
+    #[error("{0}: not a random secret ({1}); use 32 random bytes, e.g. `openssl rand -hex 32`")]
+    NotRandom(String, &'static str),
+    #[error(
+        "the key file {0} can be read or written by other users (mode {1:04o}); a private key must be private to its owner: chmod 600 {0}"
+    )]
+    Exposed(PathBuf, u32),
+}
+
+/// Secrets from documentation, tutorials and starter kits (lower case):
+/// a key containing one of these is known to more people than its owner.
+const EXAMPLE_SECRET_MARKERS: &[&str] = &[
+    // Django's startproject development keys.
+    "django-insecure-",
+    // jwt.io's HS256/384/512 examples.
+    "your-256-bit-secret",
+    "your-384-bit-secret",
+    "your-512-bit-secret",
+    // Supabase's local and self-hosting defaults.
+    "super-secret-jwt-token-with-at-least-32-characters-long",
+    // Placeholders meant to be replaced.
+    "changeme",
+    "change-me",
+    "change_me",
+    "change-this",
+    "change_this",
+    "replace-me",
+    "replace_me",
+    "your-secret",
+    "your_secret",
+    "yoursecret",
+];
+
+/// Public halves (JWK `x`) of example private keys published in RFCs: RFC
+/// 8037 A.1's Ed25519 key.
+const EXAMPLE_ED25519_X: &[&str] = &["11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"];
+
+/// Refuses an HMAC secret that is a known example or obviously not random.
+fn refuse_weak_secret(secret: &[u8], what: &str) -> Result<(), KeyError> {
+    let lower = String::from_utf8_lossy(secret).to_lowercase();
+    if EXAMPLE_SECRET_MARKERS.iter().any(|m| lower.contains(m)) {
+        return Err(KeyError::Example(what.into()));
+    }
+    let mut seen = [false; 256];
+    for &b in secret {
+        seen[usize::from(b)] = true;
+    }
+    if seen.iter().filter(|s| **s).count() < 8 {
+        return Err(KeyError::NotRandom(
+            what.into(),
+            "fewer than 8 distinct characters",
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses a private key whose public half is a published example.
+fn refuse_example_key(key: &SigningKey, what: &str) -> Result<(), KeyError> {
+    let x = key
+        .verifying
+        .jwk
+        .as_ref()
+        .and_then(|jwk| serde_json::to_value(jwk).ok())
+        .and_then(|v| v.get("x").and_then(|x| x.as_str()).map(str::to_owned));
+    if x.is_some_and(|x| EXAMPLE_ED25519_X.contains(&x.as_str())) {
+        return Err(KeyError::Example(what.into()));
+    }
+    Ok(())
+}
+
+/// Reads a file holding a private key or secret, refusing one that other
+/// users can read or change (as ssh does).
+fn read_private_file(path: &str) -> Result<Vec<u8>, KeyError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(path)
+            .map_err(|e| KeyError::Read(PathBuf::from(path), e))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(KeyError::Exposed(PathBuf::from(path), mode & 0o7777));
+        }
+    }
+    read_file(path)
 }
 
 /// How the key was obtained, so start-up can tell the operator once.
@@ -391,7 +479,7 @@ fn signing_key_from_settings(settings: &Settings) -> Result<(SigningKey, KeySour
     let inline = jwt.signing_key.expose_secret();
     let material = match (&jwt.signing_key_file, inline.is_empty()) {
         (Some(_), false) => return Err(KeyError::Ambiguous),
-        (Some(path), true) => Some(read_file(path)?),
+        (Some(path), true) => Some(read_private_file(path)?),
         (None, false) => Some(inline.as_bytes().to_vec()),
         (None, true) => None,
     };
@@ -403,6 +491,7 @@ fn signing_key_from_settings(settings: &Settings) -> Result<(SigningKey, KeySour
                     return Err(KeyError::TooShort("jwt.signing_key".into(), secret.len()));
                 }
                 refuse_pem_as_secret(&secret, "jwt.signing_key")?;
+                refuse_weak_secret(&secret, "jwt.signing_key")?;
                 Ok((SigningKey::hmac(alg, &secret), KeySource::Configured))
             }
             None => generated_hmac_key(settings),
@@ -415,6 +504,7 @@ fn signing_key_from_settings(settings: &Settings) -> Result<(SigningKey, KeySour
         (None, None) => None,
     };
     let key = SigningKey::from_private_pem(alg, &private, public.as_deref(), jwt.key_id.clone())?;
+    refuse_example_key(&key, "jwt.signing_key")?;
     Ok((key, KeySource::Configured))
 }
 
@@ -463,6 +553,9 @@ pub fn key_file_path(database_url: &str) -> Option<PathBuf> {
 fn load_or_create(path: &Path) -> Result<(String, KeySource), KeyError> {
     match fs::read_to_string(path) {
         Ok(text) => {
+            if let Some(p) = path.to_str() {
+                read_private_file(p)?;
+            }
             let secret = text.trim().to_string();
             if secret.len() < MIN_HMAC_KEY_BYTES {
                 return Err(KeyError::TooShort(path.display().to_string(), secret.len()));
@@ -584,6 +677,90 @@ pub fn generate(alg: JwtAlgorithm, dir: &Path) -> Result<GeneratedKeys, KeyError
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn example_and_non_random_secrets_are_refused() {
+        for secret in [
+            "django-insecure-k3y$0m3th1ng-r4nd0m-l00k1ng-but-dev0nly",
+            "your-256-bit-secret-padded-out-to-thirty-two-bytes",
+            "super-secret-jwt-token-with-at-least-32-characters-long",
+            "CHANGEME-CHANGEME-CHANGEME-CHANGEME",
+        ] {
+            assert!(
+                matches!(
+                    refuse_weak_secret(secret.as_bytes(), "k"),
+                    Err(KeyError::Example(_))
+                ),
+                "{secret}"
+            );
+        }
+        assert!(matches!(
+            refuse_weak_secret(&[b'a'; 64], "k"),
+            Err(KeyError::NotRandom(..))
+        ));
+        // Test keys of the Simple JWT interop vectors and of the Django peer
+        // are not examples anyone deploys with; they must keep working.
+        for secret in [
+            "interop-vector-hs256-key-0123456789abcdef0123456789abcdef0123456",
+            "django-ref-test-secret-key-0123456789-not-for-prod",
+            "3f8a0c1e9b7d4265a1c0e3f7b9d2468a",
+        ] {
+            refuse_weak_secret(secret.as_bytes(), "k").unwrap();
+        }
+    }
+
+    #[test]
+    fn the_rfc_8037_example_key_is_refused() {
+        // RFC 8037, appendix A.1: the private key `d` whose public `x` we list.
+        let d = base64::Engine::decode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A",
+        )
+        .unwrap();
+        let pair = aws_lc_rs::signature::Ed25519KeyPair::from_seed_unchecked(&d).unwrap();
+        let pem = pem::encode(&pem::Pem::new(
+            "PRIVATE KEY",
+            pair.to_pkcs8v1().unwrap().as_ref().to_vec(),
+        ));
+        let key =
+            SigningKey::from_private_pem(JwtAlgorithm::EdDSA, pem.as_bytes(), None, None).unwrap();
+        assert!(matches!(
+            refuse_example_key(&key, "k"),
+            Err(KeyError::Example(_))
+        ));
+        // A fresh key is not an example.
+        let dir = tempfile::tempdir().unwrap();
+        let fresh = generate(JwtAlgorithm::EdDSA, dir.path()).unwrap();
+        let key = SigningKey::from_private_pem(
+            JwtAlgorithm::EdDSA,
+            &fs::read(&fresh.private).unwrap(),
+            None,
+            None,
+        )
+        .unwrap();
+        refuse_example_key(&key, "k").unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn key_files_others_can_read_are_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.pem");
+        fs::write(&path, "secret").unwrap();
+        let p = path.to_str().unwrap();
+        for mode in [0o644, 0o640, 0o604, 0o660] {
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+            match read_private_file(p) {
+                Err(KeyError::Exposed(_, m)) => assert_eq!(m, mode),
+                other => panic!("{mode:o}: {other:?}"),
+            }
+        }
+        for mode in [0o600, 0o400] {
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+            assert_eq!(read_private_file(p).unwrap(), b"secret");
+        }
+    }
 
     #[test]
     fn key_file_sits_beside_the_sqlite_file() {

@@ -380,7 +380,19 @@ fn unusable_keys_stop_the_process_with_exit_code_2() {
     let dir = tempfile::tempdir().unwrap();
     let ed = generate(JwtAlgorithm::EdDSA, dir.path()).unwrap();
     let ed_private = ed.private.display().to_string();
-    let weak = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/api/rsa1024-private.pem");
+    // Key files must be private to their owner; a checkout makes them 0644.
+    let private_copy = |from: &str, name: &str, mode: u32| {
+        use std::os::unix::fs::PermissionsExt;
+        let to = dir.path().join(name);
+        std::fs::copy(from, &to).unwrap();
+        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(mode)).unwrap();
+        to.display().to_string()
+    };
+    let weak = &private_copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/api/rsa1024-private.pem"),
+        "weak.pem",
+        0o600,
+    );
     let weak_public = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/api/rsa1024-public.pem"
@@ -388,6 +400,7 @@ fn unusable_keys_stop_the_process_with_exit_code_2() {
     .unwrap();
     let rs = generate(JwtAlgorithm::RS256, dir.path()).unwrap();
     let rs_private = rs.private.display().to_string();
+    let exposed = &private_copy(&ed_private, "exposed.pem", 0o644);
     let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
         (
             vec![
@@ -428,6 +441,24 @@ fn unusable_keys_stop_the_process_with_exit_code_2() {
                 ("TESSERA__JWT__SIGNING_KEY_FILE", "/nonexistent.pem"),
             ],
             "cannot read the key file",
+        ),
+        (
+            vec![
+                ("TESSERA__JWT__ALGORITHM", "EdDSA"),
+                ("TESSERA__JWT__SIGNING_KEY_FILE", exposed),
+            ],
+            "can be read or written by other users (mode 0644)",
+        ),
+        (
+            vec![(
+                "TESSERA__JWT__SIGNING_KEY",
+                "super-secret-jwt-token-with-at-least-32-characters-long",
+            )],
+            "published example key",
+        ),
+        (
+            vec![("TESSERA__JWT__SIGNING_KEY", "short-key")],
+            "at least 32 bytes",
         ),
     ];
     for (env, message) in cases {
