@@ -2,16 +2,19 @@
 
 use chrono::{DateTime, Utc};
 use entity::token_blacklist;
+use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
     PaginatorTrait, QueryFilter, QuerySelect,
 };
 
-use crate::db::{StoreError, is_unique_violation};
+use crate::db::StoreError;
 
 /// Blacklists `jti`. Returns `false` when it already was: the unique index
 /// makes this a single atomic test-and-set, so of N concurrent calls for one
-/// token exactly one gets `true`.
+/// token exactly one gets `true`. `ON CONFLICT DO NOTHING` rather than a
+/// caught unique violation, which would abort an enclosing PostgreSQL
+/// transaction.
 pub async fn add(
     db: &impl ConnectionTrait,
     jti: &str,
@@ -26,11 +29,15 @@ pub async fn add(
         blacklisted_at: Set(now),
         ..Default::default()
     };
-    match token_blacklist::Entity::insert(row).exec(db).await {
-        Ok(_) => Ok(true),
-        Err(e) if is_unique_violation(&e) => Ok(false),
-        Err(e) => Err(e.into()),
-    }
+    let inserted = token_blacklist::Entity::insert(row)
+        .on_conflict(
+            OnConflict::column(token_blacklist::Column::Jti)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(db)
+        .await?;
+    Ok(inserted == 1)
 }
 
 pub async fn contains(db: &DatabaseConnection, jti: &str) -> Result<bool, StoreError> {

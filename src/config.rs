@@ -82,6 +82,10 @@ pub struct ServerSettings {
     pub max_header_bytes: usize,
     /// Connections served at once; more wait in the listen backlog.
     pub max_connections: usize,
+    /// A connection with no traffic for this long is closed (and its slot
+    /// freed).
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
     /// Peers whose `X-Forwarded-For` names the client (IPs or CIDR blocks).
     #[serde(deserialize_with = "networks")]
     pub trusted_proxies: Vec<ipnet::IpNet>,
@@ -215,7 +219,7 @@ impl JwtAlgorithm {
 }
 
 /// A retired key that still verifies and is still published.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PreviousKey {
     pub kid: String,
@@ -226,6 +230,25 @@ pub struct PreviousKey {
     pub verifying_key: String,
     #[serde(default)]
     pub verifying_key_file: String,
+}
+
+/// A retired HMAC key's `verifying_key` is a secret: never printed.
+impl fmt::Debug for PreviousKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PreviousKey")
+            .field("kid", &self.kid)
+            .field("algorithm", &self.algorithm)
+            .field(
+                "verifying_key",
+                &if self.verifying_key.is_empty() {
+                    ""
+                } else {
+                    "[REDACTED]"
+                },
+            )
+            .field("verifying_key_file", &self.verifying_key_file)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -461,10 +484,22 @@ impl Settings {
                 "must be at least 1024",
             ));
         }
-        if self.server.max_connections == 0 {
+        if !(1..=1_000_000).contains(&self.server.max_connections) {
             return Err(ConfigError::key(
                 "server.max_connections",
-                "must be at least 1",
+                "must be between 1 and 1000000",
+            ));
+        }
+        if self.server.idle_timeout.is_zero() {
+            return Err(ConfigError::key(
+                "server.idle_timeout",
+                "must be longer than 0s",
+            ));
+        }
+        if self.jwt.reuse_grace_interval > Duration::from_secs(300) {
+            return Err(ConfigError::key(
+                "jwt.reuse_grace_interval",
+                "must be at most 5m: for that long a rotated token still fetches the current pair",
             ));
         }
         if db.health_probe_interval.is_zero() {

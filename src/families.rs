@@ -4,13 +4,13 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 use entity::token_families::{self, Column, Model};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
     QuerySelect,
 };
 
-use crate::db::{StoreError, is_unique_violation};
+use crate::db::StoreError;
 use crate::tokens::Pair;
 
 /// Where a presented refresh token stands in its family.
@@ -61,7 +61,7 @@ pub async fn start(
 /// tracked from now on.
 /// A concurrent adoption of the same token is not an error.
 pub async fn adopt(
-    db: &DatabaseConnection,
+    db: &impl ConnectionTrait,
     id: &str,
     jti: &str,
     user_id: i64,
@@ -82,11 +82,10 @@ pub async fn adopt(
         revoked_at: Set(None),
         created_at: Set(now),
     };
-    match token_families::Entity::insert(row).exec(db).await {
-        Ok(_) => {}
-        Err(e) if is_unique_violation(&e) => {}
-        Err(e) => return Err(e.into()),
-    }
+    token_families::Entity::insert(row)
+        .on_conflict(OnConflict::column(Column::Id).do_nothing().to_owned())
+        .exec_without_returning(db)
+        .await?;
     find(db, id).await
 }
 
@@ -147,6 +146,35 @@ pub async fn rotate(
         .exec(db)
         .await?;
     Ok(updated.rows_affected == 1)
+}
+
+/// Records a rotation made without reuse detection (several tokens of the
+/// family may then be live): the newest pair becomes current, and the row
+/// lives as long as the newest token, so a revocation keeps covering every
+/// token of the family until the last one expires.
+pub async fn advance(
+    db: &impl ConnectionTrait,
+    id: &str,
+    presented: &str,
+    pair: &Pair,
+    issued_at: i64,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    token_families::Entity::update_many()
+        .col_expr(Column::CurrentJti, Expr::value(pair.refresh.jti.clone()))
+        .col_expr(Column::AccessJti, Expr::value(pair.access.jti.clone()))
+        .col_expr(Column::IssuedAt, Expr::value(issued_at))
+        .col_expr(Column::PreviousJti, Expr::value(presented.to_owned()))
+        .col_expr(Column::RotatedAt, Expr::value(now))
+        .col_expr(
+            Column::ExpiresAt,
+            Expr::value(crate::service::from_epoch(pair.refresh.exp)),
+        )
+        .filter(Column::Id.eq(id))
+        .filter(Column::ExpiresAt.lte(crate::service::from_epoch(pair.refresh.exp)))
+        .exec(db)
+        .await?;
+    Ok(())
 }
 
 /// Revokes one family. Returns whether this call did it (so the event is

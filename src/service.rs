@@ -273,6 +273,10 @@ impl AuthService {
             Some(families::Standing::Stale) if self.detects_reuse() => {
                 return Err(self.refused_blacklisted());
             }
+            // A rotated token whose family row is gone: the row outlives
+            // every token of its family, so this one is dead (or the row was
+            // lost, and with it any revocation).
+            None if claims.family.is_some() => return Err(self.refused_blacklisted()),
             _ => {
                 if blacklist::contains(db, &claims.jti).await? {
                     return Err(self.refused_blacklisted());
@@ -315,37 +319,52 @@ impl AuthService {
         if self.detects_reuse() {
             return self.rotate_in_family(&claims, family, &user, now_dt).await;
         }
-        let refresh = if jwt.rotate_refresh_tokens {
+        if jwt.rotate_refresh_tokens {
+            // The family claim keeps the new token within reach of
+            // logout_all, and the row follows the newest token, even though
+            // nothing here checks for reuse.
+            let pair = self.tokens.rotated_pair(user_id, now, claims.family_id());
+            let db = self.store()?;
+            let txn = db.begin().await.map_err(StoreError::from)?;
             if jwt.blacklist_after_rotation
                 && !blacklist::add(
-                    self.store()?,
+                    &txn,
                     &claims.jti,
                     Some(user_id),
                     from_epoch(claims.exp),
-                    Utc::now(),
+                    now_dt,
                 )
                 .await?
             {
                 return Err(self.refused_blacklisted());
             }
+            if family.is_none() {
+                // A token that starts its own family (from Simple JWT, or
+                // older than families): its row, so the new token has one.
+                families::adopt(
+                    &txn,
+                    claims.family_id(),
+                    &claims.jti,
+                    user_id,
+                    from_epoch(claims.exp),
+                    now_dt,
+                )
+                .await?;
+            }
+            families::advance(&txn, claims.family_id(), &claims.jti, &pair, now, now_dt).await?;
+            txn.commit().await.map_err(StoreError::from)?;
             if jwt.blacklist_after_rotation {
                 self.metrics.blacklisted.inc();
             }
-            self.metrics
-                .tokens_issued
-                .with_label_values(&["refresh"])
-                .inc();
-            // The family claim keeps the new token within reach of
-            // logout_all, even though nothing here checks for reuse.
-            Some(
-                self.tokens
-                    .rotated_pair(user_id, now, claims.family_id())
-                    .refresh
-                    .token,
-            )
-        } else {
-            None
-        };
+            self.metrics.refreshed.inc();
+            for kind in ["access", "refresh"] {
+                self.metrics.tokens_issued.with_label_values(&[kind]).inc();
+            }
+            return Ok(Refreshed {
+                access: pair.access.token,
+                refresh: Some(pair.refresh.token),
+            });
+        }
         self.metrics.refreshed.inc();
         self.metrics
             .tokens_issued
@@ -353,7 +372,7 @@ impl AuthService {
             .inc();
         Ok(Refreshed {
             access: self.tokens.access(user_id, now).token,
-            refresh,
+            refresh: None,
         })
     }
 
@@ -370,6 +389,9 @@ impl AuthService {
         let family_id = claims.family_id();
         let mut family = match family {
             Some(f) => f,
+            // A rotated token whose row is gone is dead (see live_refresh);
+            // only a token that starts its own family is adopted.
+            None if claims.family.is_some() => return Err(self.refused_blacklisted()),
             None => families::adopt(
                 db,
                 family_id,
@@ -394,8 +416,8 @@ impl AuthService {
                     let pair = self.tokens.rotated_pair(user.id, now, family_id);
                     let txn = db.begin().await.map_err(StoreError::from)?;
                     if families::rotate(&txn, family_id, &claims.jti, &pair, now, now_dt).await? {
-                        if self.settings.jwt.blacklist_after_rotation
-                            && blacklist::add(
+                        if self.settings.jwt.blacklist_after_rotation {
+                            if !blacklist::add(
                                 &txn,
                                 &claims.jti,
                                 Some(user.id),
@@ -403,7 +425,11 @@ impl AuthService {
                                 now_dt,
                             )
                             .await?
-                        {
+                            {
+                                // A logout got there first: nothing is
+                                // issued (the transaction rolls back).
+                                return Err(self.refused_blacklisted());
+                            }
                             self.metrics.blacklisted.inc();
                         }
                         txn.commit().await.map_err(StoreError::from)?;
@@ -489,6 +515,15 @@ impl AuthService {
         let claims = self.verify_token(token, Expect::Refresh, epoch(now_dt))?;
         self.live_refresh(&claims, now_dt).await?;
         let db = self.store()?;
+        // The family first: revoking is idempotent, so a failure between the
+        // two statements leaves a retry that finishes the job, never a
+        // blacklisted token whose siblings live on.
+        if families::revoke(db, claims.family_id(), now_dt).await? {
+            self.metrics
+                .families_revoked
+                .with_label_values(&["logout"])
+                .inc();
+        }
         let inserted = blacklist::add(
             db,
             &claims.jti,
@@ -501,12 +536,6 @@ impl AuthService {
             return Err(self.refused_blacklisted());
         }
         self.metrics.blacklisted.inc();
-        if families::revoke(db, claims.family_id(), now_dt).await? {
-            self.metrics
-                .families_revoked
-                .with_label_values(&["logout"])
-                .inc();
-        }
         Ok(())
     }
 

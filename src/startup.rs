@@ -138,6 +138,7 @@ impl Application {
         );
         let app = crate::http::app(service);
         let result = Server::new_with_acceptor(acceptor)
+            .idle_timeout(settings.server.idle_timeout)
             .run_with_graceful_shutdown(
                 app,
                 shutdown_signal(),

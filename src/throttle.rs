@@ -17,6 +17,8 @@ pub enum Scope {
     Login,
     Register,
     Refresh,
+    /// Every check of `current_password` by a signed-in user: set_password,
+    /// set_username and deleting a user.
     SetPassword,
 }
 
@@ -155,10 +157,19 @@ impl Throttle {
     }
 }
 
-/// An IPv4 client reached over an IPv6 socket counts as its IPv4 address.
+/// The key of a client address: an IPv4 client reached over an IPv6 socket
+/// counts as its IPv4 address, and an IPv6 client as its /64, the block a
+/// single host or subscriber gets (otherwise one host would have 2^64
+/// budgets).
 fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let prefix = u128::from(v6) & (u128::MAX << 64);
+                IpAddr::V6(std::net::Ipv6Addr::from(prefix))
+            }
+        },
         v4 => v4,
     }
 }
@@ -202,6 +213,14 @@ mod tests {
         assert!(t.check_ip(Scope::Refresh, mapped).unwrap_err().wait_secs() > 3500);
         t.check_ip(Scope::Refresh, "10.1.2.4".parse().unwrap())
             .unwrap();
+        // One IPv6 /64 is one client.
+        let v6 = |s: &str| s.parse::<IpAddr>().unwrap();
+        t.check_ip(Scope::Refresh, v6("2001:db8:0:1::1")).unwrap();
+        assert!(
+            t.check_ip(Scope::Refresh, v6("2001:db8:0:1:ffff::2"))
+                .is_err()
+        );
+        t.check_ip(Scope::Refresh, v6("2001:db8:0:2::1")).unwrap();
     }
 
     #[test]

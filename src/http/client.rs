@@ -42,7 +42,11 @@ fn forwarded_client(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpA
         .collect();
     let mut client = peer;
     for hop in hops.iter().rev() {
-        match hop.parse::<IpAddr>() {
+        // Some proxies write the client's port too: `1.2.3.4:5678`, `[::1]:80`.
+        let parsed = hop
+            .parse::<IpAddr>()
+            .or_else(|_| hop.parse::<std::net::SocketAddr>().map(|a| a.ip()));
+        match parsed {
             Ok(ip) => {
                 client = ip;
                 if !is_trusted(ip, trusted) {
@@ -57,6 +61,46 @@ fn forwarded_client(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpA
     client
 }
 
+fn refused(service: &AuthService, scope: Scope, key: &'static str, e: Throttled) -> ApiError {
+    service
+        .metrics
+        .throttled
+        .with_label_values(&[scope.as_str(), key])
+        .inc();
+    tracing::info!(
+        target: "tessera::security",
+        event = "throttled",
+        scope = scope.as_str(),
+        key,
+        wait_secs = e.wait_secs(),
+        "request over a rate limit"
+    );
+    ApiError::Throttled(e.wait_secs())
+}
+
+/// Counts one request from the client's address against `scope`'s limit.
+pub fn throttle_ip(service: &AuthService, req: &Request, scope: Scope) -> Result<(), ApiError> {
+    match client_ip(req, &service.settings.server.trusted_proxies) {
+        Some(ip) => service
+            .throttle
+            .check_ip(scope, ip)
+            .map_err(|e| refused(service, scope, "ip", e)),
+        None => Ok(()),
+    }
+}
+
+/// Counts one request for `username` against `scope`'s limit.
+pub fn throttle_username(
+    service: &AuthService,
+    scope: Scope,
+    username: &str,
+) -> Result<(), ApiError> {
+    service
+        .throttle
+        .check_username(scope, username)
+        .map_err(|e| refused(service, scope, "username", e))
+}
+
 /// Counts one request against `scope`'s limits: the client's address, then
 /// `username` when the request names one.
 pub fn throttle(
@@ -65,35 +109,11 @@ pub fn throttle(
     scope: Scope,
     username: Option<&str>,
 ) -> Result<(), ApiError> {
-    let refused = |key: &'static str, e: Throttled| {
-        service
-            .metrics
-            .throttled
-            .with_label_values(&[scope.as_str(), key])
-            .inc();
-        tracing::info!(
-            target: "tessera::security",
-            event = "throttled",
-            scope = scope.as_str(),
-            key,
-            wait_secs = e.wait_secs(),
-            "request over a rate limit"
-        );
-        ApiError::Throttled(e.wait_secs())
-    };
-    if let Some(ip) = client_ip(req, &service.settings.server.trusted_proxies) {
-        service
-            .throttle
-            .check_ip(scope, ip)
-            .map_err(|e| refused("ip", e))?;
+    throttle_ip(service, req, scope)?;
+    match username {
+        Some(name) => throttle_username(service, scope, name),
+        None => Ok(()),
     }
-    if let Some(name) = username {
-        service
-            .throttle
-            .check_username(scope, name)
-            .map_err(|e| refused("username", e))?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -119,5 +139,7 @@ mod tests {
         assert_eq!(ip("10.0.0.2", &["garbage"]), "10.0.0.2");
         assert_eq!(ip("10.0.0.2", &["10.0.0.3"]), "10.0.0.3");
         assert_eq!(ip("::ffff:10.0.0.2", &["1.2.3.4"]), "1.2.3.4");
+        assert_eq!(ip("10.0.0.2", &["1.2.3.4:5678"]), "1.2.3.4");
+        assert_eq!(ip("10.0.0.2", &["[2001:db8::7]:443"]), "2001:db8::7");
     }
 }

@@ -7,7 +7,7 @@ use poem_openapi::{Object, OpenApi, Tags};
 use secrecy::SecretString;
 
 use super::body::FormBody;
-use super::client::throttle;
+use super::client::{throttle, throttle_ip, throttle_username};
 use super::error::{ApiError, Errors, FieldErrors, error_set};
 use crate::config::AuthMethod;
 use crate::service::AuthService;
@@ -116,19 +116,20 @@ async fn refresh(
     body: FormBody<RefreshRequest>,
 ) -> Result<Json<RefreshResponse>, Errors<RefreshErrors>> {
     service.require_method(AuthMethod::Jwt)?;
-    let token = token_field(&body, "refresh");
-    // The per-user limit needs the token's user: a stateless check, whose
-    // refusal the refresh itself reports below.
-    let user = token.as_ref().ok().and_then(|t| {
-        service
-            .tokens
-            .verify(t, Expect::Refresh, chrono::Utc::now().timestamp())
-            .ok()
-            .and_then(|c| c.user_id())
-            .map(|id| id.to_string())
-    });
-    throttle(service, req, Scope::Refresh, user.as_deref())?;
-    let token = token.map_err(ApiError::Validation)?;
+    throttle_ip(service, req, Scope::Refresh)?;
+    let token = token_field(&body, "refresh").map_err(ApiError::Validation)?;
+    // The per-user limit needs the token's user: a stateless check (so only
+    // a token we signed can spend a user's budget), whose refusal the
+    // refresh itself reports below.
+    let now = chrono::Utc::now().timestamp();
+    if let Some(user) = service
+        .tokens
+        .verify(&token, Expect::Refresh, now)
+        .ok()
+        .and_then(|c| c.user_id())
+    {
+        throttle_username(service, Scope::Refresh, &user.to_string())?;
+    }
     let r = service.refresh(&token).await?;
     Ok(Json(RefreshResponse {
         access: r.access,

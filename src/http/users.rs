@@ -123,7 +123,7 @@ error_set!(
     WriteErrors: 400, 401, 413, 415, 503
 );
 error_set!(
-    /// Errors of set_password.
+    /// Errors of the operations that check `current_password`.
     SetPasswordErrors: 400, 401, 413, 415, 429, 503
 );
 error_set!(
@@ -132,7 +132,7 @@ error_set!(
 );
 error_set!(
     /// Errors of deleting a user.
-    DeleteErrors: 400, 401, 403, 404, 413, 415, 503
+    DeleteErrors: 400, 401, 403, 404, 413, 415, 429, 503
 );
 
 /// An `{id}` path segment; anything but a number names no user.
@@ -293,8 +293,10 @@ impl UsersApi {
         &self,
         auth: Auth<JwtOrToken>,
         service: poem::web::Data<&AuthService>,
+        req: &Request,
         body: FormBody<CurrentPassword>,
-    ) -> Result<NoContent, Errors<WriteErrors>> {
+    ) -> Result<NoContent, Errors<SetPasswordErrors>> {
+        throttle(&service, req, Scope::SetPassword, Some(&auth.user.username))?;
         let mut errors = FieldErrors::default();
         let current = body.required("current_password", &mut errors);
         service
@@ -357,8 +359,10 @@ impl UsersApi {
         auth: Auth<JwtOrToken>,
         service: poem::web::Data<&AuthService>,
         id: Path<String>,
+        req: &Request,
         body: FormBody<CurrentPassword>,
     ) -> Result<NoContent, Errors<DeleteErrors>> {
+        throttle(&service, req, Scope::SetPassword, Some(&auth.user.username))?;
         let id = parse_id(&id)?;
         let target = users::find_by_id(service.store().map_err(ApiError::from)?, id)
             .await
@@ -411,8 +415,10 @@ impl UsersApi {
         &self,
         auth: Auth<JwtOrToken>,
         service: poem::web::Data<&AuthService>,
+        req: &Request,
         body: FormBody<SetUsername>,
-    ) -> Result<NoContent, Errors<WriteErrors>> {
+    ) -> Result<NoContent, Errors<SetPasswordErrors>> {
+        throttle(&service, req, Scope::SetPassword, Some(&auth.user.username))?;
         let mut errors = FieldErrors::default();
         let current = body.required("current_password", &mut errors);
         let new_username = body.required("new_username", &mut errors);
@@ -425,8 +431,9 @@ impl UsersApi {
     /// Log out everywhere (JWT)
     ///
     /// Revokes every refresh-token family of the current user: each refresh
-    /// token from any login, rotated or not, is refused from then on (401
-    /// `Token is blacklisted`). Access tokens already issued stay valid until
+    /// token Tessera issued at a login, rotated or not, is refused from then
+    /// on (401 `Token is blacklisted`); a refresh token issued by Simple JWT
+    /// before a migration belongs to no family until its first rotation. Access tokens already issued stay valid until
     /// they expire (`jwt.access_token_lifetime`); opaque keys have their own
     /// `token/logoutall/`.
     #[oai(

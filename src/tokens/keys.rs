@@ -101,10 +101,9 @@ fn refuse_weak_secret(secret: &[u8], what: &str) -> Result<(), KeyError> {
     Ok(())
 }
 
-/// Refuses a private key whose public half is a published example.
-fn refuse_example_key(key: &SigningKey, what: &str) -> Result<(), KeyError> {
+/// Refuses a key whose public half is a published example.
+fn refuse_example_key(key: &VerifyingKey, what: &str) -> Result<(), KeyError> {
     let x = key
-        .verifying
         .jwk
         .as_ref()
         .and_then(|jwk| serde_json::to_value(jwk).ok())
@@ -118,6 +117,12 @@ fn refuse_example_key(key: &SigningKey, what: &str) -> Result<(), KeyError> {
 /// Reads a file holding a private key or secret, refusing one that other
 /// users can read or change (as ssh does).
 fn read_private_file(path: &str) -> Result<Vec<u8>, KeyError> {
+    check_private_mode(path)?;
+    read_file(path)
+}
+
+/// Refuses a file that other users can read or change.
+fn check_private_mode(path: &str) -> Result<(), KeyError> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -129,7 +134,7 @@ fn read_private_file(path: &str) -> Result<Vec<u8>, KeyError> {
             return Err(KeyError::Exposed(PathBuf::from(path), mode & 0o7777));
         }
     }
-    read_file(path)
+    Ok(())
 }
 
 /// How the key was obtained, so start-up can tell the operator once.
@@ -444,12 +449,20 @@ fn previous_key(
     } else {
         read_file(&p.verifying_key_file)?
     };
-    let material = if alg.is_hmac() {
-        trim_secret(material)
-    } else {
-        material
-    };
-    VerifyingKey::from_public_pem(alg, &material, Some(p.kid.clone()), &what)
+    if alg.is_hmac() {
+        let secret = trim_secret(material);
+        // First whether it is a secret at all (a public PEM listed without
+        // its algorithm is not), then whether it is kept like one.
+        let key = VerifyingKey::from_public_pem(alg, &secret, Some(p.kid.clone()), &what)?;
+        refuse_weak_secret(&secret, &what)?;
+        if !p.verifying_key_file.is_empty() {
+            check_private_mode(&p.verifying_key_file)?;
+        }
+        return Ok(key);
+    }
+    let key = VerifyingKey::from_public_pem(alg, &material, Some(p.kid.clone()), &what)?;
+    refuse_example_key(&key, &what)?;
+    Ok(key)
 }
 
 /// A PEM document used as an HMAC secret would make a published public key
@@ -504,7 +517,7 @@ fn signing_key_from_settings(settings: &Settings) -> Result<(SigningKey, KeySour
         (None, None) => None,
     };
     let key = SigningKey::from_private_pem(alg, &private, public.as_deref(), jwt.key_id.clone())?;
-    refuse_example_key(&key, "jwt.signing_key")?;
+    refuse_example_key(&key.verifying, "jwt.signing_key")?;
     Ok((key, KeySource::Configured))
 }
 
@@ -725,7 +738,7 @@ mod tests {
         let key =
             SigningKey::from_private_pem(JwtAlgorithm::EdDSA, pem.as_bytes(), None, None).unwrap();
         assert!(matches!(
-            refuse_example_key(&key, "k"),
+            refuse_example_key(&key.verifying, "k"),
             Err(KeyError::Example(_))
         ));
         // A fresh key is not an example.
@@ -738,7 +751,7 @@ mod tests {
             None,
         )
         .unwrap();
-        refuse_example_key(&key, "k").unwrap();
+        refuse_example_key(&key.verifying, "k").unwrap();
     }
 
     #[cfg(unix)]

@@ -209,10 +209,71 @@ async fn without_reuse_detection_rotation_is_simple_jwts() {
 }
 
 #[tokio::test]
+async fn a_rotated_token_whose_family_row_is_gone_is_refused() {
+    use sea_orm::EntityTrait;
+    for detection in ["true", "false"] {
+        let app = spawn_app_with(&[ROTATE, ("TESSERA__JWT__REUSE_DETECTION", detection)]).await;
+        app.register("rita").await;
+        let (r1, _) = app.login("rita").await;
+        let (r2, _) = pair(&app.refresh(&r1).await);
+        // The row lives as long as the newest token of the family.
+        let row = entity::token_families::Entity::find_by_id(claims(&r1)["jti"].as_str().unwrap())
+            .one(&app.service.db)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            row.expires_at.timestamp(),
+            claims(&r2)["exp"].as_i64().unwrap()
+        );
+        assert_eq!(row.current_jti, claims(&r2)["jti"].as_str().unwrap());
+        // Without its row (lost, or purged too early), a family's token
+        // cannot escape a revocation: it is refused, never adopted.
+        entity::token_families::Entity::delete_by_id(row.id)
+            .exec(&app.service.db)
+            .await
+            .unwrap();
+        app.refresh(&r2).await.assert_401(blacklisted());
+        app.post_form("/api/token/verify/", &[("token", &r2)])
+            .await
+            .assert_401(blacklisted());
+    }
+}
+
+#[tokio::test]
+async fn without_reuse_detection_a_legacy_token_rotates_into_a_family() {
+    let app = spawn_app_with(&[ROTATE, ("TESSERA__JWT__REUSE_DETECTION", "false")]).await;
+    let id = app.register("rita").await["id"].as_i64().unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let legacy = sign_hs256(
+        TEST_KEY,
+        r#"{"alg":"HS256","typ":"JWT"}"#,
+        &json!({"token_type": "refresh", "exp": now + 600, "iat": now, "jti": uuid::Uuid::new_v4().simple().to_string(), "user_id": id.to_string()}),
+    );
+    let (r2, _) = pair(&app.refresh(&legacy).await);
+    let (r3, access) = pair(&app.refresh(&r2).await);
+    let out = app
+        .call(
+            "POST",
+            "/api/v1/auth/users/me/logout_all/",
+            Some(&bearer(&access)),
+            None,
+        )
+        .await;
+    assert_eq!(out.status, 204);
+    for r in [&legacy, &r2, &r3] {
+        app.refresh(r).await.assert_401(blacklisted());
+    }
+}
+
+#[tokio::test]
 async fn logout_all_revokes_every_family_of_the_user() {
-    for rotate in [false, true] {
-        let rotate = if rotate { "true" } else { "false" };
-        let app = spawn_app_with(&[("TESSERA__JWT__ROTATE_REFRESH_TOKENS", rotate)]).await;
+    for (rotate, detection) in [("false", "true"), ("true", "true"), ("true", "false")] {
+        let app = spawn_app_with(&[
+            ("TESSERA__JWT__ROTATE_REFRESH_TOKENS", rotate),
+            ("TESSERA__JWT__REUSE_DETECTION", detection),
+        ])
+        .await;
         app.register("rita").await;
         app.register("bob").await;
         let (phone, _) = app.login("rita").await;

@@ -174,6 +174,25 @@ async fn set_password_per_user() {
     assert_eq!(attempt().await.status, 400);
     assert_eq!(attempt().await.status, 400);
     assert_throttled(&attempt().await, 30);
+    // Every other check of current_password shares that budget.
+    let set_username = app
+        .call(
+            "POST",
+            "/api/v1/auth/users/set_username/",
+            Some(&auth),
+            Some(json!({"current_password": "guess", "new_username": "alicia"})),
+        )
+        .await;
+    assert_throttled(&set_username, 30);
+    let delete = app
+        .call(
+            "DELETE",
+            "/api/v1/auth/users/me/",
+            Some(&auth),
+            Some(json!({"current_password": "guess"})),
+        )
+        .await;
+    assert_throttled(&delete, 30);
 }
 
 #[tokio::test]
@@ -222,4 +241,31 @@ async fn connections_beyond_the_cap_wait_for_a_free_slot() {
         answered(&mut third, 2000).await,
         "not served once a slot was free"
     );
+}
+
+#[tokio::test]
+async fn an_idle_connection_gives_its_slot_back() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+    let app = spawn_app_with(&[
+        ("TESSERA__SERVER__MAX_CONNECTIONS", "1"),
+        ("TESSERA__SERVER__IDLE_TIMEOUT", "1s"),
+    ])
+    .await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    // Connects and never sends a byte: it must not hold the only slot.
+    let _silent = TcpStream::connect(&addr).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let started = std::time::Instant::now();
+    let mut next = TcpStream::connect(&addr).await.unwrap();
+    next.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), next.read(&mut buf))
+        .await
+        .expect("served once the idle connection was closed")
+        .unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    assert!(started.elapsed() >= std::time::Duration::from_millis(500));
 }
