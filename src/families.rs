@@ -171,7 +171,6 @@ pub async fn advance(
             Expr::value(crate::service::from_epoch(pair.refresh.exp)),
         )
         .filter(Column::Id.eq(id))
-        .filter(Column::ExpiresAt.lte(crate::service::from_epoch(pair.refresh.exp)))
         .exec(db)
         .await?;
     Ok(())

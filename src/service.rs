@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use entity::token_families as family;
-use sea_orm::{DatabaseConnection, TransactionTrait};
+use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait};
 use secrecy::SecretString;
 
 use crate::blacklist;
@@ -277,6 +277,10 @@ impl AuthService {
             // every token of its family, so this one is dead (or the row was
             // lost, and with it any revocation).
             None if claims.family.is_some() => return Err(self.refused_blacklisted()),
+            // The newest token of a live family is never blacklisted: a
+            // logout revokes the family first, a rotation moves `current`
+            // on. One query saved on every refresh.
+            Some(families::Standing::Current) => {}
             _ => {
                 if blacklist::contains(db, &claims.jti).await? {
                     return Err(self.refused_blacklisted());
@@ -325,34 +329,23 @@ impl AuthService {
             // nothing here checks for reuse.
             let pair = self.tokens.rotated_pair(user_id, now, claims.family_id());
             let db = self.store()?;
-            let txn = db.begin().await.map_err(StoreError::from)?;
-            if jwt.blacklist_after_rotation
-                && !blacklist::add(
-                    &txn,
-                    &claims.jti,
-                    Some(user_id),
-                    from_epoch(claims.exp),
-                    now_dt,
-                )
-                .await?
-            {
+            let recorded = if jwt.blacklist_after_rotation {
+                // Two writes that stand or fall together.
+                let txn = db.begin().await.map_err(StoreError::from)?;
+                let recorded = self
+                    .record_rotation(&txn, &claims, user_id, family.is_some(), &pair, now_dt)
+                    .await?;
+                if recorded {
+                    txn.commit().await.map_err(StoreError::from)?;
+                }
+                recorded
+            } else {
+                self.record_rotation(db, &claims, user_id, family.is_some(), &pair, now_dt)
+                    .await?
+            };
+            if !recorded {
                 return Err(self.refused_blacklisted());
             }
-            if family.is_none() {
-                // A token that starts its own family (from Simple JWT, or
-                // older than families): its row, so the new token has one.
-                families::adopt(
-                    &txn,
-                    claims.family_id(),
-                    &claims.jti,
-                    user_id,
-                    from_epoch(claims.exp),
-                    now_dt,
-                )
-                .await?;
-            }
-            families::advance(&txn, claims.family_id(), &claims.jti, &pair, now, now_dt).await?;
-            txn.commit().await.map_err(StoreError::from)?;
             if jwt.blacklist_after_rotation {
                 self.metrics.blacklisted.inc();
             }
@@ -376,6 +369,55 @@ impl AuthService {
         })
     }
 
+    /// Records a rotation made without reuse detection: blacklists the used
+    /// token (with `blacklist_after_rotation`; `false` if it already was) and
+    /// moves the family row on to the new pair.
+    async fn record_rotation(
+        &self,
+        conn: &impl ConnectionTrait,
+        claims: &Claims,
+        user_id: i64,
+        has_row: bool,
+        pair: &Pair,
+        now_dt: DateTime<Utc>,
+    ) -> Result<bool, AuthError> {
+        if self.settings.jwt.blacklist_after_rotation
+            && !blacklist::add(
+                conn,
+                &claims.jti,
+                Some(user_id),
+                from_epoch(claims.exp),
+                now_dt,
+            )
+            .await?
+        {
+            return Ok(false);
+        }
+        if !has_row {
+            // A token that starts its own family (from Simple JWT, or older
+            // than families): its row, so the new token has one.
+            families::adopt(
+                conn,
+                claims.family_id(),
+                &claims.jti,
+                user_id,
+                from_epoch(claims.exp),
+                now_dt,
+            )
+            .await?;
+        }
+        families::advance(
+            conn,
+            claims.family_id(),
+            &claims.jti,
+            pair,
+            epoch(now_dt),
+            now_dt,
+        )
+        .await?;
+        Ok(true)
+    }
+
     /// Rotation with reuse detection (see [`Self::refresh`]).
     async fn rotate_in_family(
         &self,
@@ -387,21 +429,24 @@ impl AuthService {
         let db = self.store()?;
         let now = epoch(now_dt);
         let family_id = claims.family_id();
-        let mut family = match family {
-            Some(f) => f,
+        let (mut family, adopted) = match family {
+            Some(f) => (f, false),
             // A rotated token whose row is gone is dead (see live_refresh);
             // only a token that starts its own family is adopted.
             None if claims.family.is_some() => return Err(self.refused_blacklisted()),
-            None => families::adopt(
-                db,
-                family_id,
-                &claims.jti,
-                user.id,
-                from_epoch(claims.exp),
-                now_dt,
-            )
-            .await?
-            .ok_or(AuthError::Blacklisted)?,
+            None => {
+                let row = families::adopt(
+                    db,
+                    family_id,
+                    &claims.jti,
+                    user.id,
+                    from_epoch(claims.exp),
+                    now_dt,
+                )
+                .await?
+                .ok_or(AuthError::Blacklisted)?;
+                (row, true)
+            }
         };
         // A lost compare-and-swap means another request rotated this token
         // meanwhile: read the family again and answer as a retry would be.
@@ -409,14 +454,18 @@ impl AuthService {
             match families::standing(&family, &claims.jti, now_dt, self.grace()) {
                 families::Standing::Revoked => return Err(self.refused_blacklisted()),
                 families::Standing::Current => {
-                    // Blacklisted by a logout that raced the family's revocation.
-                    if blacklist::contains(db, &claims.jti).await? {
+                    // Only a token that had no row can be both current and
+                    // blacklisted (a logout from before families existed).
+                    if adopted && blacklist::contains(db, &claims.jti).await? {
                         return Err(self.refused_blacklisted());
                     }
                     let pair = self.tokens.rotated_pair(user.id, now, family_id);
-                    let txn = db.begin().await.map_err(StoreError::from)?;
-                    if families::rotate(&txn, family_id, &claims.jti, &pair, now, now_dt).await? {
-                        if self.settings.jwt.blacklist_after_rotation {
+                    let won = if self.settings.jwt.blacklist_after_rotation {
+                        let txn = db.begin().await.map_err(StoreError::from)?;
+                        let won =
+                            families::rotate(&txn, family_id, &claims.jti, &pair, now, now_dt)
+                                .await?;
+                        if won {
                             if !blacklist::add(
                                 &txn,
                                 &claims.jti,
@@ -426,13 +475,20 @@ impl AuthService {
                             )
                             .await?
                             {
-                                // A logout got there first: nothing is
-                                // issued (the transaction rolls back).
+                                // Blacklisted meanwhile: nothing is issued
+                                // (the transaction rolls back).
                                 return Err(self.refused_blacklisted());
                             }
+                            txn.commit().await.map_err(StoreError::from)?;
                             self.metrics.blacklisted.inc();
                         }
-                        txn.commit().await.map_err(StoreError::from)?;
+                        won
+                    } else {
+                        // One statement: the compare-and-swap is the whole
+                        // write.
+                        families::rotate(db, family_id, &claims.jti, &pair, now, now_dt).await?
+                    };
+                    if won {
                         self.metrics.refreshed.inc();
                         for kind in ["access", "refresh"] {
                             self.metrics.tokens_issued.with_label_values(&[kind]).inc();
@@ -442,7 +498,6 @@ impl AuthService {
                             refresh: Some(pair.refresh.token),
                         });
                     }
-                    drop(txn);
                     family = families::find(db, family_id)
                         .await?
                         .ok_or(AuthError::Blacklisted)?;
