@@ -34,6 +34,7 @@ fuzz_target!(|data: &[u8]| {
     for expect in [Expect::Access, Expect::Refresh, Expect::Untyped] {
         if let Ok(claims) = svc.verify(&token, expect, 1_800_000_000) {
             let _ = claims.user_id();
+            let _ = claims.family_id();
         }
     }
 });
