@@ -429,13 +429,18 @@ impl AuthService {
         let db = self.store()?;
         let now = epoch(now_dt);
         let family_id = claims.family_id();
-        let (mut family, adopted) = match family {
-            Some(f) => (f, false),
+        let mut family = match family {
+            Some(f) => f,
             // A rotated token whose row is gone is dead (see live_refresh);
             // only a token that starts its own family is adopted.
             None if claims.family.is_some() => return Err(self.refused_blacklisted()),
             None => {
-                let row = families::adopt(
+                // A token logged out before families existed is refused
+                // here, before it gets a row that would call it current.
+                if blacklist::contains(db, &claims.jti).await? {
+                    return Err(self.refused_blacklisted());
+                }
+                families::adopt(
                     db,
                     family_id,
                     &claims.jti,
@@ -444,8 +449,7 @@ impl AuthService {
                     now_dt,
                 )
                 .await?
-                .ok_or(AuthError::Blacklisted)?;
-                (row, true)
+                .ok_or(AuthError::Blacklisted)?
             }
         };
         // A lost compare-and-swap means another request rotated this token
@@ -454,11 +458,6 @@ impl AuthService {
             match families::standing(&family, &claims.jti, now_dt, self.grace()) {
                 families::Standing::Revoked => return Err(self.refused_blacklisted()),
                 families::Standing::Current => {
-                    // Only a token that had no row can be both current and
-                    // blacklisted (a logout from before families existed).
-                    if adopted && blacklist::contains(db, &claims.jti).await? {
-                        return Err(self.refused_blacklisted());
-                    }
                     let pair = self.tokens.rotated_pair(user.id, now, family_id);
                     let won = if self.settings.jwt.blacklist_after_rotation {
                         let txn = db.begin().await.map_err(StoreError::from)?;

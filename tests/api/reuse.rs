@@ -315,3 +315,27 @@ async fn logout_all_revokes_every_family_of_the_user() {
         app.refresh(&fresh).await.assert_401(blacklisted());
     }
 }
+
+#[tokio::test]
+async fn a_legacy_token_logged_out_is_never_adopted() {
+    let app = spawn_app_with(&[ROTATE]).await;
+    let id = app.register("rita").await["id"].as_i64().unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let legacy = sign_hs256(
+        TEST_KEY,
+        r#"{"alg":"HS256","typ":"JWT"}"#,
+        &json!({"token_type": "refresh", "exp": now + 600, "iat": now, "jti": uuid::Uuid::new_v4().simple().to_string(), "user_id": id.to_string()}),
+    );
+    let out = app
+        .post_json("/api/token/blacklist/", json!({"refresh": legacy}))
+        .await;
+    assert_eq!(out.status, 200, "{}", out.text);
+    // Refused every time: the first refusal must not leave a row that
+    // calls it current.
+    for _ in 0..2 {
+        app.refresh(&legacy).await.assert_401(blacklisted());
+        app.post_form("/api/token/verify/", &[("token", &legacy)])
+            .await
+            .assert_401(blacklisted());
+    }
+}
