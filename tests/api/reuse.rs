@@ -339,3 +339,38 @@ async fn a_legacy_token_logged_out_is_never_adopted() {
             .assert_401(blacklisted());
     }
 }
+
+#[tokio::test]
+async fn expired_families_are_purged_and_live_ones_kept() {
+    use sea_orm::{ActiveModelTrait, EntityTrait, IntoActiveModel, Set};
+    let app = spawn_app().await;
+    app.register("rita").await;
+    let (old, _) = app.login("rita").await;
+    let (live, _) = app.login("rita").await;
+    let db = &app.service.db;
+    let id = |t: &str| claims(t)["jti"].as_str().unwrap().to_owned();
+    let mut row = entity::token_families::Entity::find_by_id(id(&old))
+        .one(db)
+        .await
+        .unwrap()
+        .unwrap()
+        .into_active_model();
+    row.expires_at = Set(chrono::Utc::now() - chrono::TimeDelta::hours(1));
+    row.update(db).await.unwrap();
+    let cutoff = tessera::blacklist::purge_cutoff(chrono::Utc::now(), std::time::Duration::ZERO);
+    assert_eq!(
+        tessera::families::purge_expired(db, cutoff, 1)
+            .await
+            .unwrap(),
+        1
+    );
+    let left: Vec<String> = entity::token_families::Entity::find()
+        .all(db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| f.id)
+        .collect();
+    assert_eq!(left, [id(&live)]);
+    assert_eq!(app.refresh(&live).await.status, 200);
+}
