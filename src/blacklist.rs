@@ -5,10 +5,10 @@ use entity::token_blacklist;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
-    PaginatorTrait, QueryFilter, QuerySelect,
+    PaginatorTrait, QueryFilter,
 };
 
-use crate::db::StoreError;
+use crate::db::{StoreError, purge_in_batches};
 
 /// Blacklists `jti`. Returns `false` when it already was: the unique index
 /// makes this a single atomic test-and-set, so of N concurrent calls for one
@@ -67,24 +67,12 @@ pub async fn purge_expired(
     before: DateTime<Utc>,
     batch: u64,
 ) -> Result<u64, StoreError> {
-    let mut total = 0;
-    loop {
-        let ids: Vec<i64> = token_blacklist::Entity::find()
-            .select_only()
-            .column(token_blacklist::Column::Id)
-            .filter(token_blacklist::Column::ExpiresAt.lt(before))
-            .limit(batch)
-            .into_tuple()
-            .all(db)
-            .await?;
-        if ids.is_empty() {
-            return Ok(total);
-        }
-        let deleted = token_blacklist::Entity::delete_many()
-            .filter(token_blacklist::Column::Id.is_in(ids))
-            .exec(db)
-            .await?
-            .rows_affected;
-        total += deleted;
-    }
+    purge_in_batches::<token_blacklist::Entity, i64>(
+        db,
+        token_blacklist::Column::Id,
+        token_blacklist::Column::ExpiresAt,
+        before,
+        batch,
+    )
+    .await
 }

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, DbErr,
-    RuntimeErr, TransactionTrait,
+    ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection,
+    DbErr, EntityTrait, QueryFilter, QuerySelect, RuntimeErr, TransactionTrait, TryGetableMany,
 };
 
 use migration::MigratorTrait;
@@ -182,5 +182,41 @@ impl DbHealth {
                 tracing::warn!("database unreachable; answering 503 until it is back");
             }
         }
+    }
+}
+
+/// Deletes the rows of `E` whose `expires_at` column is before `before`,
+/// `batch` at a time (select ids, delete by id) so no statement holds the
+/// table for long and instances purging at once never conflict. Returns
+/// the number deleted. `K` is the type of the `id` column.
+pub async fn purge_in_batches<E, K>(
+    db: &DatabaseConnection,
+    id: E::Column,
+    expires_at: E::Column,
+    before: chrono::DateTime<chrono::Utc>,
+    batch: u64,
+) -> Result<u64, StoreError>
+where
+    E: EntityTrait,
+    K: TryGetableMany + Into<sea_orm::Value>,
+{
+    let mut total = 0;
+    loop {
+        let ids: Vec<K> = E::find()
+            .select_only()
+            .column(id)
+            .filter(expires_at.lt(before))
+            .limit(batch)
+            .into_tuple()
+            .all(db)
+            .await?;
+        if ids.is_empty() {
+            return Ok(total);
+        }
+        total += E::delete_many()
+            .filter(id.is_in(ids))
+            .exec(db)
+            .await?
+            .rows_affected;
     }
 }

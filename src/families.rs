@@ -7,10 +7,10 @@ use entity::token_families::{self, Column, Model};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QuerySelect,
+    UpdateMany,
 };
 
-use crate::db::StoreError;
+use crate::db::{StoreError, purge_in_batches};
 use crate::tokens::Pair;
 
 /// Where a presented refresh token stands in its family.
@@ -44,6 +44,30 @@ pub fn standing(family: &Model, jti: &str, now: DateTime<Utc>, grace: TimeDelta)
     }
 }
 
+/// A new row: `current_jti` is the family's only usable token so far.
+fn new_row(
+    id: &str,
+    user_id: i64,
+    current_jti: &str,
+    access_jti: &str,
+    issued_at: i64,
+    expires_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> token_families::ActiveModel {
+    token_families::ActiveModel {
+        id: Set(id.to_owned()),
+        user_id: Set(user_id),
+        current_jti: Set(current_jti.to_owned()),
+        access_jti: Set(access_jti.to_owned()),
+        issued_at: Set(issued_at),
+        previous_jti: Set(None),
+        rotated_at: Set(None),
+        expires_at: Set(expires_at),
+        revoked_at: Set(None),
+        created_at: Set(now),
+    }
+}
+
 /// Records the family a login starts, named after its refresh token's jti.
 pub async fn start(
     db: &impl ConnectionTrait,
@@ -52,7 +76,17 @@ pub async fn start(
     issued_at: i64,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    insert(db, &pair.refresh.jti, user_id, pair, issued_at, now).await
+    let row = new_row(
+        &pair.refresh.jti,
+        user_id,
+        &pair.refresh.jti,
+        &pair.access.jti,
+        issued_at,
+        crate::service::from_epoch(pair.refresh.exp),
+        now,
+    );
+    token_families::Entity::insert(row).exec(db).await?;
+    Ok(())
 }
 
 /// Records a family for a refresh token that has no row (issued by Simple
@@ -68,20 +102,9 @@ pub async fn adopt(
     expires_at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<Option<Model>, StoreError> {
-    let row = token_families::ActiveModel {
-        id: Set(id.to_owned()),
-        user_id: Set(user_id),
-        current_jti: Set(jti.to_owned()),
-        // No access token of ours belongs to it; never replayed, since only
-        // a rotation (which sets both) makes a token "just rotated".
-        access_jti: Set(String::new()),
-        issued_at: Set(now.timestamp()),
-        previous_jti: Set(None),
-        rotated_at: Set(None),
-        expires_at: Set(expires_at),
-        revoked_at: Set(None),
-        created_at: Set(now),
-    };
+    // No access token of ours belongs to it; never replayed, since only a
+    // rotation (which sets both) makes a token "just rotated".
+    let row = new_row(id, user_id, jti, "", now.timestamp(), expires_at, now);
     token_families::Entity::insert(row)
         .on_conflict(OnConflict::column(Column::Id).do_nothing().to_owned())
         .exec_without_returning(db)
@@ -89,34 +112,32 @@ pub async fn adopt(
     find(db, id).await
 }
 
-async fn insert(
-    db: &impl ConnectionTrait,
-    id: &str,
-    user_id: i64,
-    pair: &Pair,
-    issued_at: i64,
-    now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    let row = token_families::ActiveModel {
-        id: Set(id.to_owned()),
-        user_id: Set(user_id),
-        current_jti: Set(pair.refresh.jti.clone()),
-        access_jti: Set(pair.access.jti.clone()),
-        issued_at: Set(issued_at),
-        previous_jti: Set(None),
-        rotated_at: Set(None),
-        expires_at: Set(crate::service::from_epoch(pair.refresh.exp)),
-        revoked_at: Set(None),
-        created_at: Set(now),
-    };
-    token_families::Entity::insert(row).exec(db).await?;
-    Ok(())
-}
-
 pub async fn find(db: &impl ConnectionTrait, id: &str) -> Result<Option<Model>, StoreError> {
     Ok(token_families::Entity::find_by_id(id.to_owned())
         .one(db)
         .await?)
+}
+
+/// The update that makes `pair` the family's current tokens, replacing
+/// `presented`; the row then lives as long as the new refresh token.
+fn moving_on(
+    id: &str,
+    presented: &str,
+    pair: &Pair,
+    issued_at: i64,
+    now: DateTime<Utc>,
+) -> UpdateMany<token_families::Entity> {
+    token_families::Entity::update_many()
+        .col_expr(Column::CurrentJti, Expr::value(pair.refresh.jti.clone()))
+        .col_expr(Column::AccessJti, Expr::value(pair.access.jti.clone()))
+        .col_expr(Column::IssuedAt, Expr::value(issued_at))
+        .col_expr(Column::PreviousJti, Expr::value(presented.to_owned()))
+        .col_expr(Column::RotatedAt, Expr::value(now))
+        .col_expr(
+            Column::ExpiresAt,
+            Expr::value(crate::service::from_epoch(pair.refresh.exp)),
+        )
+        .filter(Column::Id.eq(id))
 }
 
 /// Makes `pair` the family's current tokens if `presented` still is its
@@ -130,17 +151,7 @@ pub async fn rotate(
     issued_at: i64,
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
-    let updated = token_families::Entity::update_many()
-        .col_expr(Column::CurrentJti, Expr::value(pair.refresh.jti.clone()))
-        .col_expr(Column::AccessJti, Expr::value(pair.access.jti.clone()))
-        .col_expr(Column::IssuedAt, Expr::value(issued_at))
-        .col_expr(Column::PreviousJti, Expr::value(presented.to_owned()))
-        .col_expr(Column::RotatedAt, Expr::value(now))
-        .col_expr(
-            Column::ExpiresAt,
-            Expr::value(crate::service::from_epoch(pair.refresh.exp)),
-        )
-        .filter(Column::Id.eq(id))
+    let updated = moving_on(id, presented, pair, issued_at, now)
         .filter(Column::CurrentJti.eq(presented))
         .filter(Column::RevokedAt.is_null())
         .exec(db)
@@ -160,20 +171,18 @@ pub async fn advance(
     issued_at: i64,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    token_families::Entity::update_many()
-        .col_expr(Column::CurrentJti, Expr::value(pair.refresh.jti.clone()))
-        .col_expr(Column::AccessJti, Expr::value(pair.access.jti.clone()))
-        .col_expr(Column::IssuedAt, Expr::value(issued_at))
-        .col_expr(Column::PreviousJti, Expr::value(presented.to_owned()))
-        .col_expr(Column::RotatedAt, Expr::value(now))
-        .col_expr(
-            Column::ExpiresAt,
-            Expr::value(crate::service::from_epoch(pair.refresh.exp)),
-        )
-        .filter(Column::Id.eq(id))
+    moving_on(id, presented, pair, issued_at, now)
         .exec(db)
         .await?;
     Ok(())
+}
+
+/// The update that revokes the families it is filtered to, sparing those
+/// already revoked (their first revocation time stays).
+fn revoking(now: DateTime<Utc>) -> UpdateMany<token_families::Entity> {
+    token_families::Entity::update_many()
+        .col_expr(Column::RevokedAt, Expr::value(now))
+        .filter(Column::RevokedAt.is_null())
 }
 
 /// Revokes one family. Returns whether this call did it (so the event is
@@ -183,12 +192,7 @@ pub async fn revoke(
     id: &str,
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
-    let updated = token_families::Entity::update_many()
-        .col_expr(Column::RevokedAt, Expr::value(now))
-        .filter(Column::Id.eq(id))
-        .filter(Column::RevokedAt.is_null())
-        .exec(db)
-        .await?;
+    let updated = revoking(now).filter(Column::Id.eq(id)).exec(db).await?;
     Ok(updated.rows_affected == 1)
 }
 
@@ -198,10 +202,8 @@ pub async fn revoke_user(
     user_id: i64,
     now: DateTime<Utc>,
 ) -> Result<u64, StoreError> {
-    let updated = token_families::Entity::update_many()
-        .col_expr(Column::RevokedAt, Expr::value(now))
+    let updated = revoking(now)
         .filter(Column::UserId.eq(user_id))
-        .filter(Column::RevokedAt.is_null())
         .exec(db)
         .await?;
     Ok(updated.rows_affected)
@@ -215,23 +217,12 @@ pub async fn purge_expired(
     before: DateTime<Utc>,
     batch: u64,
 ) -> Result<u64, StoreError> {
-    let mut total = 0;
-    loop {
-        let ids: Vec<String> = token_families::Entity::find()
-            .select_only()
-            .column(Column::Id)
-            .filter(Column::ExpiresAt.lt(before))
-            .limit(batch)
-            .into_tuple()
-            .all(db)
-            .await?;
-        if ids.is_empty() {
-            return Ok(total);
-        }
-        total += token_families::Entity::delete_many()
-            .filter(Column::Id.is_in(ids))
-            .exec(db)
-            .await?
-            .rows_affected;
-    }
+    purge_in_batches::<token_families::Entity, String>(
+        db,
+        token_families::Column::Id,
+        token_families::Column::ExpiresAt,
+        before,
+        batch,
+    )
+    .await
 }

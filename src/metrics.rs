@@ -161,6 +161,13 @@ impl Metrics {
         }
     }
 
+    /// A new access/refresh pair went out (a login or a rotation).
+    pub fn pair_issued(&self) {
+        for kind in ["access", "refresh"] {
+            self.tokens_issued.with_label_values(&[kind]).inc();
+        }
+    }
+
     pub fn token_refused(&self, e: &TokenError) {
         self.verification_failures
             .with_label_values(&[reason(e)])

@@ -226,14 +226,7 @@ impl AuthService {
         }
         let pair = self.tokens.pair(user.id, epoch(now));
         families::start(self.store()?, user.id, &pair, epoch(now), Utc::now()).await?;
-        self.metrics
-            .tokens_issued
-            .with_label_values(&["access"])
-            .inc();
-        self.metrics
-            .tokens_issued
-            .with_label_values(&["refresh"])
-            .inc();
+        self.metrics.pair_issued();
         Ok(pair)
     }
 
@@ -303,8 +296,18 @@ impl AuthService {
     /// refreshes through.
     pub async fn refresh(&self, token: &str) -> Result<Refreshed, AuthError> {
         let now_dt = Utc::now();
+        let claims = self.verify_token(token, Expect::Refresh, epoch(now_dt))?;
+        self.refresh_verified(claims, now_dt).await
+    }
+
+    /// [`Self::refresh`] for a token already verified as a refresh token at
+    /// `now_dt` (the HTTP layer needs its user first, for throttling).
+    pub async fn refresh_verified(
+        &self,
+        claims: Claims,
+        now_dt: DateTime<Utc>,
+    ) -> Result<Refreshed, AuthError> {
         let now = epoch(now_dt);
-        let claims = self.verify_token(token, Expect::Refresh, now)?;
         let family = if self.detects_reuse() {
             let db = self.store()?;
             families::find(db, claims.family_id()).await?
@@ -349,14 +352,7 @@ impl AuthService {
             if jwt.blacklist_after_rotation {
                 self.metrics.blacklisted.inc();
             }
-            self.metrics.refreshed.inc();
-            for kind in ["access", "refresh"] {
-                self.metrics.tokens_issued.with_label_values(&[kind]).inc();
-            }
-            return Ok(Refreshed {
-                access: pair.access.token,
-                refresh: Some(pair.refresh.token),
-            });
+            return Ok(self.rotated(pair));
         }
         self.metrics.refreshed.inc();
         self.metrics
@@ -367,6 +363,16 @@ impl AuthService {
             access: self.tokens.access(user_id, now).token,
             refresh: None,
         })
+    }
+
+    /// The answer to a refresh that minted `pair`, counted.
+    fn rotated(&self, pair: Pair) -> Refreshed {
+        self.metrics.refreshed.inc();
+        self.metrics.pair_issued();
+        Refreshed {
+            access: pair.access.token,
+            refresh: Some(pair.refresh.token),
+        }
     }
 
     /// Records a rotation made without reuse detection: blacklists the used
@@ -488,14 +494,7 @@ impl AuthService {
                         families::rotate(db, family_id, &claims.jti, &pair, now, now_dt).await?
                     };
                     if won {
-                        self.metrics.refreshed.inc();
-                        for kind in ["access", "refresh"] {
-                            self.metrics.tokens_issued.with_label_values(&[kind]).inc();
-                        }
-                        return Ok(Refreshed {
-                            access: pair.access.token,
-                            refresh: Some(pair.refresh.token),
-                        });
+                        return Ok(self.rotated(pair));
                     }
                     family = families::find(db, family_id)
                         .await?

@@ -162,14 +162,20 @@ impl Throttle {
 /// single host or subscriber gets (otherwise one host would have 2^64
 /// budgets).
 fn canonical(ip: IpAddr) -> IpAddr {
+    match unmapped(ip) {
+        IpAddr::V6(v6) => {
+            let prefix = u128::from(v6) & (u128::MAX << 64);
+            IpAddr::V6(std::net::Ipv6Addr::from(prefix))
+        }
+        v4 => v4,
+    }
+}
+
+/// An IPv4 address reached over an IPv6 socket (`::ffff:a.b.c.d`) as the
+/// IPv4 address it is.
+pub fn unmapped(ip: IpAddr) -> IpAddr {
     match ip {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let prefix = u128::from(v6) & (u128::MAX << 64);
-                IpAddr::V6(std::net::Ipv6Addr::from(prefix))
-            }
-        },
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,
     }
 }

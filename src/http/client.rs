@@ -10,7 +10,7 @@ use poem::http::HeaderMap;
 
 use super::error::ApiError;
 use crate::service::AuthService;
-use crate::throttle::{Scope, Throttled};
+use crate::throttle::{Scope, Throttled, unmapped};
 
 /// The client's address, or `None` when the connection has no IP peer.
 pub fn client_ip(req: &Request, trusted: &[IpNet]) -> Option<IpAddr> {
@@ -19,10 +19,7 @@ pub fn client_ip(req: &Request, trusted: &[IpNet]) -> Option<IpAddr> {
 }
 
 fn is_trusted(ip: IpAddr, trusted: &[IpNet]) -> bool {
-    let ip = match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    };
+    let ip = unmapped(ip);
     trusted.iter().any(|net| net.contains(&ip))
 }
 

@@ -118,19 +118,16 @@ async fn refresh(
     service.require_method(AuthMethod::Jwt)?;
     throttle_ip(service, req, Scope::Refresh)?;
     let token = token_field(&body, "refresh").map_err(ApiError::Validation)?;
-    // The per-user limit needs the token's user: a stateless check (so only
-    // a token we signed can spend a user's budget), whose refusal the
-    // refresh itself reports below.
-    let now = chrono::Utc::now().timestamp();
-    if let Some(user) = service
-        .tokens
-        .verify(&token, Expect::Refresh, now)
-        .ok()
-        .and_then(|c| c.user_id())
-    {
+    // The per-user limit needs the token's user, so the token is verified
+    // first (only a token we signed can spend a user's budget).
+    let now = chrono::Utc::now();
+    let claims = service
+        .verify_token(&token, Expect::Refresh, now.timestamp())
+        .map_err(ApiError::Token)?;
+    if let Some(user) = claims.user_id() {
         throttle_username(service, Scope::Refresh, &user.to_string())?;
     }
-    let r = service.refresh(&token).await?;
+    let r = service.refresh_verified(claims, now).await?;
     Ok(Json(RefreshResponse {
         access: r.access,
         refresh: r.refresh,
