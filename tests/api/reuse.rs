@@ -287,6 +287,14 @@ async fn logout_all_revokes_every_family_of_the_user() {
         app.call("POST", path, None, None)
             .await
             .assert_401(json!({"detail": "Authentication credentials were not provided."}));
+        let bad = app
+            .call("POST", path, Some("Bearer not-a-token"), None)
+            .await;
+        assert_eq!(bad.status, 401, "{}", bad.text);
+        assert_eq!(bad.json["code"], "token_not_valid");
+        let wrong_method = app.call("GET", path, Some(&bearer(&access)), None).await;
+        assert_eq!(wrong_method.status, 405, "{}", wrong_method.text);
+        assert_eq!(wrong_method.header("allow"), Some("POST"));
         let out = app.call("POST", path, Some(&bearer(&access)), None).await;
         assert_eq!(out.status, 204, "{}", out.text);
         assert_eq!(out.text, "");
