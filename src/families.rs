@@ -162,7 +162,8 @@ pub async fn rotate(
 /// Records a rotation made without reuse detection (several tokens of the
 /// family may then be live): the newest pair becomes current, and the row
 /// lives as long as the newest token, so a revocation keeps covering every
-/// token of the family until the last one expires.
+/// token of the family until the last one expires. `false` when the family
+/// is revoked (or gone): nothing may be issued in it.
 pub async fn advance(
     db: &impl ConnectionTrait,
     id: &str,
@@ -170,11 +171,12 @@ pub async fn advance(
     pair: &Pair,
     issued_at: i64,
     now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    moving_on(id, presented, pair, issued_at, now)
+) -> Result<bool, StoreError> {
+    let updated = moving_on(id, presented, pair, issued_at, now)
+        .filter(Column::RevokedAt.is_null())
         .exec(db)
         .await?;
-    Ok(())
+    Ok(updated.rows_affected == 1)
 }
 
 /// The update that revokes the families it is filtered to, sparing those

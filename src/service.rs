@@ -248,9 +248,35 @@ impl AuthService {
         AuthError::Blacklisted
     }
 
+    /// Revokes a family because one of its rotated tokens came back: the
+    /// token was copied, so every token of the family is suspect. Logged
+    /// and counted once, by whichever request revokes it.
+    async fn revoke_for_reuse(
+        &self,
+        family_id: &str,
+        user_id: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> Result<(), AuthError> {
+        if families::revoke(self.store()?, family_id, now).await? {
+            self.metrics
+                .families_revoked
+                .with_label_values(&["reuse"])
+                .inc();
+            tracing::warn!(
+                target: "tessera::security",
+                event = "refresh_token_reuse",
+                user_id,
+                family = family_id,
+                "a rotated refresh token was presented again; its token family is revoked"
+            );
+        }
+        Ok(())
+    }
+
     /// Whether a verified refresh token may still be used, short of a
     /// rotation: not blacklisted, its family not revoked and, with reuse
-    /// detection, not an old token of its family. Returns the family row.
+    /// detection, not an old token of its family (whose presentation, here
+    /// as on refresh, revokes the family). Returns the family row.
     async fn live_refresh(
         &self,
         claims: &Claims,
@@ -264,6 +290,8 @@ impl AuthService {
         match standing {
             Some(families::Standing::Revoked) => return Err(self.refused_blacklisted()),
             Some(families::Standing::Stale) if self.detects_reuse() => {
+                self.revoke_for_reuse(claims.family_id(), claims.user_id(), now)
+                    .await?;
                 return Err(self.refused_blacklisted());
             }
             // A rotated token whose family row is gone: the row outlives
@@ -376,8 +404,9 @@ impl AuthService {
     }
 
     /// Records a rotation made without reuse detection: blacklists the used
-    /// token (with `blacklist_after_rotation`; `false` if it already was) and
-    /// moves the family row on to the new pair.
+    /// token (with `blacklist_after_rotation`) and moves the family row on to
+    /// the new pair. `false` if the token was blacklisted or its family
+    /// revoked meanwhile: nothing may then be issued.
     async fn record_rotation(
         &self,
         conn: &impl ConnectionTrait,
@@ -412,6 +441,7 @@ impl AuthService {
             )
             .await?;
         }
+        // A logout that revoked the family meanwhile wins.
         families::advance(
             conn,
             claims.family_id(),
@@ -420,8 +450,8 @@ impl AuthService {
             epoch(now_dt),
             now_dt,
         )
-        .await?;
-        Ok(true)
+        .await
+        .map_err(AuthError::from)
     }
 
     /// Rotation with reuse detection (see [`Self::refresh`]).
@@ -529,19 +559,8 @@ impl AuthService {
                     });
                 }
                 families::Standing::Stale => {
-                    if families::revoke(db, family_id, now_dt).await? {
-                        self.metrics
-                            .families_revoked
-                            .with_label_values(&["reuse"])
-                            .inc();
-                        tracing::warn!(
-                            target: "tessera::security",
-                            event = "refresh_token_reuse",
-                            user_id = user.id,
-                            family = family_id,
-                            "a rotated refresh token was presented again; its token family is revoked"
-                        );
-                    }
+                    self.revoke_for_reuse(family_id, Some(user.id), now_dt)
+                        .await?;
                     return Err(self.refused_blacklisted());
                 }
             }
@@ -549,33 +568,70 @@ impl AuthService {
         Err(self.refused_blacklisted())
     }
 
-    /// `/verify/`: any valid token; a refresh token that can no longer be
-    /// used (blacklisted, revoked family, reused) is refused.
+    /// `/verify/`: any valid token; a refresh token that refresh would
+    /// refuse for one of Tessera's own revocations (blacklisted, revoked
+    /// family, reused, issued before a password change) is refused too.
+    /// Whether its user still exists or is active is not asked, as in
+    /// Simple JWT, which never looks at the user here.
     pub async fn verify(&self, token: &str) -> Result<(), AuthError> {
         let now_dt = Utc::now();
         let claims = self.verify_token(token, Expect::Untyped, epoch(now_dt))?;
         // Only refresh tokens are ever revoked, so only they cost a query.
         if claims.token_type.as_deref() == Some("refresh") {
             self.live_refresh(&claims, now_dt).await?;
+            let user = match claims.user_id() {
+                Some(id) => users::find_by_id(self.store()?, id).await?,
+                None => None,
+            };
+            if user.is_some_and(|u| issued_before_revocation(&claims, &u)) {
+                return Err(AuthError::PasswordChanged);
+            }
         }
         Ok(())
     }
 
     /// Logout: the refresh token, and the rest of its family, can no longer
-    /// be used.
+    /// be used, whichever token of the family is presented.
     pub async fn blacklist(&self, token: &str) -> Result<(), AuthError> {
         let now_dt = Utc::now();
         let claims = self.verify_token(token, Expect::Refresh, epoch(now_dt))?;
-        self.live_refresh(&claims, now_dt).await?;
         let db = self.store()?;
+        let family_id = claims.family_id();
         // The family first: revoking is idempotent, so a failure between the
-        // two statements leaves a retry that finishes the job, never a
+        // statements leaves a retry that finishes the job, never a
         // blacklisted token whose siblings live on.
-        if families::revoke(db, claims.family_id(), now_dt).await? {
-            self.metrics
-                .families_revoked
-                .with_label_values(&["logout"])
-                .inc();
+        match families::find(db, family_id).await? {
+            Some(f) if f.revoked_at.is_some() => return Err(self.refused_blacklisted()),
+            // A rotated token: with reuse detection that is reuse (someone
+            // else holds the newer one), so the family ends and it is
+            // reported, even when the answer below is 401 because rotation
+            // blacklisted this token already.
+            Some(f) if f.current_jti != claims.jti && self.detects_reuse() => {
+                self.revoke_for_reuse(family_id, claims.user_id(), now_dt)
+                    .await?;
+            }
+            Some(_) => self.revoke_for_logout(family_id, now_dt).await?,
+            // A rotated token whose row is gone is dead (see live_refresh).
+            None if claims.family.is_some() => return Err(self.refused_blacklisted()),
+            None => {
+                // A token no refresh has adopted yet (from Simple JWT, or
+                // older than families): its row, born revoked, is what a
+                // concurrent adoption meets, so logout and adoption
+                // serialize on the row's key. If a refresh adopted it first,
+                // the revocation reaches what that refresh minted.
+                if let Some(user_id) = claims.user_id() {
+                    families::adopt(
+                        db,
+                        family_id,
+                        &claims.jti,
+                        user_id,
+                        from_epoch(claims.exp),
+                        now_dt,
+                    )
+                    .await?;
+                }
+                self.revoke_for_logout(family_id, now_dt).await?;
+            }
         }
         let inserted = blacklist::add(
             db,
@@ -589,6 +645,20 @@ impl AuthService {
             return Err(self.refused_blacklisted());
         }
         self.metrics.blacklisted.inc();
+        Ok(())
+    }
+
+    async fn revoke_for_logout(
+        &self,
+        family_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), AuthError> {
+        if families::revoke(self.store()?, family_id, now).await? {
+            self.metrics
+                .families_revoked
+                .with_label_values(&["logout"])
+                .inc();
+        }
         Ok(())
     }
 

@@ -1,4 +1,6 @@
-//! Concurrency is part of correctness: one token, one winner.
+//! Concurrency is part of correctness: one token, one winner. Each test
+//! runs on a multi-threaded runtime, so the server's request tasks run in
+//! parallel on several threads rather than taking turns at await points.
 
 use futures::future::join_all;
 use serde_json::json;
@@ -7,7 +9,7 @@ use crate::helpers::*;
 
 const N: usize = 20;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_refreshes_of_one_token_mint_one_new_refresh_token() {
     let app = spawn_app_with(&[
         ("TESSERA__JWT__ROTATE_REFRESH_TOKENS", "true"),
@@ -32,7 +34,7 @@ async fn concurrent_refreshes_of_one_token_mint_one_new_refresh_token() {
     assert_eq!(app.refresh(new_refresh).await.status, 200);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_logouts_of_one_token_succeed_once() {
     let app = spawn_app().await;
     app.register("alice").await;
@@ -45,7 +47,7 @@ async fn concurrent_logouts_of_one_token_succeed_once() {
     assert_eq!(answers.iter().filter(|a| a.status == 401).count(), N - 1);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_registrations_of_one_username_create_one_user() {
     use sea_orm::EntityTrait;
     let app = spawn_app().await;
@@ -69,4 +71,45 @@ async fn concurrent_registrations_of_one_username_create_one_user() {
         .await
         .unwrap();
     assert_eq!(users.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn logout_racing_the_adoption_of_a_family_less_token_wins() {
+    // A refresh adopts a token Simple JWT issued into a new family while a
+    // logout blacklists it: once the logout answered 200, no refresh token
+    // minted by that refresh may work.
+    const TRIALS: usize = 300;
+    for detection in ["true", "false"] {
+        let app = spawn_app_with(&[
+            ("TESSERA__JWT__ROTATE_REFRESH_TOKENS", "true"),
+            ("TESSERA__JWT__REUSE_DETECTION", detection),
+        ])
+        .await;
+        let id = app.register("rita").await["id"].as_i64().unwrap();
+        let (mut both_ok, mut survived) = (0, 0);
+        for _ in 0..TRIALS {
+            let legacy = family_less_token(id);
+            let (refreshed, out) = tokio::join!(
+                app.refresh(&legacy),
+                app.post_json("/api/token/blacklist/", json!({ "refresh": legacy })),
+            );
+            assert_eq!(out.status, 200, "{}", out.text);
+            if refreshed.status == 200 {
+                both_ok += 1;
+                let minted = refreshed.json["refresh"].as_str().unwrap();
+                if app.refresh(minted).await.status == 200 {
+                    survived += 1;
+                }
+            }
+        }
+        assert_eq!(
+            survived, 0,
+            "reuse detection {detection}: {survived} of {both_ok} refresh tokens minted beside a logout survived it"
+        );
+        // The dangerous order (the refresh adopts first) did happen.
+        assert!(
+            both_ok > 0,
+            "reuse detection {detection}: the race never interleaved"
+        );
+    }
 }

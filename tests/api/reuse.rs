@@ -184,12 +184,7 @@ async fn a_token_without_a_family_row_is_adopted() {
     // Tokens Simple JWT issued (or that predate families) have no row.
     let app = spawn_app_with(&[ROTATE, NO_GRACE]).await;
     let id = app.register("rita").await["id"].as_i64().unwrap();
-    let now = chrono::Utc::now().timestamp();
-    let legacy = sign_hs256(
-        TEST_KEY,
-        r#"{"alg":"HS256","typ":"JWT"}"#,
-        &json!({"token_type": "refresh", "exp": now + 600, "iat": now, "jti": uuid::Uuid::new_v4().simple().to_string(), "user_id": id.to_string()}),
-    );
+    let legacy = family_less_token(id);
     let (r2, _) = pair(&app.refresh(&legacy).await);
     assert_eq!(claims(&r2)["family"], claims(&legacy)["jti"]);
     app.refresh(&legacy).await.assert_401(blacklisted());
@@ -244,12 +239,7 @@ async fn a_rotated_token_whose_family_row_is_gone_is_refused() {
 async fn without_reuse_detection_a_legacy_token_rotates_into_a_family() {
     let app = spawn_app_with(&[ROTATE, ("TESSERA__JWT__REUSE_DETECTION", "false")]).await;
     let id = app.register("rita").await["id"].as_i64().unwrap();
-    let now = chrono::Utc::now().timestamp();
-    let legacy = sign_hs256(
-        TEST_KEY,
-        r#"{"alg":"HS256","typ":"JWT"}"#,
-        &json!({"token_type": "refresh", "exp": now + 600, "iat": now, "jti": uuid::Uuid::new_v4().simple().to_string(), "user_id": id.to_string()}),
-    );
+    let legacy = family_less_token(id);
     let (r2, _) = pair(&app.refresh(&legacy).await);
     let (r3, access) = pair(&app.refresh(&r2).await);
     let out = app
@@ -328,12 +318,7 @@ async fn logout_all_revokes_every_family_of_the_user() {
 async fn a_legacy_token_logged_out_is_never_adopted() {
     let app = spawn_app_with(&[ROTATE]).await;
     let id = app.register("rita").await["id"].as_i64().unwrap();
-    let now = chrono::Utc::now().timestamp();
-    let legacy = sign_hs256(
-        TEST_KEY,
-        r#"{"alg":"HS256","typ":"JWT"}"#,
-        &json!({"token_type": "refresh", "exp": now + 600, "iat": now, "jti": uuid::Uuid::new_v4().simple().to_string(), "user_id": id.to_string()}),
-    );
+    let legacy = family_less_token(id);
     let out = app
         .post_json("/api/token/blacklist/", json!({"refresh": legacy}))
         .await;
@@ -381,4 +366,139 @@ async fn expired_families_are_purged_and_live_ones_kept() {
         .collect();
     assert_eq!(left, [id(&live)]);
     assert_eq!(app.refresh(&live).await.status, 200);
+}
+
+async fn family_row(app: &TestApp, first_refresh: &str) -> entity::token_families::Model {
+    use sea_orm::EntityTrait;
+    entity::token_families::Entity::find_by_id(claims(first_refresh)["jti"].as_str().unwrap())
+        .one(&app.service.db)
+        .await
+        .unwrap()
+        .expect("the family row")
+}
+
+#[tokio::test]
+async fn logging_out_with_an_already_rotated_token_ends_the_family() {
+    // The thief refreshed the owner's token first; the owner's logout with
+    // the token they hold must still shut the thief out.
+    let grace_1s = ("TESSERA__JWT__REUSE_GRACE_INTERVAL", "1s");
+    let no_detection = ("TESSERA__JWT__REUSE_DETECTION", "false");
+    // (settings, wait past the grace, logout's status, cause counted)
+    type Case<'a> = (Vec<(&'a str, &'a str)>, bool, u16, &'a str);
+    let cases: [Case; 4] = [
+        (vec![ROTATE, grace_1s], true, 200, "reuse"),
+        (vec![ROTATE], false, 200, "reuse"),
+        // Rotation blacklisted the token already: Simple JWT's 401, and the
+        // family ends all the same.
+        (vec![ROTATE, BLACKLIST], false, 401, "reuse"),
+        (vec![ROTATE, no_detection], false, 200, "logout"),
+    ];
+    for (settings, wait, status, cause) in cases {
+        let app = spawn_app_with(&settings).await;
+        app.register("rita").await;
+        let (t1, _) = app.login("rita").await;
+        let (t2, _) = pair(&app.refresh(&t1).await);
+        if wait {
+            tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+        }
+        let out = app
+            .post_json("/api/token/blacklist/", json!({"refresh": t1}))
+            .await;
+        if status == 200 {
+            assert_eq!(
+                (out.status.as_u16(), &out.json),
+                (200, &json!({})),
+                "{settings:?}"
+            );
+        } else {
+            out.assert_401(blacklisted());
+        }
+        assert!(
+            family_row(&app, &t1).await.revoked_at.is_some(),
+            "{settings:?}: the family is revoked"
+        );
+        app.refresh(&t2).await.assert_401(blacklisted());
+        let counted = format!(r#"tessera_token_families_revoked_total{{cause="{cause}"}} 1"#);
+        assert!(metric(&app, &counted).await, "{settings:?}: {counted}");
+    }
+}
+
+#[tokio::test]
+async fn verifying_an_already_rotated_token_is_reuse_too() {
+    // Decided: verify/ of a stale token revokes its family, as refresh/
+    // does. Whoever presents it holds a copy of a token that was rotated.
+    let app = spawn_app_with(&[ROTATE, NO_GRACE]).await;
+    app.register("rita").await;
+    let (t1, _) = app.login("rita").await;
+    let (t2, _) = pair(&app.refresh(&t1).await);
+    let current = app.post_form("/api/token/verify/", &[("token", &t2)]).await;
+    assert_eq!(
+        current.status, 200,
+        "the current token verifies: {}",
+        current.text
+    );
+    app.post_form("/api/token/verify/", &[("token", &t1)])
+        .await
+        .assert_401(blacklisted());
+    assert!(family_row(&app, &t1).await.revoked_at.is_some());
+    app.refresh(&t2).await.assert_401(blacklisted());
+    assert!(
+        metric(
+            &app,
+            r#"tessera_token_families_revoked_total{cause="reuse"} 1"#
+        )
+        .await
+    );
+}
+
+#[tokio::test]
+async fn verify_agrees_with_refresh_on_a_password_change() {
+    let app = spawn_app().await;
+    let id = app.register("rita").await["id"].as_i64().unwrap();
+    let (refresh, access) = app.login("rita").await;
+    let (_, other_access) = app.login("rita").await;
+    let changed = app
+        .call(
+            "POST",
+            "/api/v1/auth/users/set_password/",
+            Some(&bearer(&access)),
+            Some(json!({"current_password": PASSWORD, "new_password": "An0ther-Passw0rd!"})),
+        )
+        .await;
+    assert_eq!(changed.status, 204, "{}", changed.text);
+    let cutoff =
+        json!({"detail": "The user's password has been changed.", "code": "password_changed"});
+    app.refresh(&refresh).await.assert_401(cutoff.clone());
+    for path in ["/api/token/verify/", "/api/v1/auth/jwt/verify/"] {
+        app.post_form(path, &[("token", &refresh)])
+            .await
+            .assert_401(cutoff.clone());
+    }
+    // Simple JWT's verify never looks at the user: an access token, or a
+    // refresh token of a deleted user, stays a valid signature.
+    let ok = app
+        .post_form("/api/token/verify/", &[("token", &access)])
+        .await;
+    assert_eq!((ok.status.as_u16(), &ok.json), (200, &json!({})));
+    let (fresh, _) = {
+        let a = app
+            .post_json(
+                "/api/token/",
+                json!({"username": "rita", "password": "An0ther-Passw0rd!"}),
+            )
+            .await;
+        pair(&a)
+    };
+    app.delete_user(id).await;
+    for token in [&fresh, &other_access] {
+        let ok = app
+            .post_form("/api/token/verify/", &[("token", token)])
+            .await;
+        assert_eq!(
+            (ok.status.as_u16(), &ok.json),
+            (200, &json!({})),
+            "{}",
+            ok.text
+        );
+    }
 }
