@@ -212,6 +212,16 @@ impl JwtAlgorithm {
         }
     }
 
+    /// The shortest HMAC secret this algorithm accepts: RFC 7518 §3.2 asks
+    /// for a key at least as long as the hash (32, 48 or 64 bytes).
+    pub fn min_hmac_key_bytes(self) -> usize {
+        match self {
+            Self::HS384 => 48,
+            Self::HS512 => 64,
+            _ => 32,
+        }
+    }
+
     /// HMAC algorithms share one secret; the others sign with a private key.
     pub fn is_hmac(self) -> bool {
         matches!(self, Self::HS256 | Self::HS384 | Self::HS512)
@@ -534,10 +544,11 @@ impl Settings {
             ));
         }
         let key_len = jwt.signing_key.expose_secret().len();
-        if jwt.algorithm.is_hmac() && key_len > 0 && key_len < 32 {
+        let min = jwt.algorithm.min_hmac_key_bytes();
+        if jwt.algorithm.is_hmac() && key_len > 0 && key_len < min {
             return Err(ConfigError::key(
                 "jwt.signing_key",
-                format!("an HMAC key must be at least 32 bytes (256 bits); this one has {key_len}"),
+                crate::tokens::keys::too_short(jwt.algorithm, key_len),
             ));
         }
         if jwt.auth_header_types.is_empty()

@@ -1,6 +1,7 @@
 //! Connecting to the database (SQLite or PostgreSQL), migrating it under a
 //! lock, and knowing whether it is reachable right now.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -82,9 +83,46 @@ fn options(settings: &DatabaseSettings) -> ConnectOptions {
     options
 }
 
+/// The file of a SQLite URL (`sqlite://path?...`), or `None` for another
+/// database or an in-memory one.
+pub fn sqlite_file(database_url: &str) -> Option<PathBuf> {
+    let rest = database_url.strip_prefix("sqlite:")?;
+    let path = rest.trim_start_matches("//");
+    let path = path.split('?').next().unwrap_or_default();
+    if path.is_empty() || path == ":memory:" || database_url.contains("mode=memory") {
+        return None;
+    }
+    Some(PathBuf::from(path))
+}
+
+/// Creates a new SQLite database file readable by its owner alone: it holds
+/// password hashes, key digests and emails. SQLite gives the `-wal` and
+/// `-shm` files it makes beside it the same mode. An existing file is left
+/// as it is.
+fn create_private_sqlite_file(settings: &DatabaseSettings) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let url = &settings.url;
+    let Some(path) = sqlite_file(url).filter(|_| url.contains("mode=rwc")) else {
+        return Ok(());
+    };
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// Opens the pool once. SQLite runs in WAL mode with a busy timeout, so
 /// readers never wait for the writer and writers queue instead of failing.
 pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, DbErr> {
+    // A failure here (no such folder, no permission) is left for SQLite to
+    // report as it opens the same path.
+    let _ = create_private_sqlite_file(settings);
     Database::connect(options(settings)).await
 }
 

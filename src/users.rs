@@ -28,6 +28,18 @@ pub enum CreateUserError {
     Store(#[from] StoreError),
 }
 
+/// Django's `AbstractBaseUser.normalize_username`: NFKC, so that a
+/// fullwidth `ａｌｉｃｅ` or `ＡＤＭＩＮ` is the same name as `alice` or
+/// `ADMIN`. Every lookup and write of a username goes through it.
+pub fn normalize_username(username: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    if username.is_ascii() {
+        username.to_owned()
+    } else {
+        username.nfkc().collect()
+    }
+}
+
 /// Inserts the user in one statement; the unique index on `username`, not a
 /// prior lookup, decides between two concurrent registrations of one name.
 pub async fn create(
@@ -36,7 +48,7 @@ pub async fn create(
     now: DateTime<Utc>,
 ) -> Result<User, CreateUserError> {
     let row = users::ActiveModel {
-        username: Set(new.username),
+        username: Set(normalize_username(&new.username)),
         email: Set(new.email),
         password: Set(new.password_hash),
         is_active: Set(true),
@@ -60,13 +72,14 @@ pub async fn find_by_id(db: &DatabaseConnection, id: i64) -> Result<Option<User>
     Ok(users::Entity::find_by_id(id).one(db).await?)
 }
 
-/// Exact, case-sensitive match, as Django's default username lookup.
+/// Exact, case-sensitive match of the normalized name, as Django's
+/// default username lookup.
 pub async fn find_by_username(
     db: &DatabaseConnection,
     username: &str,
 ) -> Result<Option<User>, StoreError> {
     Ok(users::Entity::find()
-        .filter(users::Column::Username.eq(username))
+        .filter(users::Column::Username.eq(normalize_username(username)))
         .one(db)
         .await?)
 }
@@ -137,7 +150,7 @@ pub async fn set_username(
     users::Entity::update_many()
         .col_expr(
             users::Column::Username,
-            sea_orm::sea_query::Expr::value(username),
+            sea_orm::sea_query::Expr::value(normalize_username(username)),
         )
         .filter(users::Column::Id.eq(id))
         .exec(db)

@@ -20,6 +20,9 @@ const REQUIRED: &str = "This field is required.";
 const NOT_NULL: &str = "This field may not be null.";
 const NOT_BLANK: &str = "This field may not be blank.";
 const NOT_STRING: &str = "Not a valid string.";
+/// DRF's `ProhibitNullCharactersValidator`, on every `CharField`. PostgreSQL
+/// text cannot hold NUL, so such a value must never reach a query.
+const NO_NUL: &str = "Null characters are not allowed.";
 
 /// The fields of a request body, whatever its format. `T` only documents the
 /// expected fields in the OpenAPI spec.
@@ -77,6 +80,10 @@ impl<T> FormBody<T> {
             errors.add(name, NOT_BLANK);
             return None;
         }
+        if text.contains('\0') {
+            errors.add(name, NO_NUL);
+            return None;
+        }
         Some(text)
     }
 }
@@ -91,6 +98,39 @@ fn python_type_name(v: &Value) -> &'static str {
         Value::Array(_) => "list",
         Value::Object(_) => "dict",
     }
+}
+
+/// `map` with each top-level integer too large for 64 bits as its digits.
+/// Without serde_json's `arbitrary_precision` (a crate-wide switch that
+/// changes every `Number`) such an integer arrives as a float and would be
+/// read as `1.2345678901234568e29`, where Python keeps every digit. So the
+/// body is read again, raw, in the rare case that any value is a float.
+fn exact_integers(mut map: Map<String, Value>, bytes: &[u8]) -> Map<String, Value> {
+    if !map
+        .values()
+        .any(|v| matches!(v, Value::Number(n) if n.is_f64()))
+    {
+        return map;
+    }
+    let Ok(raw) = serde_json::from_slice::<
+        std::collections::HashMap<String, &serde_json::value::RawValue>,
+    >(bytes) else {
+        return map;
+    };
+    for (name, value) in map.iter_mut() {
+        let Some(text) = raw.get(name).map(|r| r.get()) else {
+            continue;
+        };
+        let digits = text.strip_prefix('-').unwrap_or(text);
+        if matches!(value, Value::Number(_))
+            && !digits.is_empty()
+            && digits.bytes().all(|b| b.is_ascii_digit())
+        {
+            // JSON allows no leading zeros, so the text is Python's `str(int)`.
+            *value = Value::String(text.to_owned());
+        }
+    }
+    map
 }
 
 /// The media type without parameters, lower-cased (`application/json`).
@@ -123,7 +163,7 @@ pub async fn parse_fields(
             return Ok(Map::new());
         }
         return match serde_json::from_slice::<Value>(&bytes) {
-            Ok(Value::Object(map)) => Ok(map),
+            Ok(Value::Object(map)) => Ok(exact_integers(map, &bytes)),
             Ok(other) => Err(ApiError::Validation(FieldErrors::single(
                 "non_field_errors",
                 format!(

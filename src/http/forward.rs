@@ -79,6 +79,17 @@ async fn decide(service: &AuthService, req: &Request) -> ForwardResponse {
     unauthorized()
 }
 
+/// Where proxies send their question (trailing slash trimmed, as routed).
+pub const PATH: &str = "/api/v1/auth/forward";
+
+/// The route that serves forward auth for any method; the operation below
+/// documents it.
+#[poem::handler]
+pub async fn any_method(service: poem::web::Data<&AuthService>, req: &Request) -> poem::Response {
+    use poem::IntoResponse;
+    decide(&service, req).await.into_response()
+}
+
 pub struct ForwardApi;
 
 #[OpenApi]
@@ -88,7 +99,8 @@ impl ForwardApi {
     /// 200 with `X-Auth-User-Id` and `X-Auth-Method` when the request carries
     /// a valid `Bearer <access JWT>` (checked without the database) or
     /// `Token <key>`; 401 with an empty body otherwise. Any method is
-    /// accepted, as proxies may forward the original one.
+    /// accepted (OPTIONS, TRACE and WebDAV's too, not only those listed
+    /// here), as proxies may forward the original one.
     #[oai(
         path = "/api/v1/auth/forward/",
         method = "get",

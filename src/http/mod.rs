@@ -80,7 +80,7 @@ impl AllowTable {
                 let Some(item) = item.as_object() else {
                     continue;
                 };
-                let methods: Vec<String> = ["get", "post", "put", "patch", "delete"]
+                let methods: Vec<String> = ["get", "head", "post", "put", "patch", "delete"]
                     .iter()
                     .filter(|m| item.contains_key(**m))
                     .map(|m| m.to_ascii_uppercase())
@@ -125,6 +125,24 @@ impl AllowTable {
             None if path.trim_end_matches('/') == "/openapi.json" => "/openapi.json",
             None => "unmatched",
         }
+    }
+}
+
+/// The method as a metric label or log field: one of HTTP's standard
+/// methods, else `other`. A client may send any token as a method, and
+/// each distinct label would be a series kept forever.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "other",
     }
 }
 
@@ -212,6 +230,9 @@ pub fn app(service: AuthService) -> impl Endpoint<Output = Response> {
     Route::new()
         .nest("/docs", docs)
         .at("/openapi.json", spec)
+        // Every method, not only the documented ones: a proxy forwards the
+        // original request's (OPTIONS for a CORS preflight, PROPFIND...).
+        .at(forward::PATH, forward::any_method)
         .nest("/", api)
         .with(NormalizePath::new(TrailingSlash::Trim))
         .data(service)
@@ -257,7 +278,7 @@ pub fn app(service: AuthService) -> impl Endpoint<Output = Response> {
                 let elapsed = started.elapsed();
                 metrics
                     .requests
-                    .with_label_values(&[route, method.as_str(), &status.to_string()])
+                    .with_label_values(&[route, method_label(&method), &status.to_string()])
                     .inc();
                 metrics
                     .latency
@@ -265,7 +286,7 @@ pub fn app(service: AuthService) -> impl Endpoint<Output = Response> {
                     .observe(elapsed.as_secs_f64());
                 tracing::info!(
                     target: "tessera::access",
-                    method = %method,
+                    method = method_label(&method),
                     route,
                     status,
                     latency_ms = elapsed.as_secs_f64() * 1000.0,

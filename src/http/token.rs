@@ -60,11 +60,14 @@ async fn login(
     body: FormBody<TokenCredentials>,
 ) -> Result<Json<AuthToken>, Errors<LoginErrors>> {
     service.require_method(AuthMethod::Token)?;
-    // Djoser's fields are optional: missing or blank ones simply fail to log in.
-    let mut ignored = FieldErrors::default();
-    let username = body.optional("username", &mut ignored);
-    let password = body.optional("password", &mut ignored);
+    // Djoser's fields are optional: missing or blank ones simply fail to log
+    // in; a value that is no string at all (null, a list, NUL inside) is a
+    // field error, as in its serializer.
+    let mut errors = FieldErrors::default();
+    let username = body.optional("username", &mut errors);
+    let password = body.optional("password", &mut errors);
     throttle(service, req, Scope::Login, username.as_deref())?;
+    errors.into_result().map_err(ApiError::Validation)?;
     let key = service
         .token_login(username.as_deref(), password.map(SecretString::from))
         .await?;

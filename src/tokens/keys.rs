@@ -16,14 +16,13 @@ use crate::config::{JwtAlgorithm, PreviousKey, Settings};
 /// Bytes of randomness in a generated HMAC key (256 bits).
 const GENERATED_KEY_BYTES: usize = 32;
 /// The shortest HMAC key accepted (RFC 7518 §3.2: at least the hash size).
-pub const MIN_HMAC_KEY_BYTES: usize = 32;
 /// The smallest RSA modulus accepted (NIST: 2048 bits until 2030).
 pub const MIN_RSA_BITS: usize = 2048;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error("{0}: an HMAC key must be at least {MIN_HMAC_KEY_BYTES} bytes; this one has {1}")]
-    TooShort(String, usize),
+    #[error("{0}: {1}")]
+    TooShort(String, String),
     #[error("{0}: not a usable {1} key: {2}")]
     Unfit(String, &'static str, String),
     #[error("{0}: an RSA key must have at least {MIN_RSA_BITS} bits; this one has {1}")]
@@ -224,8 +223,11 @@ impl VerifyingKey {
         kid: Option<String>,
         what: &str,
     ) -> Result<Self, KeyError> {
-        if secret.len() < MIN_HMAC_KEY_BYTES {
-            return Err(KeyError::TooShort(what.into(), secret.len()));
+        if secret.len() < alg.min_hmac_key_bytes() {
+            return Err(KeyError::TooShort(
+                what.into(),
+                too_short(alg, secret.len()),
+            ));
         }
         refuse_pem_as_secret(secret, what)?;
         Ok(Self {
@@ -465,14 +467,41 @@ fn previous_key(
     Ok(key)
 }
 
-/// A PEM document used as an HMAC secret would make a published public key
-/// a signing secret (algorithm confusion by configuration): refused.
+/// Why an HMAC secret of `len` bytes is refused for `alg`.
+pub fn too_short(alg: JwtAlgorithm, len: usize) -> String {
+    let min = alg.min_hmac_key_bytes();
+    format!(
+        "an HMAC key for {} must be at least {min} bytes ({} bits, the hash size, as RFC 7518 §3.2 requires); this one has {len}",
+        alg.as_str(),
+        min * 8
+    )
+}
+
+/// Markers of asymmetric key material, wherever they stand: a PEM block
+/// (after a comment line or a byte-order mark too), an RFC 4716 SSH2 block,
+/// or an OpenSSH public key line. PyJWT refuses the same as HMAC secrets.
+const KEY_MARKERS: [&[u8]; 7] = [
+    b"-----BEGIN",
+    b"---- BEGIN",
+    b"ssh-rsa",
+    b"ssh-dss",
+    b"ssh-ed25519",
+    b"ecdsa-sha2-",
+    b"sk-ssh-ed25519@openssh.com",
+];
+
+/// A key file or PEM document used as an HMAC secret would make a
+/// published public key a signing secret (algorithm confusion by
+/// configuration): refused.
 fn refuse_pem_as_secret(secret: &[u8], what: &str) -> Result<(), KeyError> {
-    if secret.trim_ascii_start().starts_with(b"-----BEGIN") {
+    let found = KEY_MARKERS
+        .iter()
+        .any(|m| secret.windows(m.len()).any(|w| w == *m));
+    if found {
         return Err(KeyError::Unfit(
             what.into(),
             "HMAC",
-            "this is a PEM key, not a shared secret; set the key's algorithm".into(),
+            "this is a PEM or SSH key, not a shared secret; set the key's algorithm".into(),
         ));
     }
     Ok(())
@@ -500,8 +529,11 @@ fn signing_key_from_settings(settings: &Settings) -> Result<(SigningKey, KeySour
         return match material {
             Some(secret) => {
                 let secret = trim_secret(secret);
-                if secret.len() < MIN_HMAC_KEY_BYTES {
-                    return Err(KeyError::TooShort("jwt.signing_key".into(), secret.len()));
+                if secret.len() < alg.min_hmac_key_bytes() {
+                    return Err(KeyError::TooShort(
+                        "jwt.signing_key".into(),
+                        too_short(alg, secret.len()),
+                    ));
                 }
                 refuse_pem_as_secret(&secret, "jwt.signing_key")?;
                 refuse_weak_secret(&secret, "jwt.signing_key")?;
@@ -532,7 +564,7 @@ fn generated_hmac_key(settings: &Settings) -> Result<(SigningKey, KeySource), Ke
             ))
         }
         Some(path) => {
-            let (secret, source) = load_or_create(&path)?;
+            let (secret, source) = load_or_create(&path, alg)?;
             Ok((SigningKey::hmac(alg, secret.as_bytes()), source))
         }
     }
@@ -552,26 +584,24 @@ fn random_key() -> Result<String, KeyError> {
 /// file, `tessera.key` in the working folder for PostgreSQL, nowhere for an
 /// in-memory database.
 pub fn key_file_path(database_url: &str) -> Option<PathBuf> {
-    let Some(rest) = database_url.strip_prefix("sqlite:") else {
+    if !database_url.starts_with("sqlite:") {
         return Some(PathBuf::from("tessera.key"));
-    };
-    let path = rest.trim_start_matches("//");
-    let path = path.split('?').next().unwrap_or_default();
-    if path.is_empty() || path == ":memory:" || database_url.contains("mode=memory") {
-        return None;
     }
-    Some(Path::new(path).with_extension("key"))
+    crate::db::sqlite_file(database_url).map(|p| p.with_extension("key"))
 }
 
-fn load_or_create(path: &Path) -> Result<(String, KeySource), KeyError> {
+fn load_or_create(path: &Path, alg: JwtAlgorithm) -> Result<(String, KeySource), KeyError> {
     match fs::read_to_string(path) {
         Ok(text) => {
             if let Some(p) = path.to_str() {
                 read_private_file(p)?;
             }
             let secret = text.trim().to_string();
-            if secret.len() < MIN_HMAC_KEY_BYTES {
-                return Err(KeyError::TooShort(path.display().to_string(), secret.len()));
+            if secret.len() < alg.min_hmac_key_bytes() {
+                return Err(KeyError::TooShort(
+                    path.display().to_string(),
+                    too_short(alg, secret.len()),
+                ));
             }
             Ok((secret, KeySource::Reused(path.to_path_buf())))
         }
@@ -793,7 +823,7 @@ mod tests {
     fn generated_hmac_key_is_private_and_reused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.key");
-        let (first, source) = load_or_create(&path).unwrap();
+        let (first, source) = load_or_create(&path, JwtAlgorithm::HS256).unwrap();
         assert_eq!(source, KeySource::Generated(path.clone()));
         assert_eq!(first.len(), 64);
         #[cfg(unix)]
@@ -802,7 +832,7 @@ mod tests {
             let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o600);
         }
-        let (second, source) = load_or_create(&path).unwrap();
+        let (second, source) = load_or_create(&path, JwtAlgorithm::HS256).unwrap();
         assert_eq!(second, first);
         assert_eq!(source, KeySource::Reused(path));
     }

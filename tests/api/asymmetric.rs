@@ -580,22 +580,50 @@ async fn rotating_an_hmac_secret_keeps_old_tokens_valid() {
 #[test]
 fn a_pem_key_is_never_taken_for_an_hmac_secret() {
     // A retired asymmetric key listed without its algorithm would otherwise
-    // turn its published public PEM into an HMAC signing secret.
+    // turn its published public key into an HMAC signing secret, wherever
+    // the key block starts in the file.
     let dir = tempfile::tempdir().unwrap();
     let ed = generate(JwtAlgorithm::EdDSA, dir.path()).unwrap();
-    let config = dir.path().join("tessera.toml");
-    std::fs::write(
-        &config,
+    let rsa = generate(JwtAlgorithm::RS256, dir.path()).unwrap();
+    let ed_pem = std::fs::read_to_string(ed.public.unwrap()).unwrap();
+    let rsa_pem = std::fs::read_to_string(rsa.public.unwrap()).unwrap();
+    let ssh = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl ops@example.com";
+    let variants = [
+        ed_pem.clone(),
+        rsa_pem.clone(),
+        format!("# retired 2026-01\n{rsa_pem}"),
+        format!("\u{feff}{rsa_pem}"),
+        format!("\n\n{ed_pem}"),
+        ssh.to_owned(),
         format!(
-            "[[jwt.previous_keys]]\nkid = \"old\"\nverifying_key_file = \"{}\"\n",
-            ed.public.unwrap().display()
+            "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7 {}",
+            "x".repeat(40)
         ),
-    )
-    .unwrap();
-    let env = base_env("sqlite::memory:");
-    let settings = tessera::config::Settings::load_from(Some(&config), env).unwrap();
-    let err = tessera::tokens::KeyRing::from_settings(&settings)
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("PEM key, not a shared secret"), "{err}");
+        format!(
+            "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAI {}",
+            "y".repeat(40)
+        ),
+    ];
+    for (i, material) in variants.iter().enumerate() {
+        let file = dir.path().join(format!("old-{i}.pub"));
+        std::fs::write(&file, material).unwrap();
+        let config = dir.path().join("tessera.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[[jwt.previous_keys]]\nkid = \"old\"\nverifying_key_file = \"{}\"\n",
+                file.display()
+            ),
+        )
+        .unwrap();
+        let env = base_env("sqlite::memory:");
+        let settings = tessera::config::Settings::load_from(Some(&config), env).unwrap();
+        let err = tessera::tokens::KeyRing::from_settings(&settings)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("PEM or SSH key, not a shared secret"),
+            "{i}: {err}"
+        );
+    }
 }

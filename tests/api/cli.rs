@@ -41,6 +41,42 @@ fn bad_settings_exit_2_naming_the_key() {
 }
 
 #[test]
+fn an_hmac_key_is_at_least_as_long_as_its_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    for (alg, len, min) in [("HS256", 31, 32), ("HS384", 47, 48), ("HS512", 63, 64)] {
+        // Varied enough to pass the check for non-random secrets.
+        let key: String = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ-_"
+            .chars()
+            .take(len)
+            .collect();
+        let o = run(tessera(
+            dir.path(),
+            &[
+                ("TESSERA__JWT__ALGORITHM", alg),
+                ("TESSERA__JWT__SIGNING_KEY", &key),
+            ],
+        )
+        .arg("migrate"));
+        assert_eq!(o.status.code(), Some(2), "{alg}: {}", stderr(&o));
+        let wanted = format!("an HMAC key for {alg} must be at least {min} bytes");
+        assert!(stderr(&o).contains(&wanted), "{alg}: {}", stderr(&o));
+        assert!(!stderr(&o).contains(&key), "the key is not echoed");
+        // One byte more is enough.
+        let key = format!("{key}!");
+        let o = run(tessera(
+            dir.path(),
+            &[
+                ("TESSERA__JWT__ALGORITHM", alg),
+                ("TESSERA__JWT__SIGNING_KEY", &key),
+                ("DATABASE_URL", "sqlite::memory:"),
+            ],
+        )
+        .arg("migrate"));
+        assert_eq!(o.status.code(), Some(0), "{alg}: {}", stderr(&o));
+    }
+}
+
+#[test]
 fn unknown_keys_in_a_config_file_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
@@ -73,6 +109,18 @@ async fn generated_key_is_kept_private_and_reused_across_restarts() {
     let key = std::fs::read_to_string(&key_path).unwrap();
     assert_eq!(key.trim().len(), 64);
     let pair = server.register_and_login(&client, "alice").await;
+    // The database holds password hashes, key digests and emails: as
+    // private as the key, and so are SQLite's files beside it.
+    #[cfg(unix)]
+    for name in ["tessera.db", "tessera.db-wal", "tessera.db-shm"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join(name))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600, "{name}");
+    }
     let (status, log) = server.stop();
     assert!(status.success(), "graceful stop exits 0: {status:?}");
     assert_eq!(

@@ -62,55 +62,20 @@ async fn forward_auth_answers_with_headers_only() {
 
 #[tokio::test]
 async fn nginx_auth_request_in_front_of_an_upstream() {
-    let Some(nginx) = ["/usr/sbin/nginx", "/usr/bin/nginx"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())
-    else {
-        panic!("nginx is needed for this test (apt-get install nginx; .ci/run installs it)");
-    };
     let app = spawn_app().await;
     let id = app.register("alice").await["id"].as_i64().unwrap();
     let (_, access) = app.login("alice").await;
-
     // The tiny upstream: echoes who nginx says the caller is.
-    let upstream = poem::listener::TcpListener::bind("127.0.0.1:0");
-    let acceptor = poem::listener::Listener::into_acceptor(upstream)
-        .await
-        .unwrap();
-    let upstream_port = poem::listener::Acceptor::local_addr(&acceptor)[0]
-        .as_socket_addr()
-        .unwrap()
-        .port();
-    #[poem::handler]
-    fn echo(req: &poem::Request) -> String {
+    let upstream_port = echo_upstream(|req| {
         let user = req.header("x-auth-user-id").unwrap_or("?");
         let method = req.header("x-auth-method").unwrap_or("?");
         format!("hello {user} via {method}")
-    }
-    tokio::spawn(
-        poem::Server::new_with_acceptor(acceptor).run(poem::Route::new().at("/*path", echo)),
-    );
-
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let tessera = app.base.trim_start_matches("http://");
-    let d = dir.path().display();
-    let conf = format!(
-        r#"
-daemon off;
-master_process off;
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {d}/body; proxy_temp_path {d}/proxy;
-    fastcgi_temp_path {d}/fcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
+    })
+    .await;
+    let tessera = app.base.trim_start_matches("http://").to_owned();
+    let Some(nginx) = Nginx::start(|port| {
+        format!(
+            r#"
     server {{
         listen 127.0.0.1:{port};
         location = /_tessera {{
@@ -129,33 +94,16 @@ http {{
             proxy_pass http://127.0.0.1:{upstream_port};
         }}
     }}
-}}
 "#
-    );
-    let conf_path = dir.path().join("nginx.conf");
-    std::fs::write(&conf_path, conf).unwrap();
-    let mut child = std::process::Command::new(nginx)
-        .args(["-e", &format!("{d}/error.log"), "-p", &d.to_string(), "-c"])
-        .arg(&conf_path)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let url = format!("http://127.0.0.1:{port}/app/page");
+        )
+    })
+    .await
+    else {
+        return;
+    };
+    let url = nginx.url("/app/page");
     let client = reqwest::Client::new();
-    let mut ready = false;
-    for _ in 0..50 {
-        if client.get(&url).send().await.is_ok() {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     let result = async {
-        assert!(
-            ready,
-            "nginx did not start: {}",
-            std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default()
-        );
         let ok = client.get(&url).bearer_auth(&access).send().await.unwrap();
         assert_eq!(ok.status(), 200);
         assert_eq!(ok.text().await.unwrap(), format!("hello {id} via jwt"));
@@ -169,8 +117,31 @@ http {{
             .unwrap();
         assert_eq!(refused.status(), 401);
     };
-    let outcome = tokio::time::timeout(Duration::from_secs(30), result).await;
-    let _ = child.kill();
-    let _ = child.wait();
-    outcome.expect("nginx test timed out");
+    tokio::time::timeout(Duration::from_secs(30), result)
+        .await
+        .expect("nginx test timed out");
+}
+
+#[tokio::test]
+async fn forward_auth_serves_every_method() {
+    let app = spawn_app().await;
+    let id = app.register("alice").await["id"].as_i64().unwrap();
+    let (_, access) = app.login("alice").await;
+    // A CORS preflight, TRACE and WebDAV methods reach forward auth through
+    // a proxy that forwards the original method.
+    for method in ["OPTIONS", "TRACE", "PROPFIND", "MKCOL", "GET", "HEAD"] {
+        for path in [PATH, PATH.trim_end_matches('/')] {
+            let ok = app.call(method, path, Some(&bearer(&access)), None).await;
+            assert_eq!(ok.status, 200, "{method} {path}: {}", ok.text);
+            assert_eq!(ok.header("x-auth-user-id"), Some(id.to_string().as_str()));
+            assert_eq!(ok.text, "");
+            let refused = app.call(method, path, None, None).await;
+            assert_eq!(refused.status, 401, "{method} {path}: {}", refused.text);
+            assert_eq!(refused.text, "", "{method}: an empty body, not a JSON 405");
+            assert_eq!(
+                refused.header("www-authenticate"),
+                Some(r#"Bearer realm="api""#)
+            );
+        }
+    }
 }

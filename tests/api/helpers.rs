@@ -279,6 +279,17 @@ pub fn sign_hs256(key: &str, header: &str, claims: &Value) -> String {
     format!("{message}.{sig}")
 }
 
+/// A refresh token that no refresh has adopted: issued by Simple JWT (or
+/// before families existed), with no family row.
+pub fn family_less_token(user_id: i64) -> String {
+    let now = chrono::Utc::now().timestamp();
+    sign_hs256(
+        TEST_KEY,
+        r#"{"alg":"HS256","typ":"JWT"}"#,
+        &serde_json::json!({"token_type": "refresh", "exp": now + 600, "iat": now, "jti": uuid::Uuid::new_v4().simple().to_string(), "user_id": user_id.to_string()}),
+    )
+}
+
 /// The shared vectors file (override with `TESSERA_VECTORS`).
 pub fn vectors_path() -> PathBuf {
     std::env::var("TESSERA_VECTORS")
@@ -451,4 +462,122 @@ pub fn send_sigterm(pid: u32) {
         .args(["-TERM", &pid.to_string()])
         .status()
         .unwrap();
+}
+
+// ---- tools outside Rust ----
+
+/// The first of `paths` that exists, for a test that needs an outside tool.
+/// Absent, the test is skipped with a one-line reason, unless
+/// `TESSERA_REQUIRE_TOOLS=1` (CI sets it), where a missing tool fails it.
+pub fn required_tool(name: &str, paths: &[&str]) -> Option<PathBuf> {
+    let found = paths
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .or_else(|| {
+            std::env::var_os("PATH").and_then(|path| {
+                std::env::split_paths(&path)
+                    .map(|d| d.join(name))
+                    .find(|p| p.exists())
+            })
+        });
+    if found.is_none() {
+        assert!(
+            std::env::var("TESSERA_REQUIRE_TOOLS").as_deref() != Ok("1"),
+            "{name} is required (TESSERA_REQUIRE_TOOLS=1) but not installed"
+        );
+        eprintln!("skipped: {name} is not installed (apt-get install {name})");
+    }
+    found
+}
+
+/// A real nginx on a free loopback port, running the `http { }` contents
+/// that `conf` makes from that port; stopped when dropped.
+pub struct Nginx {
+    pub port: u16,
+    child: std::process::Child,
+    dir: TempDir,
+}
+
+impl Nginx {
+    /// `None` (skipped) when nginx is not installed.
+    pub async fn start(conf: impl FnOnce(u16) -> String) -> Option<Self> {
+        let nginx = required_tool("nginx", &["/usr/sbin/nginx", "/usr/bin/nginx"])?;
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let d = dir.path().display();
+        let full = format!(
+            r#"
+daemon off;
+master_process off;
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {d}/body; proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
+{}
+}}
+"#,
+            conf(port)
+        );
+        let conf_path = dir.path().join("nginx.conf");
+        std::fs::write(&conf_path, full).unwrap();
+        let child = Command::new(nginx)
+            .args(["-e", &format!("{d}/error.log"), "-p", &d.to_string(), "-c"])
+            .arg(&conf_path)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let nginx = Self { port, child, dir };
+        for _ in 0..50 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return Some(nginx);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("nginx did not start: {}", nginx.error_log());
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn error_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A tiny upstream on a free port that answers every request with `reply`
+/// applied to it. Returns its port.
+pub async fn echo_upstream(reply: fn(&poem::Request) -> String) -> u16 {
+    let listener = poem::listener::TcpListener::bind("127.0.0.1:0");
+    let acceptor = poem::listener::Listener::into_acceptor(listener)
+        .await
+        .unwrap();
+    let port = poem::listener::Acceptor::local_addr(&acceptor)[0]
+        .as_socket_addr()
+        .unwrap()
+        .port();
+    let ep = poem::endpoint::make_sync(move |req: poem::Request| reply(&req));
+    tokio::spawn(
+        poem::Server::new_with_acceptor(acceptor).run(poem::Route::new().at("/*path", ep)),
+    );
+    port
 }

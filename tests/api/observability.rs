@@ -279,3 +279,117 @@ async fn secrets_never_reach_the_log_or_the_metrics() {
         assert!(!metrics.contains(secret), "the metrics contain {secret}");
     }
 }
+
+#[tokio::test]
+async fn metric_labels_stay_bounded_whatever_the_client_sends() {
+    let app = spawn_app().await;
+    app.register("alice").await;
+    let (_, access) = app.login("alice").await;
+    let series = |text: &str| {
+        text.lines()
+            .filter(|l| l.starts_with("tessera_http_requests_total{"))
+            .count()
+    };
+    let before = series(&app.get("/metrics", None).await.text);
+    for i in 0..200 {
+        let method = reqwest::Method::from_bytes(format!("ZZMETHOD{i}").as_bytes()).unwrap();
+        let a = app
+            .client
+            .request(method, app.url("/healthz"))
+            .send()
+            .await
+            .unwrap();
+        assert!(a.status().is_client_error(), "{}", a.status());
+        app.get(&format!("/no/such/path/{i}"), None).await;
+        // A path parameter: one template, whatever the id.
+        app.get(&format!("/api/v1/auth/users/{i}/"), Some(&bearer(&access)))
+            .await;
+    }
+    let m = app.get("/metrics", None).await.text;
+    assert!(!m.contains("ZZMETHOD"), "a raw method became a label");
+    assert!(!m.contains("/no/such/path/"), "a raw path became a label");
+    assert!(m.contains(r#"method="other",route="/healthz""#), "{m}");
+    assert!(m.contains(r#"route="unmatched""#), "{m}");
+    assert!(m.contains(r#"route="/api/v1/auth/users/{id}""#), "{m}");
+    assert!(!m.contains(r#"route="/api/v1/auth/users/17""#));
+    // 600 requests with distinct methods and paths added a handful of
+    // series (one per route template, method class and status).
+    let added = series(&m) - before;
+    assert!(added <= 8, "{added} new series:\n{m}");
+}
+
+/// The JSON log lines of `target` whose `fields.event` is `event`.
+fn events(log: &str, target: &str, event: &str) -> Vec<Value> {
+    log.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["target"] == target && l["fields"]["event"] == event)
+        .collect()
+}
+
+#[tokio::test]
+async fn security_events_are_logged_with_who_but_no_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database_url(&dir).await;
+    let server = Server::start(
+        dir.path(),
+        &[
+            ("DATABASE_URL", url.as_str()),
+            ("TESSERA__JWT__SIGNING_KEY", TEST_KEY),
+            ("TESSERA__LOG__FORMAT", "json"),
+            ("TESSERA__JWT__ROTATE_REFRESH_TOKENS", "true"),
+            ("TESSERA__JWT__REUSE_GRACE_INTERVAL", "0s"),
+            ("TESSERA__THROTTLE__LOGIN__USERNAME", "3/min"),
+        ],
+    )
+    .await;
+    let c = reqwest::Client::new();
+    let pair = server.register_and_login(&c, "alice").await;
+    let t1 = pair["refresh"].as_str().unwrap().to_owned();
+    let post = |path: &str, body: Value| c.post(server.url(path)).json(&body).send();
+    let rotated: Value = post("/api/token/refresh/", json!({ "refresh": t1 }))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let t2 = rotated["refresh"].as_str().unwrap().to_owned();
+    // The owner logs out with the token the thief already rotated.
+    let out = post("/api/token/blacklist/", json!({ "refresh": t1 }))
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 200);
+    // Wrong passwords until the per-username limit answers 429.
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        let a = post(
+            "/api/token/",
+            json!({"username": "alice", "password": "nope-nope"}),
+        )
+        .await
+        .unwrap();
+        statuses.push(a.status().as_u16());
+    }
+    // register_and_login's login spent one of the three.
+    assert_eq!(statuses, [401, 401, 429, 429]);
+    let (status, log) = server.stop();
+    assert!(status.success());
+    let reuse = events(&log, "tessera::security", "refresh_token_reuse");
+    assert_eq!(reuse.len(), 1, "{log}");
+    let user_id = claims(&t1)["user_id"]
+        .as_str()
+        .unwrap()
+        .parse::<i64>()
+        .unwrap();
+    assert_eq!(reuse[0]["fields"]["user_id"], user_id);
+    assert_eq!(reuse[0]["fields"]["family"], claims(&t1)["jti"]);
+    let throttled = events(&log, "tessera::security", "throttled");
+    assert_eq!(throttled.len(), 2, "{log}");
+    for t in &throttled {
+        assert_eq!(t["fields"]["scope"], "login");
+        assert_eq!(t["fields"]["key"], "username");
+        assert!(t["fields"]["wait_secs"].as_u64().unwrap() >= 1);
+    }
+    for secret in [&t1, &t2, "nope-nope", PASSWORD, TEST_KEY] {
+        assert!(!log.contains(secret), "the log contains {secret}");
+    }
+}
