@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # An attack run against a live Tessera's own OpenAPI document: schemathesis
 # generates requests for every operation (valid and hostile), with a Bearer
-# token, and checks for 5xx answers and answers that do not match the
-# documented schema.
+# token, and checks for 5xx answers and for statuses, bodies and content
+# types that the document does not declare.
 #   scripts/schemathesis.sh [MAX_EXAMPLES]   (default 50 per operation)
-# Installs schemathesis from PyPI into a venv; builds Tessera (debug) unless
-# TESSERA_BIN is given. Traffic goes only to 127.0.0.1.
+# On SQLite by default; with ST_DATABASE_URL=postgres://... on a schema of
+# its own in that database. Installs schemathesis from PyPI into a venv;
+# builds Tessera (debug) unless TESSERA_BIN is given. Traffic goes only to
+# 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EXAMPLES="${1:-50}"
@@ -22,20 +24,40 @@ fi
 TESSERA_BIN="$(realpath "$TESSERA_BIN")"
 
 PID=""
-cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"; }
+schema=""
+cleanup() {
+    [ -n "$PID" ] && kill "$PID" 2>/dev/null
+    wait 2>/dev/null
+    [ -n "$schema" ] && psql "$ST_DATABASE_URL" -q -c "DROP SCHEMA $schema CASCADE" >/dev/null 2>&1
+    rm -rf "$WORK"
+}
 trap cleanup EXIT INT TERM
-(cd "$WORK" && exec env DATABASE_URL="sqlite://$WORK/st.db?mode=rwc" TESSERA__SERVER__PORT="$PORT" \
+DATABASE_URL="sqlite://$WORK/st.db?mode=rwc"
+if [ -n "${ST_DATABASE_URL:-}" ]; then
+    schema="st_$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
+    psql "$ST_DATABASE_URL" -q -v ON_ERROR_STOP=1 -c "CREATE SCHEMA $schema"
+    case "$ST_DATABASE_URL" in *\?*) sep='&' ;; *) sep='?' ;; esac
+    DATABASE_URL="$ST_DATABASE_URL${sep}options=-c%20search_path%3D$schema"
+fi
+(cd "$WORK" && exec env DATABASE_URL="$DATABASE_URL" TESSERA__SERVER__PORT="$PORT" \
     TESSERA__LOG__LEVEL=warn TESSERA__PASSWORD__ARGON2_MEMORY_KIB=1024 TESSERA__PASSWORD__ARGON2_ITERATIONS=1 \
     TESSERA__JWT__SIGNING_KEY=schemathesis-signing-key-0123456789abcdef012345 \
     "$TESSERA_BIN" serve >"$WORK/server.log" 2>&1) &
 PID=$!
 for _ in $(seq 1 100); do curl -sf -o /dev/null "$BASE/healthz" && break; sleep 0.1; done
 curl -s -o /dev/null -X POST "$BASE/api/v1/auth/users/" -F username=st-user -F password=Tr0ub4dor_3xyz
-ACCESS="$(curl -s -X POST "$BASE/api/token/" -F username=st-user -F password=Tr0ub4dor_3xyz | sed -E 's/.*"access":"([^"]+)".*/\1/')"
+LOGIN="$(curl -s -X POST "$BASE/api/token/" -F username=st-user -F password=Tr0ub4dor_3xyz)"
+ACCESS="$(printf '%s' "$LOGIN" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("access",""))' 2>/dev/null || true)"
+# Without a real token every authenticated operation would pass on 401s.
+if ! [[ "$ACCESS" =~ ^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$ ]]; then
+    echo "login failed, no access token to attack with: $LOGIN" >&2
+    cat "$WORK/server.log" >&2
+    exit 1
+fi
 
 status=0
 "$VENV/bin/st" run "$BASE/openapi.json" \
-    --checks not_a_server_error,response_schema_conformance,content_type_conformance \
+    --checks not_a_server_error,status_code_conformance,response_schema_conformance,content_type_conformance \
     --max-examples "$EXAMPLES" \
     --header "Authorization: Bearer $ACCESS" \
     --request-timeout 10 \

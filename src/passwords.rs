@@ -45,6 +45,10 @@ struct Inner {
     /// against it makes a login for an unknown user cost what a wrong
     /// password costs, so timing does not reveal which usernames exist.
     dummy_hash: String,
+    /// argon2 computations (hashes and verifications, dummy ones included)
+    /// since start: what lets a test prove that every failed login costs
+    /// exactly one.
+    runs: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for PasswordHasher {
@@ -92,8 +96,14 @@ impl PasswordHasher {
                     .unwrap_or(i64::MAX),
                 workers,
                 dummy_hash,
+                runs: std::sync::atomic::AtomicU64::new(0),
             }),
         })
+    }
+
+    /// argon2 computations run so far (see [`Inner::runs`]).
+    pub fn argon2_runs(&self) -> u64 {
+        self.inner.runs.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Hashes waiting for a pool slot or running now.
@@ -131,6 +141,10 @@ impl PasswordHasher {
             .map_err(|_| PasswordError::PoolClosed)?;
         let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
+            queued
+                .0
+                .runs
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let result = span.in_scope(|| f(&queued.0));
             drop(permit);
             drop(queued);

@@ -334,9 +334,14 @@ async fn simple_jwt_asymmetric_vectors() {
 
 #[tokio::test]
 async fn simple_jwt_asymmetric_vectors_over_http() {
-    // The same vectors through a running server configured with the keyset.
+    // The same vectors through a running server configured with the keyset:
+    // untyped ones through verify/ (Simple JWT's exact answer), access ones
+    // through the stateless whoami (a protected route) and forward auth.
+    // Refresh ones need their user in the database: the service-level test
+    // above covers them.
     let doc: Value =
         serde_json::from_str(&std::fs::read_to_string(vectors_path()).unwrap()).unwrap();
+    let mut checked = 0;
     for keyset in doc["keysets"].as_array().unwrap() {
         let alg = keyset["algorithm"].as_str().unwrap();
         if alg.starts_with("HS") {
@@ -354,25 +359,53 @@ async fn simple_jwt_asymmetric_vectors_over_http() {
             ),
         ])
         .await;
-        for v in doc["positive"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .chain(doc["negative"].as_array().unwrap())
-        {
-            if v["keyset"] != keyset["id"]
-                || v["observed"]["verified_as"] != "UntypedToken"
-                    && !v["name"].as_str().unwrap().contains("alg-confusion")
-            {
-                continue;
+        for group in ["positive", "edge", "negative"] {
+            for v in doc[group].as_array().unwrap() {
+                if v["keyset"] != keyset["id"] {
+                    continue;
+                }
+                let name = v["name"].as_str().unwrap();
+                let token = v["token"].as_str().unwrap();
+                let valid = v["expect"]["valid"].as_bool().unwrap();
+                let error = v["expect"]["simplejwt_error"].as_str();
+                match v["observed"]["verified_as"].as_str().unwrap() {
+                    "UntypedToken" => {
+                        let a = app
+                            .post_json("/api/token/verify/", json!({ "token": token }))
+                            .await;
+                        if valid {
+                            assert_eq!((a.status.as_u16(), &a.json), (200, &json!({})), "{name}");
+                        } else {
+                            a.assert_401(
+                                json!({"detail": error.unwrap(), "code": "token_not_valid"}),
+                            );
+                        }
+                    }
+                    "AccessToken" => {
+                        let a = app
+                            .get("/api/v1/whoami-stateless/", Some(&bearer(token)))
+                            .await;
+                        let f = app.get("/api/v1/auth/forward/", Some(&bearer(token))).await;
+                        if valid {
+                            assert_eq!(a.status, 200, "{name}: {}", a.text);
+                            assert_eq!(a.json["user_id"], v["claims"]["user_id"], "{name}");
+                            assert_eq!(f.status, 200, "{name}");
+                            assert_eq!(f.header("x-auth-user-id"), Some("42"), "{name}");
+                        } else {
+                            assert_eq!(a.status, 401, "{name}: {}", a.text);
+                            assert_eq!(a.json["code"], "token_not_valid", "{name}");
+                            assert_eq!(a.json["messages"][0]["message"], error.unwrap(), "{name}");
+                            assert_eq!((f.status.as_u16(), f.text.as_str()), (401, ""), "{name}");
+                        }
+                    }
+                    _ => continue,
+                }
+                checked += 1;
             }
-            let a = app
-                .post_json("/api/token/verify/", json!({ "token": v["token"] }))
-                .await;
-            let valid = v["expect"]["valid"].as_bool().unwrap();
-            assert_eq!(a.status == 200, valid, "{}: {}", v["name"], a.text);
         }
     }
+    // Every asymmetric vector but the six checked as refresh tokens.
+    assert_eq!(checked, 40, "asymmetric vectors checked over HTTP");
 }
 
 #[test]
@@ -624,6 +657,64 @@ fn a_pem_key_is_never_taken_for_an_hmac_secret() {
         assert!(
             err.contains("PEM or SSH key, not a shared secret"),
             "{i}: {err}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_retry_within_the_grace_gets_the_same_pair_with_every_algorithm() {
+    // The pair is re-signed from the family row: the same bytes where the
+    // signature is deterministic (HMAC, RSA PKCS#1, EdDSA), the same claims
+    // under a fresh signature elsewhere (RSA-PSS and ECDSA are randomized).
+    for alg in JwtAlgorithm::ALL {
+        let dir = tempfile::tempdir().unwrap();
+        let rotate = [("TESSERA__JWT__ROTATE_REFRESH_TOKENS", "true")];
+        let app = if alg.is_hmac() {
+            let secret = "grace-replay-secret-0123456789abcdef-0123456789abcdef-0123456789";
+            let mut env = vec![
+                ("TESSERA__JWT__ALGORITHM", alg.as_str()),
+                ("TESSERA__JWT__SIGNING_KEY", secret),
+            ];
+            env.extend_from_slice(&rotate);
+            spawn_app_with(&env).await
+        } else {
+            app_with_algorithm(alg, dir.path(), &rotate).await
+        };
+        app.register("rita").await;
+        let (r1, _) = app.login("rita").await;
+        let first = app.refresh(&r1).await;
+        let again = app.refresh(&r1).await;
+        assert_eq!(
+            (first.status.as_u16(), again.status.as_u16()),
+            (200, 200),
+            "{alg:?}"
+        );
+        for field in ["refresh", "access"] {
+            let (a, b) = (
+                first.json[field].as_str().unwrap(),
+                again.json[field].as_str().unwrap(),
+            );
+            let deterministic = !matches!(
+                alg,
+                JwtAlgorithm::PS256
+                    | JwtAlgorithm::PS384
+                    | JwtAlgorithm::PS512
+                    | JwtAlgorithm::ES256
+                    | JwtAlgorithm::ES384
+            );
+            if deterministic {
+                assert_eq!(a, b, "{alg:?} {field}: byte for byte");
+            } else {
+                assert_eq!(claims(a), claims(b), "{alg:?} {field}: the same claims");
+                assert_eq!(header(a), header(b), "{alg:?} {field}");
+            }
+        }
+        // And the replayed refresh token is the family's current one.
+        assert_eq!(
+            app.refresh(again.json["refresh"].as_str().unwrap())
+                .await
+                .status,
+            200
         );
     }
 }

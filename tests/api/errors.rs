@@ -150,16 +150,45 @@ async fn bodies_over_64_kib_are_413_without_a_write() {
 #[tokio::test]
 async fn every_401_carries_the_bearer_challenge() {
     let app = spawn_app().await;
-    let a = app
-        .post_form("/api/token/", &[("username", "x"), ("password", "y")])
-        .await;
-    assert_eq!(a.header("www-authenticate"), Some(r#"Bearer realm="api""#));
-    let a = app.get("/api/v1/auth/users/me/", None).await;
-    assert_eq!(a.header("www-authenticate"), Some(r#"Bearer realm="api""#));
-    let a = app
-        .post_form("/api/token/refresh/", &[("refresh", "x")])
-        .await;
-    assert_eq!(a.header("www-authenticate"), Some(r#"Bearer realm="api""#));
+    let expired = {
+        let now = chrono::Utc::now().timestamp();
+        sign_hs256(
+            TEST_KEY,
+            r#"{"alg":"HS256","typ":"JWT"}"#,
+            &json!({"token_type": "access", "exp": now - 1, "iat": now - 301, "jti": "0123456789abcdef0123456789abcdef", "user_id": "1"}),
+        )
+    };
+    // Each kind of 401: bad credentials, no credentials, a bad token in a
+    // body, a bad Bearer token, a bad opaque key, an expired token, and a
+    // route that takes only opaque keys.
+    let answers = [
+        app.post_form("/api/token/", &[("username", "x"), ("password", "y")])
+            .await,
+        app.get("/api/v1/auth/users/me/", None).await,
+        app.post_form("/api/token/refresh/", &[("refresh", "x")])
+            .await,
+        app.post_form("/api/token/verify/", &[("token", "x")]).await,
+        app.post_form("/api/token/blacklist/", &[("refresh", "x")])
+            .await,
+        app.get("/api/v1/auth/users/me/", Some("Bearer x")).await,
+        app.get("/api/v1/auth/users/me/", Some(&bearer(&expired)))
+            .await,
+        app.get(
+            "/api/v1/auth/users/me/",
+            Some("Token 0000000000000000000000000000000000000000"),
+        )
+        .await,
+        app.call("POST", "/auth/token/logout/", Some("Bearer x"), None)
+            .await,
+    ];
+    for (i, a) in answers.iter().enumerate() {
+        assert_eq!(a.status, 401, "{i}: {}", a.text);
+        assert_eq!(
+            a.header("www-authenticate"),
+            Some(r#"Bearer realm="api""#),
+            "{i}"
+        );
+    }
 }
 
 #[tokio::test]

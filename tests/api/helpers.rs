@@ -27,8 +27,17 @@ pub struct TestApp {
 /// A database of its own for one test: a SQLite file in `dir`, or a fresh
 /// schema in the PostgreSQL database named by `TEST_DATABASE_URL`.
 pub async fn fresh_database_url(dir: &TempDir) -> String {
-    match std::env::var("TEST_DATABASE_URL") {
-        Ok(url) if url.starts_with("postgres") => {
+    match std::env::var("TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    {
+        // A URL for another database must not turn into a silent SQLite run.
+        Some(url) if !url.starts_with("postgres") => {
+            panic!(
+                "TEST_DATABASE_URL must be a postgres:// URL (unset it to test on SQLite): {url}"
+            )
+        }
+        Some(url) => {
             let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
             let admin = Database::connect(url.as_str())
                 .await
@@ -41,7 +50,7 @@ pub async fn fresh_database_url(dir: &TempDir) -> String {
             let sep = if url.contains('?') { '&' } else { '?' };
             format!("{url}{sep}options=-c%20search_path%3D{schema}")
         }
-        _ => format!(
+        None => format!(
             "sqlite://{}?mode=rwc",
             dir.path().join("tessera.db").display()
         ),
@@ -133,6 +142,13 @@ impl Answer {
 }
 
 impl TestApp {
+    /// Opens `n` pooled connections to the server, so that `n` requests
+    /// sent next leave at once rather than each waiting for a handshake:
+    /// what makes a concurrency test overlap its requests.
+    pub async fn warm_connections(&self, n: usize) {
+        futures::future::join_all((0..n).map(|_| self.get("/healthz", None))).await;
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

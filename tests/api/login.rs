@@ -197,3 +197,52 @@ async fn configured_lifetimes_audience_and_issuer_are_used() {
     assert_eq!(ans.status, 401);
     assert_eq!(ans.json["messages"][0]["message"], "Token is invalid");
 }
+
+#[tokio::test]
+async fn a_failed_login_costs_one_argon2_verification_whatever_the_cause() {
+    // Timing cannot tell an unknown user from a wrong password or an
+    // inactive account when each costs exactly the same work.
+    let app = spawn_app().await;
+    app.register("alice").await;
+    app.register("ivan").await;
+    let ivan = app
+        .post_json(
+            "/api/token/",
+            json!({"username": "ivan", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(ivan.status, 200);
+    let ivan_id: i64 = claims(ivan.json["access"].as_str().unwrap())["user_id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    app.set_active(ivan_id, false).await;
+    let cases = [
+        ("nobody", PASSWORD, 401),
+        ("alice", "wrong-password", 401),
+        ("ivan", PASSWORD, 401),
+        ("alice", PASSWORD, 200),
+    ];
+    for path in ["/api/token/", "/auth/token/login/"] {
+        for (username, password, ok_status) in cases {
+            let before = app.service.hasher.argon2_runs();
+            let a = app
+                .post_json(path, json!({"username": username, "password": password}))
+                .await;
+            let expected = if path == "/api/token/" {
+                ok_status
+            } else if ok_status == 200 {
+                200
+            } else {
+                400
+            };
+            assert_eq!(a.status, expected, "{path} {username}: {}", a.text);
+            assert_eq!(
+                app.service.hasher.argon2_runs() - before,
+                1,
+                "{path} {username}: one argon2 verification"
+            );
+        }
+    }
+}

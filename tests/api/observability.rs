@@ -125,6 +125,8 @@ async fn request_ids_are_kept_or_made() {
 
 /// A whole session against the real binary, logging JSON at debug level:
 /// no password, token, key or hash may appear in the log or the metrics.
+/// Every step's status is checked, so none fails early and skips the code
+/// that might log; the security events (reuse, throttling) fire too.
 #[tokio::test]
 async fn secrets_never_reach_the_log_or_the_metrics() {
     let dir = tempfile::tempdir().unwrap();
@@ -138,106 +140,153 @@ async fn secrets_never_reach_the_log_or_the_metrics() {
             ("TESSERA__LOG__FORMAT", "json"),
             ("TESSERA__LOG__LEVEL", "debug"),
             ("TESSERA__JWT__ROTATE_REFRESH_TOKENS", "true"),
+            ("TESSERA__JWT__REUSE_GRACE_INTERVAL", "0s"),
+            ("TESSERA__THROTTLE__LOGIN__USERNAME", "4/min"),
         ],
     )
     .await;
     let c = reqwest::Client::new();
     let password = "Sup3r-Secret-Passw0rd!";
     let new_password = "An0ther-Secret-Passw0rd?";
-    let post = |path: &str, body: Value, auth: Option<String>| {
+    let call = |method: reqwest::Method, path: &str, body: Value, auth: Option<String>| {
         let mut r = c
-            .post(server.url(path))
+            .request(method, server.url(path))
             .json(&body)
             .header("x-request-id", "hygiene-1");
         if let Some(a) = auth {
             r = r.header("authorization", a);
         }
-        r.send()
+        async move {
+            let resp = r.send().await.unwrap();
+            let status = resp.status().as_u16();
+            let text = resp.text().await.unwrap();
+            (
+                status,
+                serde_json::from_str::<Value>(&text).unwrap_or(Value::Null),
+            )
+        }
     };
-    post(
+    let post = |path: &str, body: Value, auth: Option<String>| {
+        call(reqwest::Method::POST, path, body, auth)
+    };
+    let get = |path: &str, auth: String| call(reqwest::Method::GET, path, Value::Null, Some(auth));
+    let (status, _) = post(
         "/api/v1/auth/users/",
         json!({"username": "alice", "password": password}),
         None,
     )
-    .await
-    .unwrap();
-    let pair: Value = post(
+    .await;
+    assert_eq!(status, 201);
+    let (status, pair) = post(
         "/api/token/",
         json!({"username": "alice", "password": password}),
         None,
     )
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
-    post(
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = post(
         "/api/token/",
         json!({"username": "alice", "password": "wrong-password-attempt"}),
         None,
     )
-    .await
-    .unwrap();
+    .await;
+    assert_eq!(status, 401);
     let (access, refresh) = (
         pair["access"].as_str().unwrap().to_owned(),
         pair["refresh"].as_str().unwrap().to_owned(),
     );
-    let refreshed: Value = post("/api/token/refresh/", json!({ "refresh": refresh }), None)
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let key: Value = post(
+    let (status, refreshed) =
+        post("/api/token/refresh/", json!({ "refresh": refresh }), None).await;
+    assert_eq!(status, 200);
+    let rotated = refreshed["refresh"].as_str().unwrap().to_owned();
+    let (status, key) = post(
         "/auth/token/login/",
         json!({"username": "alice", "password": password}),
         None,
     )
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    .await;
+    assert_eq!(status, 200);
     let key = key["auth_token"].as_str().unwrap().to_owned();
-    c.get(server.url("/api/v1/auth/users/me/"))
-        .bearer_auth(&access)
-        .send()
-        .await
-        .unwrap();
-    c.get(server.url("/api/v1/auth/forward/"))
-        .header("authorization", format!("Token {key}"))
-        .send()
-        .await
-        .unwrap();
-    c.get(server.url("/api/v1/auth/users/me/"))
-        .bearer_auth("forged.token.value")
-        .send()
-        .await
-        .unwrap();
-    post("/api/token/verify/", json!({ "token": access }), None)
-        .await
-        .unwrap();
-    post(
-        "/api/v1/auth/users/set_password/",
-        json!({"current_password": password, "new_password": new_password}),
-        Some(format!("Bearer {access}")),
-    )
-    .await
-    .unwrap();
-    post(
-        "/api/token/blacklist/",
-        json!({ "refresh": refreshed["refresh"] }),
+    assert_eq!(
+        get("/api/v1/auth/users/me/", format!("Bearer {access}"))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        get("/api/v1/auth/forward/", format!("Token {key}")).await.0,
+        200
+    );
+    assert_eq!(
+        get("/api/v1/auth/forward/", format!("Bearer {access}"))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        get("/api/v1/auth/users/me/", "Bearer forged.token.value".into())
+            .await
+            .0,
+        401
+    );
+    assert_eq!(
+        post("/api/token/verify/", json!({ "token": access }), None)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        post("/api/token/verify/", json!({ "token": rotated }), None)
+            .await
+            .0,
+        200
+    );
+    // The first refresh token again, after the rotation: reuse, logged.
+    assert_eq!(
+        post("/api/token/refresh/", json!({ "refresh": refresh }), None)
+            .await
+            .0,
+        401
+    );
+    let (status, second) = post(
+        "/api/token/",
+        json!({"username": "alice", "password": password}),
         None,
     )
-    .await
-    .unwrap();
-    post(
+    .await;
+    assert_eq!(status, 200);
+    let second_refresh = second["refresh"].as_str().unwrap().to_owned();
+    // Before the password change, which ends opaque keys.
+    let (status, _) = post(
         "/auth/token/logout/",
         json!({}),
         Some(format!("Token {key}")),
     )
-    .await
-    .unwrap();
+    .await;
+    assert_eq!(status, 204);
+    let (status, _) = post(
+        "/api/v1/auth/users/set_password/",
+        json!({"current_password": password, "new_password": new_password}),
+        Some(format!("Bearer {access}")),
+    )
+    .await;
+    assert_eq!(status, 204);
+    // Alice's fifth login within the minute is over the limit (JWT and
+    // opaque logins share it): throttled, logged.
+    let (status, _) = post(
+        "/api/token/",
+        json!({"username": "alice", "password": new_password}),
+        None,
+    )
+    .await;
+    assert_eq!(status, 429);
+    let (status, _) = post(
+        "/api/token/blacklist/",
+        json!({ "refresh": second_refresh }),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
     let metrics = c
         .get(server.url("/metrics"))
         .send()
@@ -256,7 +305,17 @@ async fn secrets_never_reach_the_log_or_the_metrics() {
         log.lines()
             .filter(|l| l.contains("tessera::access"))
             .count()
-            >= 12,
+            >= 18,
+        "{log}"
+    );
+    assert_eq!(
+        events(&log, "tessera::security", "refresh_token_reuse").len(),
+        1,
+        "{log}"
+    );
+    assert_eq!(
+        events(&log, "tessera::security", "throttled").len(),
+        1,
         "{log}"
     );
     let hash_prefix = "$argon2id$";
@@ -267,9 +326,13 @@ async fn secrets_never_reach_the_log_or_the_metrics() {
         signing_key,
         &access,
         &refresh,
+        &rotated,
+        &second_refresh,
         refreshed["access"].as_str().unwrap(),
+        second["access"].as_str().unwrap(),
         &key,
         &access[access.len() - 20..],
+        &rotated[rotated.len() - 20..],
         &key[..20],
         hash_prefix,
         "forged.token.value",

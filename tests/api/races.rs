@@ -18,6 +18,7 @@ async fn concurrent_refreshes_of_one_token_mint_one_new_refresh_token() {
     .await;
     app.register("rita").await;
     let (refresh, _) = app.login("rita").await;
+    app.warm_connections(N).await;
     let answers = join_all((0..N).map(|_| app.refresh(&refresh))).await;
     let ok: Vec<_> = answers.iter().filter(|a| a.status == 200).collect();
     assert_eq!(
@@ -39,6 +40,7 @@ async fn concurrent_logouts_of_one_token_succeed_once() {
     let app = spawn_app().await;
     app.register("alice").await;
     let (refresh, _) = app.login("alice").await;
+    app.warm_connections(N).await;
     let answers = join_all(
         (0..N).map(|_| app.post_json("/api/token/blacklist/", json!({ "refresh": refresh }))),
     )
@@ -51,6 +53,7 @@ async fn concurrent_logouts_of_one_token_succeed_once() {
 async fn concurrent_registrations_of_one_username_create_one_user() {
     use sea_orm::EntityTrait;
     let app = spawn_app().await;
+    app.warm_connections(N).await;
     let answers = join_all((0..N).map(|_| {
         app.post_json(
             "/api/v1/auth/users/",
@@ -86,6 +89,7 @@ async fn logout_racing_the_adoption_of_a_family_less_token_wins() {
         ])
         .await;
         let id = app.register("rita").await["id"].as_i64().unwrap();
+        app.warm_connections(2).await;
         let (mut both_ok, mut survived) = (0, 0);
         for _ in 0..TRIALS {
             let legacy = family_less_token(id);

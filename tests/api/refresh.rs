@@ -148,12 +148,32 @@ async fn rotation_with_blacklist() {
 
 #[tokio::test]
 async fn rotation_without_blacklist_keeps_the_old_token_valid() {
-    let app = spawn_app_with(&[("TESSERA__JWT__ROTATE_REFRESH_TOKENS", "true")]).await;
+    // Simple JWT's rule (reuse detection off, so no grace replay): the old
+    // token keeps minting new pairs, each one different and usable.
+    let app = spawn_app_with(&[
+        ("TESSERA__JWT__ROTATE_REFRESH_TOKENS", "true"),
+        ("TESSERA__JWT__REUSE_DETECTION", "false"),
+    ])
+    .await;
     app.register("rita").await;
     let (r1, _) = app.login("rita").await;
-    let a = app.refresh(&r1).await;
-    assert!(a.json["refresh"].is_string());
-    assert_eq!(app.refresh(&r1).await.status, 200);
+    let first = app.refresh(&r1).await;
+    let second = app.refresh(&r1).await;
+    assert_eq!(
+        (first.status.as_u16(), second.status.as_u16()),
+        (200, 200),
+        "{}",
+        second.text
+    );
+    let (r2, r3) = (
+        first.json["refresh"].as_str().unwrap(),
+        second.json["refresh"].as_str().unwrap(),
+    );
+    assert_ne!(r2, r3, "a new pair each time, not a replay");
+    assert_ne!(claims(r2)["jti"], claims(r3)["jti"]);
+    for r in [&r1[..], r2, r3] {
+        assert_eq!(app.refresh(r).await.status, 200);
+    }
 }
 
 #[tokio::test]
