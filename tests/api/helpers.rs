@@ -306,13 +306,13 @@ pub fn family_less_token(user_id: i64) -> String {
     )
 }
 
-/// The shared vectors file (override with `TESSERA_VECTORS`).
+/// The Simple JWT vectors (override with `TESSERA_VECTORS`), made by the
+/// real Simple JWT with `tests/fixtures/make_vectors.py`.
 pub fn vectors_path() -> PathBuf {
     std::env::var("TESSERA_VECTORS")
         .map(PathBuf::from)
         .unwrap_or_else(|_| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../shared/vectors/simplejwt_vectors.json")
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/simplejwt_vectors.json")
         })
 }
 
