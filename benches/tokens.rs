@@ -12,7 +12,7 @@ fn service(alg: JwtAlgorithm, dir: &std::path::Path) -> TokenService {
     let key = if alg.is_hmac() {
         SigningKey::hmac(alg, b"bench-secret-bench-secret-bench-secret-0123456789")
     } else {
-        let files = generate(alg, &dir.join(alg.as_str())).expect("key generation");
+        let files = generate(alg, &dir.join(alg.as_str()), false).expect("key generation");
         let pem = std::fs::read(files.private).expect("private key");
         SigningKey::from_private_pem(alg, &pem, None, None).expect("key")
     };

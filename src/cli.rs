@@ -34,8 +34,16 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve the API (the default).
-    Serve,
+    /// Serve the API (the default). Flags override the environment, which
+    /// overrides the config file.
+    Serve {
+        /// Address to listen on (server.host, TESSERA__SERVER__HOST).
+        #[arg(long)]
+        host: Option<String>,
+        /// Port to listen on (server.port, TESSERA__SERVER__PORT).
+        #[arg(long)]
+        port: Option<u16>,
+    },
     /// Apply pending database migrations and exit.
     Migrate,
     /// Create a staff superuser; the password comes from TESSERA_PASSWORD or a prompt.
@@ -72,6 +80,10 @@ pub enum KeysCommand {
         /// Folder for the key files (created if missing).
         #[arg(long, default_value = ".")]
         out: PathBuf,
+        /// Replace key files that already exist (tokens signed with the old
+        /// key stop verifying unless it is kept in jwt.previous_keys).
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -80,10 +92,15 @@ pub async fn run() -> ExitCode {
     let cli = Cli::parse();
     // Generating keys needs no settings (and must work before any exist).
     if let Some(Command::Keys {
-        command: KeysCommand::Generate { algorithm, out },
+        command:
+            KeysCommand::Generate {
+                algorithm,
+                out,
+                force,
+            },
     }) = &cli.command
     {
-        return match keys_generate(*algorithm, out) {
+        return match keys_generate(*algorithm, out, *force) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("tessera: {e}");
@@ -91,7 +108,7 @@ pub async fn run() -> ExitCode {
             }
         };
     }
-    let settings = match Settings::load(cli.config.as_deref()) {
+    let mut settings = match Settings::load(cli.config.as_deref()) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("tessera: {e}");
@@ -99,8 +116,20 @@ pub async fn run() -> ExitCode {
         }
     };
     telemetry::init(&settings.log);
-    let result = match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(settings).await,
+    let command = cli.command.unwrap_or(Command::Serve {
+        host: None,
+        port: None,
+    });
+    let result = match command {
+        Command::Serve { host, port } => {
+            if let Some(host) = host {
+                settings.server.host = host;
+            }
+            if let Some(port) = port {
+                settings.server.port = port;
+            }
+            serve(settings).await
+        }
         Command::Migrate => migrate(settings).await,
         Command::Createsuperuser { username, email } => {
             createsuperuser(settings, username, email).await
@@ -145,8 +174,17 @@ async fn serve(settings: Settings) -> Result<(), CliError> {
     app.run_until_stopped().await.map_err(failed)
 }
 
+/// The database for a one-off command: the same checks as at start-up,
+/// one attempt.
+async fn open_database(settings: &Settings) -> Result<sea_orm::DatabaseConnection, CliError> {
+    db::prepare_sqlite_file(&settings.database.url).map_err(failed)?;
+    db::connect(&settings.database)
+        .await
+        .map_err(|e| failed(format!("cannot connect to the database: {e}")))
+}
+
 async fn migrate(settings: Settings) -> Result<(), CliError> {
-    let conn = db::connect(&settings.database).await.map_err(failed)?;
+    let conn = open_database(&settings).await?;
     db::migrate(&conn).await.map_err(failed)?;
     eprintln!("tessera: migrations applied");
     Ok(())
@@ -164,6 +202,13 @@ async fn createsuperuser(
     }
     let password = match std::env::var("TESSERA_PASSWORD") {
         Ok(p) if !p.is_empty() => p,
+        _ if !std::io::IsTerminal::is_terminal(&std::io::stdin()) => {
+            return Err(CliError::Config(
+                "no terminal to ask for the password: set TESSERA_PASSWORD \
+                 (e.g. docker exec -e TESSERA_PASSWORD=... <container> tessera createsuperuser --username admin)"
+                    .into(),
+            ));
+        }
         _ => {
             let first = rpassword::prompt_password("Password: ").map_err(failed)?;
             let again = rpassword::prompt_password("Password (again): ").map_err(failed)?;
@@ -207,8 +252,9 @@ async fn createsuperuser(
 fn keys_generate(
     alg: crate::config::JwtAlgorithm,
     out: &std::path::Path,
+    force: bool,
 ) -> Result<(), crate::tokens::keys::KeyError> {
-    let files = crate::tokens::keys::generate(alg, out)?;
+    let files = crate::tokens::keys::generate(alg, out, force)?;
     let abs = |p: &std::path::Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
     let private = abs(&files.private);
     eprintln!(
@@ -221,17 +267,37 @@ fn keys_generate(
             abs(public).display()
         );
     }
-    // The settings, on stdout so they can be appended to an env file.
-    println!("TESSERA__JWT__ALGORITHM={}", alg.as_str());
-    println!("TESSERA__JWT__SIGNING_KEY_FILE={}", private.display());
+    // The settings, on stdout: lines a shell can run as they are
+    // (`eval "$(tessera keys generate ...)"`), or an env file can take.
+    println!("export TESSERA__JWT__ALGORITHM={}", alg.as_str());
+    println!(
+        "export TESSERA__JWT__SIGNING_KEY_FILE={}",
+        shell_quote(&private.display().to_string())
+    );
     if let Some(public) = &files.public {
-        println!("TESSERA__JWT__VERIFYING_KEY_FILE={}", abs(public).display());
+        println!(
+            "export TESSERA__JWT__VERIFYING_KEY_FILE={}",
+            shell_quote(&abs(public).display().to_string())
+        );
     }
     Ok(())
 }
 
+/// `text` as one shell word: as it is when it needs no quoting.
+fn shell_quote(text: &str) -> String {
+    if !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+:,=@".contains(&b))
+    {
+        text.to_owned()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
+}
+
 async fn flush(settings: Settings) -> Result<(), CliError> {
-    let conn = db::connect(&settings.database).await.map_err(failed)?;
+    let conn = open_database(&settings).await?;
     let cutoff = blacklist::purge_cutoff(Utc::now(), settings.jwt.leeway);
     let n = blacklist::purge_expired(&conn, cutoff, settings.blacklist.purge_batch)
         .await

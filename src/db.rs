@@ -95,34 +95,77 @@ pub fn sqlite_file(database_url: &str) -> Option<PathBuf> {
     Some(PathBuf::from(path))
 }
 
-/// Creates a new SQLite database file readable by its owner alone: it holds
-/// password hashes, key digests and emails. SQLite gives the `-wal` and
-/// `-shm` files it makes beside it the same mode. An existing file is left
-/// as it is.
-fn create_private_sqlite_file(settings: &DatabaseSettings) -> std::io::Result<()> {
+/// Why a SQLite database file cannot be used, with the path and the fix:
+/// a problem of the machine, not of the settings, and one that waiting
+/// will not heal.
+#[derive(Debug, thiserror::Error)]
+#[error("database.url names the SQLite file {path}: {cause}; {fix}")]
+pub struct SqliteFileError {
+    pub path: String,
+    pub cause: String,
+    pub fix: String,
+}
+
+/// Checks that the SQLite file of `url` can be opened, and creates a new
+/// one readable by its owner alone: it holds password hashes, key digests
+/// and emails (SQLite gives the `-wal` and `-shm` files beside it the same
+/// mode). An existing file is left as it is. Other URLs pass unchecked.
+pub fn prepare_sqlite_file(url: &str) -> Result<(), SqliteFileError> {
     use std::os::unix::fs::OpenOptionsExt;
-    let url = &settings.url;
-    let Some(path) = sqlite_file(url).filter(|_| url.contains("mode=rwc")) else {
+    let Some(path) = sqlite_file(url) else {
         return Ok(());
     };
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
+    let fail = |cause: String, fix: &str| SqliteFileError {
+        path: path.display().to_string(),
+        cause,
+        fix: fix.to_owned(),
+    };
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    match std::fs::metadata(&folder) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => {
+            return Err(fail(
+                format!("{} is not a folder", folder.display()),
+                "point DATABASE_URL at a file inside a folder",
+            ));
+        }
+        Err(e) => {
+            return Err(fail(
+                format!("its folder {} cannot be used ({e})", folder.display()),
+                &format!(
+                    "create the folder (mkdir -p {}) or point DATABASE_URL elsewhere",
+                    folder.display()
+                ),
+            ));
+        }
+    }
+    let create = url.contains("mode=rwc");
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .write(!url.contains("mode=ro"))
+        .create(create)
         .mode(0o600)
-        .open(&path)
-    {
+        .open(&path);
+    match opened {
         Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(e),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(fail(
+            "it does not exist".into(),
+            "create it, or add ?mode=rwc to DATABASE_URL to let Tessera create it",
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Err(fail(
+            format!("permission denied ({e})"),
+            "give the user running Tessera read and write access to the file and its folder",
+        )),
+        Err(e) => Err(fail(e.to_string(), "point DATABASE_URL at a usable file")),
     }
 }
 
 /// Opens the pool once. SQLite runs in WAL mode with a busy timeout, so
 /// readers never wait for the writer and writers queue instead of failing.
 pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, DbErr> {
-    // A failure here (no such folder, no permission) is left for SQLite to
-    // report as it opens the same path.
-    let _ = create_private_sqlite_file(settings);
     Database::connect(options(settings)).await
 }
 
@@ -134,7 +177,12 @@ pub async fn connect_with_retry(settings: &DatabaseSettings) -> Result<DatabaseC
     loop {
         match connect(settings).await {
             Ok(db) => return Ok(db),
-            Err(e) if attempt < attempts && is_unreachable(&e) => {
+            // A SQLite file does not come up later: only a server is waited for.
+            Err(e)
+                if attempt < attempts
+                    && is_unreachable(&e)
+                    && !settings.url.starts_with("sqlite:") =>
+            {
                 tracing::warn!(
                     attempt,
                     attempts,

@@ -18,6 +18,8 @@ use crate::tokens::{KeyRing, TokenService};
 pub enum StartupError {
     #[error(transparent)]
     Key(#[from] KeyError),
+    #[error(transparent)]
+    SqliteFile(#[from] db::SqliteFileError),
     #[error("cannot connect to the database: {0}")]
     Connect(sea_orm::DbErr),
     #[error("cannot migrate the database: {0}")]
@@ -30,6 +32,8 @@ pub enum StartupError {
 
 /// Builds the shared service from the settings: key, database, hasher.
 pub async fn build_service(settings: Settings) -> Result<AuthService, StartupError> {
+    // Before the key, which may be generated beside the database file.
+    db::prepare_sqlite_file(&settings.database.url)?;
     let (keys, source) = KeyRing::from_settings(&settings)?;
     match &source {
         KeySource::Configured => {}
@@ -65,6 +69,17 @@ pub async fn build_service(settings: Settings) -> Result<AuthService, StartupErr
         metrics: Arc::new(crate::metrics::Metrics::new()),
         throttle: Arc::new(crate::throttle::Throttle::new(&settings_throttle)),
     })
+}
+
+/// The URL a browser on this machine opens to reach a server bound to
+/// `host`: a wildcard address is reached on loopback.
+pub fn local_url(host: &str, port: u16) -> String {
+    match host {
+        "0.0.0.0" | "" => format!("http://127.0.0.1:{port}/"),
+        "::" | "[::]" => format!("http://[::1]:{port}/"),
+        h if h.contains(':') && !h.starts_with('[') => format!("http://[{h}]:{port}/"),
+        h => format!("http://{h}:{port}/"),
+    }
 }
 
 /// A built application, listening but not yet serving.
@@ -130,7 +145,12 @@ impl Application {
                 throttle.forget_idle();
             }
         });
-        tracing::info!(port = self.port, "listening");
+        let url = local_url(&settings.server.host, self.port);
+        tracing::info!(
+            host = %settings.server.host,
+            port = self.port,
+            "listening on {url} (Swagger UI: {url}docs)"
+        );
         let acceptor = crate::listener::LimitedAcceptor::new(
             self.acceptor,
             settings.server.max_connections,

@@ -11,8 +11,11 @@ use config::{Config, Environment, File, FileFormat};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+mod values;
+use values::Named;
+
 /// The defaults, documented key by key.
-pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
 
 /// A setting that is missing, of the wrong type or out of range. The message
 /// always names the key.
@@ -22,6 +25,16 @@ pub struct ConfigError(String);
 
 impl ConfigError {
     fn key(key: &str, msg: impl fmt::Display) -> Self {
+        // The config crate appends " for key `k` in <origin>": the key is
+        // already named in front, the origin is worth keeping.
+        let msg = msg.to_string();
+        let msg = match msg.split_once(" for key `") {
+            Some((what, rest)) => match rest.split_once("` in ") {
+                Some((_, origin)) => format!("{what} (set in {origin})"),
+                None => what.to_owned(),
+            },
+            None => msg,
+        };
         Self(format!("{key}: {msg}"))
     }
 }
@@ -41,8 +54,7 @@ pub struct Settings {
 }
 
 /// A way to authenticate a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthMethod {
     /// `Authorization: Bearer <access JWT>`.
     Jwt,
@@ -75,16 +87,16 @@ pub struct TokenSettings {
 pub struct ServerSettings {
     pub host: String,
     pub port: u16,
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "values::duration")]
     pub shutdown_timeout: Duration,
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "values::duration")]
     pub request_timeout: Duration,
     pub max_header_bytes: usize,
     /// Connections served at once; more wait in the listen backlog.
     pub max_connections: usize,
     /// A connection with no traffic for this long is closed (and its slot
     /// freed).
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "values::duration")]
     pub idle_timeout: Duration,
     /// Peers whose `X-Forwarded-For` names the client (IPs or CIDR blocks).
     #[serde(deserialize_with = "networks")]
@@ -97,14 +109,14 @@ pub struct DatabaseSettings {
     pub url: String,
     pub auto_migrate: bool,
     pub max_connections: u32,
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "values::duration")]
     pub acquire_timeout: Duration,
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "values::duration")]
     pub sqlite_busy_timeout: Duration,
     pub connect_attempts: u32,
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "values::duration")]
     pub connect_retry_interval: Duration,
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "values::duration")]
     pub health_probe_interval: Duration,
 }
 
@@ -157,12 +169,12 @@ pub fn redacted_url(url: &str) -> String {
 #[serde(deny_unknown_fields)]
 pub struct BlacklistSettings {
     /// Zero: no background purge.
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "values::duration")]
     pub purge_interval: Duration,
     pub purge_batch: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 #[value(rename_all = "verbatim")]
 pub enum JwtAlgorithm {
     HS256,
@@ -276,20 +288,20 @@ pub struct JwtSettings {
     pub verifying_key_file: Option<String>,
     #[serde(deserialize_with = "empty_is_none")]
     pub key_id: Option<String>,
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "values::duration")]
     pub jwks_max_age: Duration,
     pub previous_keys: Vec<PreviousKey>,
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "values::duration")]
     pub access_token_lifetime: Duration,
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "values::duration")]
     pub refresh_token_lifetime: Duration,
     pub rotate_refresh_tokens: bool,
     pub blacklist_after_rotation: bool,
     pub reuse_detection: bool,
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "values::duration")]
     pub reuse_grace_interval: Duration,
     pub update_last_login: bool,
-    #[serde(with = "humantime_serde")]
+    #[serde(deserialize_with = "values::duration")]
     pub leeway: Duration,
     #[serde(deserialize_with = "empty_is_none")]
     pub audience: Option<String>,
@@ -385,12 +397,54 @@ fn networks<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<ipnet::IpNet>,
         .collect()
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Pretty,
     Json,
 }
+
+impl Named for LogFormat {
+    const ALL: &'static [Self] = &[Self::Pretty, Self::Json];
+    const EXAMPLE: &'static str = "[log] format = \"json\", or TESSERA__LOG__FORMAT=json";
+    fn name(self) -> &'static str {
+        match self {
+            Self::Pretty => "pretty",
+            Self::Json => "json",
+        }
+    }
+}
+
+impl Named for AuthMethod {
+    const ALL: &'static [Self] = &[Self::Jwt, Self::Token];
+    const EXAMPLE: &'static str =
+        "[auth] methods = [\"jwt\", \"token\"], or TESSERA__AUTH__METHODS=jwt,token";
+    fn name(self) -> &'static str {
+        match self {
+            Self::Jwt => "jwt",
+            Self::Token => "token",
+        }
+    }
+}
+
+impl Named for JwtAlgorithm {
+    const ALL: &'static [Self] = &Self::ALL;
+    const EXAMPLE: &'static str = "[jwt] algorithm = \"EdDSA\", or TESSERA__JWT__ALGORITHM=HS256";
+    fn name(self) -> &'static str {
+        self.as_str()
+    }
+}
+
+/// The enums of the settings, read by name (see [`values::named`]).
+macro_rules! deserialize_by_name {
+    ($($t:ty),*) => {$(
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                values::named(d)
+            }
+        }
+    )*};
+}
+deserialize_by_name!(LogFormat, AuthMethod, JwtAlgorithm);
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -121,6 +121,7 @@ impl AllowTable {
     fn template(&self, path: &str) -> &str {
         match self.route(path) {
             Some(r) => &r.template,
+            None if path == "/" => "/",
             None if path.starts_with("/docs") => "/docs",
             None if path.trim_end_matches('/') == "/openapi.json" => "/openapi.json",
             None => "unmatched",
@@ -252,6 +253,10 @@ pub fn app(service: AuthService) -> impl Endpoint<Output = Response> {
                     .sum();
                 let outcome = if header_bytes > max_header_bytes {
                     Err(ApiError::HeadersTooLarge.into())
+                } else if path == "/" {
+                    // Ahead of the router, whose trailing-slash trimming
+                    // leaves no path for the root.
+                    Ok(ops::index(&req))
                 } else {
                     tokio::time::timeout(request_timeout, ep.call(req))
                         .await

@@ -90,3 +90,23 @@ impl OpsApi {
         }))
     }
 }
+
+/// `GET /`: a browser is sent to Swagger UI; any other client gets a small
+/// JSON index of where things are.
+pub fn index(req: &poem::Request) -> poem::Response {
+    use poem::IntoResponse;
+    let browser = req
+        .header(poem::http::header::ACCEPT)
+        .is_some_and(|a| a.contains("text/html"));
+    if browser {
+        return poem::web::Redirect::see_other("/docs").into_response();
+    }
+    poem::web::Json(serde_json::json!({
+        "name": "Tessera",
+        "version": env!("CARGO_PKG_VERSION"),
+        "docs": "/docs",
+        "openapi": "/openapi.json",
+        "health": "/healthz",
+    }))
+    .into_response()
+}

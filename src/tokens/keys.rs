@@ -39,6 +39,14 @@ pub enum KeyError {
     Read(PathBuf, std::io::Error),
     #[error("cannot write the key file {0}: {1}")]
     Write(PathBuf, std::io::Error),
+    #[error(
+        "{0} already exists: keep it, or pass --force to replace it (tokens signed with the old key then stop verifying unless it is listed in jwt.previous_keys)"
+    )]
+    Exists(PathBuf),
+    #[error(
+        "{0}: this is a public key; signing needs the private one (the -private.pem of the pair; the public key goes in jwt.verifying_key_file)"
+    )]
+    PublicAsPrivate(String),
     #[error("cannot get randomness for a key: {0}")]
     Random(String),
     #[error(
@@ -116,8 +124,27 @@ fn refuse_example_key(key: &VerifyingKey, what: &str) -> Result<(), KeyError> {
 /// Reads a file holding a private key or secret, refusing one that other
 /// users can read or change (as ssh does).
 fn read_private_file(path: &str) -> Result<Vec<u8>, KeyError> {
+    let material = read_file(path)?;
+    // Said before the mode check: a public key needs no chmod, it is the
+    // wrong file.
+    refuse_public_as_private(&material, "jwt.signing_key_file")?;
     check_private_mode(path)?;
-    read_file(path)
+    Ok(material)
+}
+
+/// A public key where the private one belongs (the `-public.pem` of a pair
+/// given as the signing key).
+fn refuse_public_as_private(material: &[u8], what: &str) -> Result<(), KeyError> {
+    let public = [
+        b"-----BEGIN PUBLIC KEY".as_slice(),
+        b"-----BEGIN RSA PUBLIC KEY",
+        b"ssh-",
+    ];
+    let text = material.trim_ascii_start();
+    if public.iter().any(|m| text.starts_with(m)) {
+        return Err(KeyError::PublicAsPrivate(what.into()));
+    }
+    Ok(())
 }
 
 /// Refuses a file that other users can read or change.
@@ -543,6 +570,7 @@ fn signing_key_from_settings(settings: &Settings) -> Result<(SigningKey, KeySour
         };
     }
     let private = material.ok_or(KeyError::Missing(alg.as_str()))?;
+    refuse_public_as_private(&private, "jwt.signing_key")?;
     let public = match (&jwt.verifying_key_file, &jwt.verifying_key) {
         (Some(path), _) => Some(read_file(path)?),
         (None, Some(pem)) => Some(pem.clone().into_bytes()),
@@ -617,9 +645,15 @@ fn load_or_create(path: &Path, alg: JwtAlgorithm) -> Result<(String, KeySource),
 
 /// Creates the file with `mode` from the start (a private key is never
 /// readable by others, not even for a moment), failing if it exists.
-fn write_new(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
+fn write_new(path: &Path, contents: &[u8], mode: u32, replace: bool) -> std::io::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         fs::create_dir_all(dir)?;
+    }
+    if replace {
+        match fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
     }
     let mut options = fs::OpenOptions::new();
     options.write(true).create_new(true);
@@ -639,7 +673,7 @@ fn write_new(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
 }
 
 fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    write_new(path, contents, 0o600)
+    write_new(path, contents, 0o600, false)
 }
 
 /// Files written by `tessera keys generate`.
@@ -654,18 +688,32 @@ pub struct GeneratedKeys {
 /// Generates a fresh key (pair) for `alg` into `dir`: an HMAC secret as
 /// long as the hash, a P-256/P-384 or Ed25519 pair, or a 2048-bit RSA pair
 /// for every RS/PS algorithm.
-pub fn generate(alg: JwtAlgorithm, dir: &Path) -> Result<GeneratedKeys, KeyError> {
+///
+/// Files already there are refused unless `replace` is set, before anything
+/// is written: an existing key may be the one live tokens are signed with.
+pub fn generate(alg: JwtAlgorithm, dir: &Path, replace: bool) -> Result<GeneratedKeys, KeyError> {
     use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der, PublicKeyX509Der};
     use aws_lc_rs::signature::KeyPair;
     let stem = alg.as_str().to_ascii_lowercase();
+    let targets = if alg.is_hmac() {
+        vec![dir.join(format!("{stem}.key"))]
+    } else {
+        vec![
+            dir.join(format!("{stem}-private.pem")),
+            dir.join(format!("{stem}-public.pem")),
+        ]
+    };
+    if let Some(existing) = targets.iter().find(|p| p.exists()).filter(|_| !replace) {
+        return Err(KeyError::Exists(existing.clone()));
+    }
     if alg.is_hmac() {
-        let path = dir.join(format!("{stem}.key"));
+        let path = targets[0].clone();
         let bytes = match alg {
             JwtAlgorithm::HS256 => random_bytes::<32>()?.to_vec(),
             JwtAlgorithm::HS384 => random_bytes::<48>()?.to_vec(),
             _ => random_bytes::<64>()?.to_vec(),
         };
-        write_private(&path, hex::encode(bytes).as_bytes())
+        write_new(&path, hex::encode(bytes).as_bytes(), 0o600, replace)
             .map_err(|e| KeyError::Write(path.clone(), e))?;
         return Ok(GeneratedKeys {
             private: path,
@@ -705,11 +753,10 @@ pub fn generate(alg: JwtAlgorithm, dir: &Path) -> Result<GeneratedKeys, KeyError
     };
     let private_pem = pem::encode(&pem::Pem::new("PRIVATE KEY", private_der));
     let public_pem = pem::encode(&pem::Pem::new("PUBLIC KEY", public_der));
-    let private = dir.join(format!("{stem}-private.pem"));
-    let public = dir.join(format!("{stem}-public.pem"));
-    write_private(&private, private_pem.as_bytes())
+    let (private, public) = (targets[0].clone(), targets[1].clone());
+    write_new(&private, private_pem.as_bytes(), 0o600, replace)
         .map_err(|e| KeyError::Write(private.clone(), e))?;
-    write_new(&public, public_pem.as_bytes(), 0o644)
+    write_new(&public, public_pem.as_bytes(), 0o644, replace)
         .map_err(|e| KeyError::Write(public.clone(), e))?;
     Ok(GeneratedKeys {
         private,
@@ -773,7 +820,7 @@ mod tests {
         ));
         // A fresh key is not an example.
         let dir = tempfile::tempdir().unwrap();
-        let fresh = generate(JwtAlgorithm::EdDSA, dir.path()).unwrap();
+        let fresh = generate(JwtAlgorithm::EdDSA, dir.path(), false).unwrap();
         let key = SigningKey::from_private_pem(
             JwtAlgorithm::EdDSA,
             &fs::read(&fresh.private).unwrap(),
@@ -841,7 +888,7 @@ mod tests {
     fn generated_pairs_load_and_sign_for_every_asymmetric_algorithm() {
         for alg in JwtAlgorithm::ALL {
             let dir = tempfile::tempdir().unwrap();
-            let files = generate(alg, dir.path()).unwrap();
+            let files = generate(alg, dir.path(), false).unwrap();
             let private = fs::read(&files.private).unwrap();
             if alg.is_hmac() {
                 assert!(files.public.is_none());
@@ -870,19 +917,19 @@ mod tests {
     #[test]
     fn keys_that_do_not_fit_are_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let ed = generate(JwtAlgorithm::EdDSA, dir.path()).unwrap();
+        let ed = generate(JwtAlgorithm::EdDSA, dir.path(), false).unwrap();
         let ed_private = fs::read(&ed.private).unwrap();
         let err =
             SigningKey::from_private_pem(JwtAlgorithm::RS256, &ed_private, None, None).unwrap_err();
         assert!(err.to_string().contains("not a usable RS256 key"), "{err}");
-        let es = generate(JwtAlgorithm::ES256, dir.path()).unwrap();
+        let es = generate(JwtAlgorithm::ES256, dir.path(), false).unwrap();
         let es_private = fs::read(&es.private).unwrap();
         assert!(
             SigningKey::from_private_pem(JwtAlgorithm::ES384, &es_private, None, None).is_err()
         );
         // A public key of another pair.
         let other = tempfile::tempdir().unwrap();
-        let ed2 = generate(JwtAlgorithm::EdDSA, other.path()).unwrap();
+        let ed2 = generate(JwtAlgorithm::EdDSA, other.path(), false).unwrap();
         let wrong_public = fs::read(ed2.public.unwrap()).unwrap();
         let err = SigningKey::from_private_pem(
             JwtAlgorithm::EdDSA,

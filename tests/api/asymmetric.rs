@@ -13,7 +13,7 @@ use crate::helpers::*;
 
 /// An app signing with a fresh key for `alg`, kept in `dir`.
 async fn app_with_algorithm(alg: JwtAlgorithm, dir: &Path, extra: &[(&str, &str)]) -> TestApp {
-    let files = generate(alg, dir).unwrap();
+    let files = generate(alg, dir, false).unwrap();
     let private = files.private.display().to_string();
     let mut env = vec![
         ("TESSERA__JWT__ALGORITHM", alg.as_str()),
@@ -161,7 +161,7 @@ async fn every_algorithm_end_to_end() {
 #[tokio::test]
 async fn rotation_keeps_tokens_of_the_previous_key_valid() {
     let old_dir = tempfile::tempdir().unwrap();
-    let old = generate(JwtAlgorithm::EdDSA, old_dir.path()).unwrap();
+    let old = generate(JwtAlgorithm::EdDSA, old_dir.path(), false).unwrap();
     // The old deployment issued tokens with the old key as its current key.
     let old_private = old.private.display().to_string();
     let before = spawn_app_with(&[
@@ -177,7 +177,7 @@ async fn rotation_keeps_tokens_of_the_previous_key_valid() {
 
     // The new deployment: a new current key, the old one retired.
     let new_dir = tempfile::tempdir().unwrap();
-    let new = generate(JwtAlgorithm::EdDSA, new_dir.path()).unwrap();
+    let new = generate(JwtAlgorithm::EdDSA, new_dir.path(), false).unwrap();
     let config = new_dir.path().join("tessera.toml");
     std::fs::write(
         &config,
@@ -411,7 +411,7 @@ async fn simple_jwt_asymmetric_vectors_over_http() {
 #[test]
 fn unusable_keys_stop_the_process_with_exit_code_2() {
     let dir = tempfile::tempdir().unwrap();
-    let ed = generate(JwtAlgorithm::EdDSA, dir.path()).unwrap();
+    let ed = generate(JwtAlgorithm::EdDSA, dir.path(), false).unwrap();
     let ed_private = ed.private.display().to_string();
     // Key files must be private to their owner; a checkout makes them 0644.
     let private_copy = |from: &str, name: &str, mode: u32| {
@@ -431,7 +431,7 @@ fn unusable_keys_stop_the_process_with_exit_code_2() {
         "/tests/api/rsa1024-public.pem"
     ))
     .unwrap();
-    let rs = generate(JwtAlgorithm::RS256, dir.path()).unwrap();
+    let rs = generate(JwtAlgorithm::RS256, dir.path(), false).unwrap();
     let rs_private = rs.private.display().to_string();
     let exposed = &private_copy(&ed_private, "exposed.pem", 0o644);
     let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
@@ -519,7 +519,17 @@ fn keys_generate_writes_usable_files_and_prints_their_settings() {
         String::from_utf8_lossy(&out.stderr)
     );
     let printed = String::from_utf8_lossy(&out.stdout);
-    let settings: Vec<(&str, &str)> = printed.lines().filter_map(|l| l.split_once('=')).collect();
+    // Lines a shell can run as they are.
+    assert!(
+        printed
+            .lines()
+            .all(|l| l.starts_with("export TESSERA__JWT__")),
+        "{printed}"
+    );
+    let settings: Vec<(&str, &str)> = printed
+        .lines()
+        .filter_map(|l| l.trim_start_matches("export ").split_once('='))
+        .collect();
     assert_eq!(settings[0], ("TESSERA__JWT__ALGORITHM", "ES256"));
     let private = std::path::Path::new(settings[1].1);
     #[cfg(unix)]
@@ -549,12 +559,54 @@ fn keys_generate_writes_usable_files_and_prints_their_settings() {
         assert_eq!(jwks["keys"][0]["crv"], "P-256");
         server.stop();
     });
-    // Generating again into the same folder refuses to overwrite.
+    // Generating again into the same folder refuses to overwrite, and says
+    // how; --force replaces the pair.
+    let key = std::fs::read_to_string(private).unwrap();
     let again = tessera(dir.path(), &[])
         .args(["keys", "generate", "--algorithm", "ES256", "--out", "keys"])
         .output()
         .unwrap();
     assert_eq!(again.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        said.contains("already exists") && said.contains("--force"),
+        "{said}"
+    );
+    assert_eq!(std::fs::read_to_string(private).unwrap(), key, "untouched");
+    let forced = tessera(dir.path(), &[])
+        .args([
+            "keys",
+            "generate",
+            "--algorithm",
+            "ES256",
+            "--out",
+            "keys",
+            "--force",
+        ])
+        .output()
+        .unwrap();
+    assert!(forced.status.success());
+    assert_ne!(std::fs::read_to_string(private).unwrap(), key, "replaced");
+    // The public half given as the signing key is named for what it is,
+    // not sent to chmod.
+    let public = settings[2].1;
+    let o = tessera(
+        dir.path(),
+        &[
+            ("TESSERA__JWT__ALGORITHM", "ES256"),
+            ("TESSERA__JWT__SIGNING_KEY_FILE", public),
+        ],
+    )
+    .arg("serve")
+    .output()
+    .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        said.contains("this is a public key; signing needs the private one"),
+        "{said}"
+    );
+    assert!(!said.contains("chmod"), "{said}");
 }
 
 #[tokio::test]
@@ -616,8 +668,8 @@ fn a_pem_key_is_never_taken_for_an_hmac_secret() {
     // turn its published public key into an HMAC signing secret, wherever
     // the key block starts in the file.
     let dir = tempfile::tempdir().unwrap();
-    let ed = generate(JwtAlgorithm::EdDSA, dir.path()).unwrap();
-    let rsa = generate(JwtAlgorithm::RS256, dir.path()).unwrap();
+    let ed = generate(JwtAlgorithm::EdDSA, dir.path(), false).unwrap();
+    let rsa = generate(JwtAlgorithm::RS256, dir.path(), false).unwrap();
     let ed_pem = std::fs::read_to_string(ed.public.unwrap()).unwrap();
     let rsa_pem = std::fs::read_to_string(rsa.public.unwrap()).unwrap();
     let ssh = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl ops@example.com";

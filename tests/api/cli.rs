@@ -233,3 +233,140 @@ async fn migrate_createsuperuser_and_flush() {
         .to_owned();
     assert!(tessera::blacklist::contains(&db, &jti).await.unwrap());
 }
+
+#[test]
+fn enum_and_duration_errors_list_what_is_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    for (key, value, wanted) in [
+        (
+            "TESSERA__JWT__ALGORITHM",
+            "hs256",
+            r#"did you mean "HS256"?); accepted: HS256, HS384, HS512"#,
+        ),
+        (
+            "TESSERA__LOG__FORMAT",
+            "yaml",
+            "accepted: pretty, json (e.g.",
+        ),
+        (
+            "TESSERA__AUTH__METHODS",
+            "jwt,session",
+            "accepted: jwt, token",
+        ),
+        (
+            "TESSERA__JWT__ACCESS_TOKEN_LIFETIME",
+            "300",
+            r#"300 has no unit; write a number with its unit, e.g. "300s", "5m""#,
+        ),
+        (
+            "TESSERA__JWT__ACCESS_TOKEN_LIFETIME",
+            "soon",
+            r#""soon" is not a duration"#,
+        ),
+    ] {
+        let o = run(tessera(dir.path(), &[(key, value)]).arg("migrate"));
+        assert_eq!(o.status.code(), Some(2), "{key}: {}", stderr(&o));
+        assert!(stderr(&o).contains(wanted), "{key}: {}", stderr(&o));
+        assert!(
+            !stderr(&o).contains("variant"),
+            "no Rust words: {}",
+            stderr(&o)
+        );
+    }
+    // In a config file too.
+    std::fs::write(
+        dir.path().join("t.toml"),
+        "[jwt]\naccess_token_lifetime = 300\n",
+    )
+    .unwrap();
+    let o = run(tessera(dir.path(), &[]).args(["--config", "t.toml", "migrate"]));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("jwt.access_token_lifetime: 300 has no unit"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn an_unusable_sqlite_path_is_named_with_its_fix_and_not_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a-file"), "").unwrap();
+    for (url, wanted) in [
+        (
+            "sqlite://missing/folder/t.db?mode=rwc",
+            "create the folder (mkdir -p missing/folder)",
+        ),
+        ("sqlite://a-file/t.db?mode=rwc", "a-file is not a folder"),
+        ("sqlite://absent.db", "add ?mode=rwc to DATABASE_URL"),
+    ] {
+        for command in ["serve", "migrate"] {
+            let started = std::time::Instant::now();
+            let o = run(tessera(dir.path(), &[("DATABASE_URL", url)]).arg(command));
+            assert_eq!(o.status.code(), Some(1), "{url}: {}", stderr(&o));
+            assert!(stderr(&o).contains(wanted), "{url}: {}", stderr(&o));
+            assert!(!stderr(&o).contains("retrying"), "{}", stderr(&o));
+            assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        }
+    }
+    assert!(
+        !dir.path().join("missing").exists(),
+        "no folder made silently"
+    );
+    assert!(!dir.path().join("absent.db").exists());
+}
+
+#[test]
+fn createsuperuser_without_a_terminal_asks_for_tessera_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(tessera(dir.path(), &[]).args(["createsuperuser", "--username", "admin"]));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("set TESSERA_PASSWORD"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[tokio::test]
+async fn serve_flags_beat_the_environment_and_the_log_gives_the_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = tessera(
+        dir.path(),
+        &[
+            ("TESSERA__SERVER__PORT", "1"),
+            ("TESSERA__SERVER__HOST", "0.0.0.0"),
+        ],
+    )
+    .args(["serve", "--host", "127.0.0.1", "--port", &port.to_string()])
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let url = format!("http://127.0.0.1:{port}/");
+    let mut up = false;
+    for _ in 0..100 {
+        if reqwest::get(format!("{url}healthz")).await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    send_sigterm(child.id());
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(up, "{log}");
+    assert!(
+        log.contains(&format!("listening on {url} (Swagger UI: {url}docs)")),
+        "{log}"
+    );
+    assert!(!log.contains("\u{1b}["), "no colour codes in a pipe: {log}");
+    // A misspelt flag is told apart from a setting.
+    let o = run(tessera(dir.path(), &[]).args(["serve", "--prot", "9000"]));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--port"), "{}", stderr(&o));
+}

@@ -59,3 +59,31 @@ async fn swagger_ui_and_the_spec_are_served() {
     assert_eq!(me["security"][0]["Bearer"], serde_json::json!([]));
     assert!(me["responses"]["401"]["headers"]["WWW-Authenticate"].is_object());
 }
+
+#[tokio::test]
+async fn the_root_points_to_the_docs() {
+    let app = spawn_app().await;
+    let a = app.get("/", None).await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.json["docs"], "/docs");
+    assert_eq!(a.json["openapi"], "/openapi.json");
+    // A browser goes straight to Swagger UI.
+    let a = Answer::from(
+        app.client
+            .get(app.url("/"))
+            .header("accept", "text/html,application/xhtml+xml")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(a.status, 303);
+    assert_eq!(a.header("location"), Some("/docs"));
+    let docs = app.get("/docs", None).await;
+    assert_eq!(docs.status, 200);
+    assert!(
+        docs.text.contains("swagger"),
+        "{}",
+        &docs.text[..200.min(docs.text.len())]
+    );
+}

@@ -5,7 +5,7 @@ use crate::helpers::*;
 #[tokio::test]
 async fn unknown_paths_are_json_404s() {
     let app = spawn_app().await;
-    for path in ["/api/v1/nope/", "/", "/api/token/extra/"] {
+    for path in ["/api/v1/nope/", "/nope", "/api/token/extra/"] {
         let a = app.get(path, None).await;
         assert_eq!(a.status, 404, "{path}");
         assert_eq!(a.json, json!({"detail": "Not found."}));
