@@ -40,7 +40,7 @@ if [ -n "${ST_DATABASE_URL:-}" ]; then
     DATABASE_URL="$ST_DATABASE_URL${sep}options=-c%20search_path%3D$schema"
 fi
 (cd "$WORK" && exec env DATABASE_URL="$DATABASE_URL" TESSERA__SERVER__PORT="$PORT" \
-    TESSERA__LOG__LEVEL=warn TESSERA__PASSWORD__ARGON2_MEMORY_KIB=1024 TESSERA__PASSWORD__ARGON2_ITERATIONS=1 \
+    TESSERA__LOG__LEVEL=warn TESSERA__THROTTLE__ENABLED=false TESSERA__PASSWORD__ARGON2_MEMORY_KIB=1024 TESSERA__PASSWORD__ARGON2_ITERATIONS=1 \
     TESSERA__JWT__SIGNING_KEY=schemathesis-signing-key-0123456789abcdef012345 \
     "$TESSERA_BIN" serve >"$WORK/server.log" 2>&1) &
 PID=$!
@@ -55,9 +55,14 @@ if ! [[ "$ACCESS" =~ ^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$ ]]; then
     exit 1
 fi
 
+# Every check but two: positive_data_acceptance would want a 2xx for data
+# the schema allows but the server rightly refuses (wrong credentials, a
+# taken username); unsupported_method would want a 405 from forward auth,
+# which answers every method on purpose (proxies forward the original one).
+EXCLUDED="positive_data_acceptance,unsupported_method"
 status=0
 "$VENV/bin/st" run "$BASE/openapi.json" \
-    --checks not_a_server_error,status_code_conformance,response_schema_conformance,content_type_conformance \
+    --checks all --exclude-checks "$EXCLUDED" \
     --max-examples "$EXAMPLES" \
     --header "Authorization: Bearer $ACCESS" \
     --request-timeout 10 \

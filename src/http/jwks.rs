@@ -32,6 +32,10 @@ pub struct JwksApi;
 #[OpenApi]
 impl JwksApi {
     /// The JSON Web Key Set
+    ///
+    /// The public keys that verify tokens, for services that check them on
+    /// their own. Empty with an HMAC algorithm: a shared secret is never
+    /// published.
     #[oai(
         path = "/.well-known/jwks.json",
         method = "get",

@@ -233,6 +233,8 @@ impl JwtApi {
     }
 
     /// Obtain a token pair (Djoser path)
+    ///
+    /// The same as `POST /api/token/`, at the path Djoser's `jwt/create/` uses.
     #[oai(
         path = "/api/v1/auth/jwt/create/",
         method = "post",
@@ -249,6 +251,8 @@ impl JwtApi {
     }
 
     /// Refresh an access token (Djoser path)
+    ///
+    /// The same as `POST /api/token/refresh/`, at Djoser's `jwt/refresh/`.
     #[oai(
         path = "/api/v1/auth/jwt/refresh/",
         method = "post",
@@ -265,6 +269,8 @@ impl JwtApi {
     }
 
     /// Verify a token (Djoser path)
+    ///
+    /// The same as `POST /api/token/verify/`, at Djoser's `jwt/verify/`.
     #[oai(
         path = "/api/v1/auth/jwt/verify/",
         method = "post",

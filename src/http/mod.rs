@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod body;
 pub mod client;
+mod docs;
 pub mod error;
 mod forward;
 mod jwks;
@@ -57,7 +58,7 @@ pub fn openapi() -> OpenApiService<Apis, ()> {
 
 /// The OpenAPI document as JSON, e.g. for `tessera openapi` or tests.
 pub fn spec_json() -> String {
-    openapi().spec()
+    docs::polish(&openapi().spec())
 }
 
 /// The routes of the OpenAPI document: for a request path, its template
@@ -225,11 +226,21 @@ pub fn app(service: AuthService) -> impl Endpoint<Output = Response> {
     let health = service.health.clone();
     let metrics = Arc::clone(&service.metrics);
     let api = openapi();
-    let table = Arc::new(AllowTable::from_spec(&api.spec()));
-    let docs = api.swagger_ui();
-    let spec = api.spec_endpoint();
+    let derived = api.spec();
+    let table = Arc::new(AllowTable::from_spec(&derived));
+    // Swagger UI embeds the document it is given: the polished one.
+    let shown = docs::polish(&derived);
+    let ui = api.swagger_ui_html().replace(&derived, &shown);
+    let spec = poem::endpoint::make_sync(move |_| {
+        Response::builder()
+            .content_type("application/json")
+            .body(shown.clone())
+    });
     Route::new()
-        .nest("/docs", docs)
+        .at(
+            "/docs",
+            poem::endpoint::make_sync(move |_| poem::web::Html(ui.clone())),
+        )
         .at("/openapi.json", spec)
         // Every method, not only the documented ones: a proxy forwards the
         // original request's (OPTIONS for a CORS preflight, PROPFIND...).

@@ -36,6 +36,8 @@ pub enum MetricsResponse {
 #[OpenApi]
 impl OpsApi {
     /// Liveness: the process answers
+    ///
+    /// 200 while the process serves requests, whatever the database does.
     #[oai(
         path = "/healthz",
         method = "get",
@@ -68,6 +70,9 @@ impl OpsApi {
     }
 
     /// Readiness: the database answers
+    ///
+    /// 200 when the database answers, 503 while it does not: take the
+    /// instance out of a load balancer's rotation meanwhile.
     #[oai(
         path = "/readyz",
         method = "get",

@@ -137,6 +137,9 @@ impl TokenApi {
     }
 
     /// Log out everywhere: end every key of the user
+    ///
+    /// Takes a `Token` key or a Bearer JWT; every opaque key of the user stops
+    /// working.
     #[oai(
         path = "/auth/token/logoutall/",
         method = "post",
@@ -152,6 +155,8 @@ impl TokenApi {
     }
 
     /// Log in for an opaque key (API path)
+    ///
+    /// The same as `POST /auth/token/login/`.
     #[oai(
         path = "/api/v1/auth/token/login/",
         method = "post",
@@ -168,6 +173,8 @@ impl TokenApi {
     }
 
     /// Log out (API path)
+    ///
+    /// The same as `POST /auth/token/logout/`.
     #[oai(
         path = "/api/v1/auth/token/logout/",
         method = "post",
@@ -183,6 +190,8 @@ impl TokenApi {
     }
 
     /// Log out everywhere (API path)
+    ///
+    /// The same as `POST /auth/token/logoutall/`.
     #[oai(
         path = "/api/v1/auth/token/logoutall/",
         method = "post",

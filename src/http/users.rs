@@ -250,6 +250,8 @@ impl UsersApi {
     }
 
     /// The current user
+    ///
+    /// `id`, `username` and `email` of the caller.
     #[oai(
         path = "/api/v1/auth/users/me/",
         method = "get",
@@ -405,6 +407,9 @@ impl UsersApi {
     }
 
     /// Change the username
+    ///
+    /// Needs the current password. The new name goes through the same rules
+    /// as at registration (normalized, at most 150 characters, not taken).
     #[oai(
         path = "/api/v1/auth/users/set_username/",
         method = "post",

@@ -36,6 +36,8 @@ pub struct WhoamiApi;
 #[OpenApi]
 impl WhoamiApi {
     /// The caller, looked up in the database
+    ///
+    /// One query: the user of the Bearer JWT or `Token` key.
     #[oai(
         path = "/api/v1/whoami/",
         method = "get",
@@ -50,6 +52,9 @@ impl WhoamiApi {
     }
 
     /// The caller's id from the access token alone (no database query)
+    ///
+    /// The token's `user_id` claim as it is: valid until the token expires,
+    /// even for a user deleted meanwhile.
     #[oai(
         path = "/api/v1/whoami-stateless/",
         method = "get",

@@ -87,3 +87,97 @@ async fn the_root_points_to_the_docs() {
         &docs.text[..200.min(docs.text.len())]
     );
 }
+
+#[tokio::test]
+async fn the_document_teaches() {
+    let app = spawn_app().await;
+    let doc = app.get("/openapi.json", None).await.json;
+    let tags: Vec<&str> = doc["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        tags,
+        [
+            "JWT",
+            "Users",
+            "Opaque token",
+            "Who am I",
+            "Keys",
+            "Forward auth",
+            "Operations"
+        ]
+    );
+    let paths = doc["paths"].as_object().unwrap();
+    // Djoser's spelling, with the slash.
+    for p in [
+        "/api/token/",
+        "/api/v1/auth/users/me/",
+        "/auth/token/login/",
+    ] {
+        assert!(paths.contains_key(p), "{p}");
+    }
+    let mut described = 0;
+    for (path, item) in paths {
+        for (method, op) in item.as_object().unwrap() {
+            assert!(op["summary"].is_string(), "{method} {path} has no summary");
+            assert!(
+                op["description"].is_string(),
+                "{method} {path} has no description"
+            );
+            assert!(op["operationId"].is_string(), "{method} {path}");
+            described += 1;
+        }
+    }
+    assert!(described >= 30);
+    // Forward auth: one entry, and Swagger UI can authorize it.
+    let forward = paths["/api/v1/auth/forward/"].as_object().unwrap();
+    assert_eq!(forward.len(), 1);
+    assert_eq!(
+        forward["get"]["security"],
+        serde_json::json!([{"Bearer": []}, {"Token": []}])
+    );
+    // A body whose fields are all optional is not required.
+    for method in ["put", "patch"] {
+        assert_eq!(
+            paths["/api/v1/auth/users/me/"][method]["requestBody"]["required"],
+            false
+        );
+    }
+    assert_eq!(
+        paths["/api/token/"]["post"]["requestBody"]["required"],
+        true
+    );
+    // Examples instead of "string", and the constraints the server enforces.
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(schemas["Credentials"]["example"]["username"], "alice");
+    assert_eq!(
+        schemas["UserCreate"]["properties"]["password"]["minLength"],
+        8
+    );
+    assert_eq!(
+        schemas["UserCreate"]["properties"]["username"]["maxLength"],
+        150
+    );
+    // Each error status with the shape it really has.
+    let obtain = &paths["/api/token/"]["post"]["responses"];
+    assert_eq!(
+        obtain["401"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/TokenError"
+    );
+    assert_eq!(
+        obtain["429"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/Detail"
+    );
+    assert_eq!(
+        paths["/api/v1/auth/users/me/"]["get"]["responses"]["401"]["content"]["application/json"]["schema"]
+            ["$ref"],
+        "#/components/schemas/Error"
+    );
+    // Swagger UI shows this same document.
+    let ui = app.get("/docs", None).await.text;
+    assert!(ui.contains(r#""/api/v1/auth/users/me/""#));
+    assert!(ui.contains(r#""Opaque token""#));
+}
