@@ -76,3 +76,133 @@ async fn the_shipped_nginx_config_hides_metrics_and_owns_x_forwarded_for() {
     // The client's claim is dropped: the upstream sees the real peer only.
     assert_eq!(a.text().await.unwrap(), "/healthz xff=127.0.0.1");
 }
+
+/// The upstream app behind the proxy: says who the proxy says the caller
+/// is, and any identity header in another spelling that got through.
+async fn identity_echo() -> u16 {
+    echo_upstream(|req| {
+        let user = req.header("x-auth-user-id").unwrap_or("-");
+        let method = req.header("x-auth-method").unwrap_or("-");
+        let smuggled: Vec<String> = req
+            .headers()
+            .keys()
+            .map(|k| k.as_str().to_owned())
+            .filter(|k| k.contains("auth_"))
+            .collect();
+        format!("user={user} method={method} smuggled={smuggled:?}")
+    })
+    .await
+}
+
+/// What every forward-auth setup must do, checked through the proxy at `url`.
+async fn check_forward_auth(url: &str, id: i64, access: &str, what: &str) {
+    let client = reqwest::Client::new();
+    let ok = client.get(url).bearer_auth(access).send().await.unwrap();
+    assert_eq!(ok.status(), 200, "{what}");
+    assert_eq!(
+        ok.text().await.unwrap(),
+        format!("user={id} method=jwt smuggled=[]"),
+        "{what}"
+    );
+    let refused = client.get(url).send().await.unwrap();
+    assert_eq!(refused.status(), 401, "{what}: no token, no entry");
+    // A client naming itself: refused without a token, overridden with one,
+    // in every spelling.
+    let forged = client
+        .get(url)
+        .header("X-Auth-User-Id", "999")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 401, "{what}");
+    let forged = client
+        .post(url)
+        .bearer_auth(access)
+        .header("X-Auth-User-Id", "999")
+        .header("X_Auth_User_Id", "999")
+        .header("x-auth-method", "token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 200, "{what}");
+    assert_eq!(
+        forged.text().await.unwrap(),
+        format!("user={id} method=jwt smuggled=[]"),
+        "{what}: forged headers must not reach the app"
+    );
+}
+
+#[tokio::test]
+async fn the_shipped_nginx_forward_auth_config_works() {
+    let app = spawn_app().await;
+    let id = app.register("alice").await["id"].as_i64().unwrap();
+    let (_, access) = app.login("alice").await;
+    let upstream = identity_echo().await;
+    let tessera = app.base.trim_start_matches("http://").to_owned();
+    let shipped = repo_file("deploy/forward-auth/nginx.conf");
+    let Some(nginx) = Nginx::start(|port| {
+        shipped
+            .replace("tessera:8000", &tessera)
+            .replace("http://app:8080", &format!("http://127.0.0.1:{upstream}"))
+            .replace("listen 8080;", &format!("listen 127.0.0.1:{port};"))
+    })
+    .await
+    else {
+        return;
+    };
+    check_forward_auth(&nginx.url("/app/page"), id, &access, "nginx").await;
+}
+
+#[tokio::test]
+async fn the_shipped_caddyfile_works() {
+    let Some(caddy) = required_tool("caddy", &["/usr/bin/caddy"]) else {
+        return;
+    };
+    let app = spawn_app().await;
+    let id = app.register("alice").await["id"].as_i64().unwrap();
+    let (_, access) = app.login("alice").await;
+    let upstream = identity_echo().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let home = tempfile::tempdir().unwrap();
+    let child = std::process::Command::new(caddy)
+        .args(["run", "--adapter", "caddyfile", "--config"])
+        .arg(format!(
+            "{}/deploy/forward-auth/Caddyfile",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .env("HOME", home.path())
+        .env("XDG_DATA_HOME", home.path())
+        .env("XDG_CONFIG_HOME", home.path())
+        .env("CADDY_ADMIN", "off")
+        .env("LISTEN", format!("http://127.0.0.1:{port}"))
+        .env("TESSERA_ADDR", app.base.trim_start_matches("http://"))
+        .env("APP_ADDR", format!("127.0.0.1:{upstream}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _caddy = KillOnDrop(child);
+    let mut up = false;
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(up, "caddy did not start");
+    let url = format!("http://127.0.0.1:{port}/app/page");
+    tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        check_forward_auth(&url, id, &access, "caddy"),
+    )
+    .await
+    .expect("the caddy test timed out");
+}

@@ -580,6 +580,16 @@ impl Drop for Nginx {
     }
 }
 
+/// A child process killed when the test ends, however it ends.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A tiny upstream on a free port that answers every request with `reply`
 /// applied to it. Returns its port.
 pub async fn echo_upstream(reply: fn(&poem::Request) -> String) -> u16 {

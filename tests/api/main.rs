@@ -4,6 +4,7 @@ mod helpers;
 
 mod accounts;
 mod asymmetric;
+mod browser;
 mod cli;
 mod deploy;
 mod docs;

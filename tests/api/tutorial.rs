@@ -1,5 +1,5 @@
-//! Djoser's tutorial and the README walkthrough, as literal curl commands
-//! against a running server.
+//! Djoser's tutorial and the README's walkthroughs, as literal curl
+//! commands against a running server.
 
 use std::process::Command;
 
@@ -42,6 +42,9 @@ fn curl_blocking(base: &str, vars: &[(String, String)], line: &str) -> (String, 
 
 #[tokio::test]
 async fn djoser_tutorial_with_an_opaque_token() {
+    if required_tool("curl", &["/usr/bin/curl"]).is_none() {
+        return;
+    }
     let app = spawn_app().await;
     let base = app.base.clone();
     let (status, body) = curl(&base, &[], "curl -s -i -X POST $BASE/api/v1/auth/users/ -F 'email=alice@example.com' -F 'username=alice' -F 'password=Tr0ub4dor_3xyz'").await;
@@ -86,70 +89,108 @@ async fn djoser_tutorial_with_an_opaque_token() {
     assert_eq!(body, r#"{"detail":"Invalid token."}"#);
 }
 
+/// The README's runnable blocks (fenced as `sh walkthrough`): each line
+/// that follows a command and starts with `# ` is what that command prints.
+fn readme_blocks() -> Vec<Vec<String>> {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let mut blocks = Vec::new();
+    let mut current: Option<Vec<String>> = None;
+    for line in readme.lines() {
+        match (&mut current, line.trim_end()) {
+            (None, "```sh walkthrough") => current = Some(Vec::new()),
+            (Some(_), "```") => blocks.push(current.take().unwrap()),
+            (Some(block), l) => block.push(l.to_owned()),
+            (None, _) => {}
+        }
+    }
+    blocks
+}
+
+/// A block as a script against `base`, and the output its comments promise.
+fn script_and_expected(block: &[String], base: &str) -> (String, Vec<String>) {
+    let mut script = String::new();
+    let mut expected = Vec::new();
+    let mut after_command = false;
+    for line in block {
+        if let Some(out) = line.strip_prefix("# ").filter(|_| after_command) {
+            expected.push(out.to_owned());
+            continue;
+        }
+        let is_command = !line.trim().is_empty() && !line.starts_with('#');
+        if after_command && !script.ends_with("echo\n") {
+            // Bodies end without a newline: keep each output on its own line.
+            script.push_str("echo\n");
+        }
+        after_command = is_command;
+        script.push_str(&line.replace("http://127.0.0.1:8000", base));
+        script.push('\n');
+    }
+    if after_command {
+        script.push_str("echo\n");
+    }
+    (script, expected)
+}
+
+/// Whether `actual` matches `expected`, where `...` stands for anything.
+fn matches(expected: &str, actual: &str) -> bool {
+    let mut rest = actual;
+    let parts: Vec<&str> = expected.split("...").collect();
+    for (i, part) in parts.iter().enumerate() {
+        if i == 0 {
+            let Some(r) = rest.strip_prefix(part) else {
+                return false;
+            };
+            rest = r;
+        } else if i == parts.len() - 1 {
+            return rest.ends_with(part);
+        } else {
+            let Some(at) = rest.find(part) else {
+                return false;
+            };
+            rest = &rest[at + part.len()..];
+        }
+    }
+    rest.is_empty()
+}
+
 #[tokio::test]
-async fn readme_walkthrough_with_jwt() {
+async fn the_readme_walkthroughs_run_as_written() {
+    if required_tool("curl", &["/usr/bin/curl"]).is_none()
+        || required_tool("jq", &["/usr/bin/jq"]).is_none()
+    {
+        return;
+    }
+    let blocks = readme_blocks();
+    assert_eq!(
+        blocks.len(),
+        2,
+        "the JWT walkthrough and the opaque-token tutorial"
+    );
+    // One server for both, as a reader would run them one after the other.
     let app = spawn_app().await;
-    let base = app.base.clone();
-    let (status, _) = curl(&base, &[], "curl -s -i -X POST $BASE/api/v1/auth/users/ -F username=alice -F email=alice@example.com -F password=Tr0ub4dor_3xyz").await;
-    assert!(status.contains("201"), "{status}");
-    let (_, body) = curl(
-        &base,
-        &[],
-        "curl -s -i -X POST $BASE/api/token/ -F username=alice -F password=Tr0ub4dor_3xyz",
-    )
-    .await;
-    let pair: Value = serde_json::from_str(&body).unwrap();
-    let (access, refresh) = (
-        pair["access"].as_str().unwrap(),
-        pair["refresh"].as_str().unwrap(),
-    );
-    let vars = [("ACCESS", access), ("REFRESH", refresh)];
-    let (_, body) = curl(
-        &base,
-        &vars,
-        r#"curl -s -i $BASE/api/v1/auth/users/me/ -H "Authorization: Bearer $ACCESS""#,
-    )
-    .await;
-    assert_eq!(
-        body,
-        format!(
-            r#"{{"email":"alice@example.com","id":{},"username":"alice"}}"#,
-            claims(access)["user_id"].as_str().unwrap()
-        )
-    );
-    let (status, body) = curl(
-        &base,
-        &vars,
-        r#"curl -s -i -X POST $BASE/api/token/refresh/ -d "refresh=$REFRESH""#,
-    )
-    .await;
-    assert!(
-        status.contains("200") && body.contains("\"access\""),
-        "{status} {body}"
-    );
-    let (_, body) = curl(
-        &base,
-        &vars,
-        r#"curl -s -i -X POST $BASE/api/token/verify/ -d "token=$ACCESS""#,
-    )
-    .await;
-    assert_eq!(body, "{}");
-    let (_, body) = curl(
-        &base,
-        &vars,
-        r#"curl -s -i -X POST $BASE/api/token/blacklist/ -d "refresh=$REFRESH""#,
-    )
-    .await;
-    assert_eq!(body, "{}");
-    let (status, body) = curl(
-        &base,
-        &vars,
-        r#"curl -s -i -X POST $BASE/api/token/refresh/ -d "refresh=$REFRESH""#,
-    )
-    .await;
-    assert!(status.contains("401"), "{status}");
-    assert_eq!(
-        body,
-        r#"{"detail":"Token is blacklisted","code":"token_not_valid"}"#
-    );
+    for block in blocks {
+        let (script, expected) = script_and_expected(&block, &app.base);
+        assert!(!expected.is_empty(), "{script}");
+        let run = script.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            Command::new("bash")
+                .args(["-euo", "pipefail", "-c", &run])
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{script}\nstdout: {stdout}\nstderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let actual: Vec<&str> = stdout.lines().filter(|l| !l.is_empty()).collect();
+        assert_eq!(actual.len(), expected.len(), "{script}\n{stdout}");
+        for (e, a) in expected.iter().zip(&actual) {
+            assert!(matches(e, a), "expected {e}\n     got {a}\nin\n{script}");
+        }
+    }
 }
