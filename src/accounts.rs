@@ -215,6 +215,7 @@ impl AuthService {
         let current_ok = self
             .current_password_ok(user, current_password, &mut errors)
             .await?;
+        let new_username = new_username.map(|u| validation::normalize_username(&u));
         if let Some(name) = &new_username {
             for m in validation::username(name) {
                 errors.add("new_username", m);

@@ -195,6 +195,7 @@ async fn createsuperuser(
     username: String,
     email: String,
 ) -> Result<(), CliError> {
+    let username = validation::normalize_username(&username);
     let mut problems = validation::username(&username);
     problems.extend(validation::email(&email));
     if !problems.is_empty() {

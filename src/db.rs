@@ -45,6 +45,13 @@ pub fn is_unreachable(err: &DbErr) -> bool {
     }
 }
 
+/// SQLITE_BUSY or SQLITE_LOCKED: another connection holds the file for a
+/// moment.
+fn is_sqlite_busy(err: &DbErr) -> bool {
+    let text = err.to_string();
+    text.contains("(code: 5)") || text.contains("(code: 6)") || text.contains("database is locked")
+}
+
 impl From<DbErr> for StoreError {
     fn from(err: DbErr) -> Self {
         if is_unreachable(&err) {
@@ -83,16 +90,17 @@ fn options(settings: &DatabaseSettings) -> ConnectOptions {
     options
 }
 
-/// The file of a SQLite URL (`sqlite://path?...`), or `None` for another
-/// database or an in-memory one.
+/// The file of a SQLite URL (`sqlite://path?...`), as sqlx reads it
+/// (percent-decoded), or `None` for another database or an in-memory one.
 pub fn sqlite_file(database_url: &str) -> Option<PathBuf> {
-    let rest = database_url.strip_prefix("sqlite:")?;
-    let path = rest.trim_start_matches("//");
-    let path = path.split('?').next().unwrap_or_default();
-    if path.is_empty() || path == ":memory:" || database_url.contains("mode=memory") {
+    use std::str::FromStr;
+    if !database_url.starts_with("sqlite:") || database_url.contains("mode=memory") {
         return None;
     }
-    Some(PathBuf::from(path))
+    let options = sea_orm::sqlx::sqlite::SqliteConnectOptions::from_str(database_url).ok()?;
+    let path = options.get_filename();
+    let in_memory = path.to_string_lossy().starts_with("file:sqlx-in-memory");
+    (!in_memory && !path.as_os_str().is_empty()).then(|| path.to_path_buf())
 }
 
 /// Why a SQLite database file cannot be used, with the path and the fix:
@@ -177,11 +185,13 @@ pub async fn connect_with_retry(settings: &DatabaseSettings) -> Result<DatabaseC
     loop {
         match connect(settings).await {
             Ok(db) => return Ok(db),
-            // A SQLite file does not come up later: only a server is waited for.
+            // A server may come up later; a SQLite file only stops being
+            // busy (another instance setting it up at the same moment): any
+            // other problem with the file will not heal by waiting.
             Err(e)
                 if attempt < attempts
                     && is_unreachable(&e)
-                    && !settings.url.starts_with("sqlite:") =>
+                    && (!settings.url.starts_with("sqlite:") || is_sqlite_busy(&e)) =>
             {
                 tracing::warn!(
                     attempt,

@@ -44,7 +44,9 @@ pub fn standing(family: &Model, jti: &str, now: DateTime<Utc>, grace: TimeDelta)
     }
 }
 
-/// A new row: `current_jti` is the family's only usable token so far.
+/// A new row: `current_jti` is the family's only usable token so far
+/// (none, when it is born revoked).
+#[allow(clippy::too_many_arguments)]
 fn new_row(
     id: &str,
     user_id: i64,
@@ -53,6 +55,7 @@ fn new_row(
     issued_at: i64,
     expires_at: DateTime<Utc>,
     now: DateTime<Utc>,
+    revoked_at: Option<DateTime<Utc>>,
 ) -> token_families::ActiveModel {
     token_families::ActiveModel {
         id: Set(id.to_owned()),
@@ -63,7 +66,7 @@ fn new_row(
         previous_jti: Set(None),
         rotated_at: Set(None),
         expires_at: Set(expires_at),
-        revoked_at: Set(None),
+        revoked_at: Set(revoked_at),
         created_at: Set(now),
     }
 }
@@ -84,6 +87,7 @@ pub async fn start(
         issued_at,
         crate::service::from_epoch(pair.refresh.exp),
         now,
+        None,
     );
     token_families::Entity::insert(row).exec(db).await?;
     Ok(())
@@ -104,12 +108,41 @@ pub async fn adopt(
 ) -> Result<Option<Model>, StoreError> {
     // No access token of ours belongs to it; never replayed, since only a
     // rotation (which sets both) makes a token "just rotated".
-    let row = new_row(id, user_id, jti, "", now.timestamp(), expires_at, now);
+    let row = new_row(id, user_id, jti, "", now.timestamp(), expires_at, now, None);
     token_families::Entity::insert(row)
         .on_conflict(OnConflict::column(Column::Id).do_nothing().to_owned())
         .exec_without_returning(db)
         .await?;
     find(db, id).await
+}
+
+/// Records a family that no refresh has adopted yet as revoked, in one
+/// statement, so no moment exists in which its row calls a logged-out
+/// token current. A row already there (adopted meanwhile) is left for the
+/// caller to revoke.
+pub async fn insert_revoked(
+    db: &impl ConnectionTrait,
+    id: &str,
+    jti: &str,
+    user_id: i64,
+    expires_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let row = new_row(
+        id,
+        user_id,
+        jti,
+        "",
+        now.timestamp(),
+        expires_at,
+        now,
+        Some(now),
+    );
+    token_families::Entity::insert(row)
+        .on_conflict(OnConflict::column(Column::Id).do_nothing().to_owned())
+        .exec_without_returning(db)
+        .await?;
+    Ok(())
 }
 
 pub async fn find(db: &impl ConnectionTrait, id: &str) -> Result<Option<Model>, StoreError> {

@@ -620,7 +620,7 @@ impl AuthService {
                 // serialize on the row's key. If a refresh adopted it first,
                 // the revocation reaches what that refresh minted.
                 if let Some(user_id) = claims.user_id() {
-                    families::adopt(
+                    families::insert_revoked(
                         db,
                         family_id,
                         &claims.jti,

@@ -125,13 +125,14 @@ impl Throttle {
             })
     }
 
-    /// Counts one request for `username` (case-insensitively, so changing
-    /// case buys no extra attempts).
+    /// Counts one request for `username` (normalized as logins look it up,
+    /// and case-insensitively, so neither another width nor another case
+    /// buys extra attempts).
     pub fn check_username(&self, scope: Scope, username: &str) -> Result<(), Throttled> {
         let Some(limiter) = self.limits(scope).and_then(|l| l.username.as_ref()) else {
             return Ok(());
         };
-        let key: String = username
+        let key: String = crate::validation::normalize_username(username)
             .chars()
             .take(MAX_KEY_CHARS)
             .collect::<String>()

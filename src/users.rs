@@ -7,6 +7,7 @@ use sea_orm::{
 };
 
 use crate::db::{StoreError, is_unique_violation};
+use crate::validation;
 
 pub use users::Model as User;
 
@@ -28,18 +29,6 @@ pub enum CreateUserError {
     Store(#[from] StoreError),
 }
 
-/// Django's `AbstractBaseUser.normalize_username`: NFKC, so that a
-/// fullwidth `ａｌｉｃｅ` or `ＡＤＭＩＮ` is the same name as `alice` or
-/// `ADMIN`. Every lookup and write of a username goes through it.
-pub fn normalize_username(username: &str) -> String {
-    use unicode_normalization::UnicodeNormalization;
-    if username.is_ascii() {
-        username.to_owned()
-    } else {
-        username.nfkc().collect()
-    }
-}
-
 /// Inserts the user in one statement; the unique index on `username`, not a
 /// prior lookup, decides between two concurrent registrations of one name.
 pub async fn create(
@@ -48,7 +37,7 @@ pub async fn create(
     now: DateTime<Utc>,
 ) -> Result<User, CreateUserError> {
     let row = users::ActiveModel {
-        username: Set(normalize_username(&new.username)),
+        username: Set(validation::normalize_username(&new.username)),
         email: Set(new.email),
         password: Set(new.password_hash),
         is_active: Set(true),
@@ -79,7 +68,7 @@ pub async fn find_by_username(
     username: &str,
 ) -> Result<Option<User>, StoreError> {
     Ok(users::Entity::find()
-        .filter(users::Column::Username.eq(normalize_username(username)))
+        .filter(users::Column::Username.eq(validation::normalize_username(username)))
         .one(db)
         .await?)
 }
@@ -150,7 +139,7 @@ pub async fn set_username(
     users::Entity::update_many()
         .col_expr(
             users::Column::Username,
-            sea_orm::sea_query::Expr::value(normalize_username(username)),
+            sea_orm::sea_query::Expr::value(validation::normalize_username(username)),
         )
         .filter(users::Column::Id.eq(id))
         .exec(db)

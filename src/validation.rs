@@ -58,6 +58,18 @@ impl serde::Serialize for FieldErrors {
     }
 }
 
+/// Django's `AbstractBaseUser.normalize_username`: NFKC, so that a
+/// fullwidth `ａｌｉｃｅ` or `ＡＤＭＩＮ` is the same name as `alice` or
+/// `ADMIN`. Every lookup and write of a username goes through it.
+pub fn normalize_username(username: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    if username.is_ascii() {
+        username.to_owned()
+    } else {
+        username.nfkc().collect()
+    }
+}
+
 fn max_len_message(max: usize) -> String {
     format!("Ensure this field has no more than {max} characters.")
 }

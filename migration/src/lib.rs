@@ -7,6 +7,7 @@ mod m20261128_000001_create_users;
 mod m20261128_000002_create_token_blacklist;
 mod m20261128_000003_create_auth_tokens;
 mod m20261128_000004_create_token_families;
+mod m20261201_000005_normalize_usernames;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000002_create_token_blacklist::Migration),
             Box::new(m20261128_000003_create_auth_tokens::Migration),
             Box::new(m20261128_000004_create_token_families::Migration),
+            Box::new(m20261201_000005_normalize_usernames::Migration),
         ]
     }
 }

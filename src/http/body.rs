@@ -126,8 +126,14 @@ fn exact_integers(mut map: Map<String, Value>, bytes: &[u8]) -> Map<String, Valu
             && !digits.is_empty()
             && digits.bytes().all(|b| b.is_ascii_digit())
         {
-            // JSON allows no leading zeros, so the text is Python's `str(int)`.
-            *value = Value::String(text.to_owned());
+            // JSON allows no leading zeros, so the text is Python's
+            // `str(int)`, but for `-0`, which Python prints as `0`.
+            let python = if digits.bytes().all(|b| b == b'0') {
+                "0"
+            } else {
+                text
+            };
+            *value = Value::String(python.to_owned());
         }
     }
     map

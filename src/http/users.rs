@@ -184,7 +184,11 @@ impl UsersApi {
         for m in validation::email(&email) {
             errors.add("email", m);
         }
-        let username = body.required("username", &mut errors);
+        // Normalized first, as Django stores it: the rules and the "taken"
+        // check then see the name that would be stored.
+        let username = body
+            .required("username", &mut errors)
+            .map(|u| validation::normalize_username(&u));
         throttle(&service, req, Scope::Register, username.as_deref())?;
         if let Some(name) = &username {
             for m in validation::username(name) {

@@ -14,7 +14,6 @@ use secrecy::ExposeSecret;
 use crate::config::{JwtAlgorithm, PreviousKey, Settings};
 
 /// Bytes of randomness in a generated HMAC key (256 bits).
-const GENERATED_KEY_BYTES: usize = 32;
 /// The shortest HMAC key accepted (RFC 7518 §3.2: at least the hash size).
 /// The smallest RSA modulus accepted (NIST: 2048 bits until 2030).
 pub const MIN_RSA_BITS: usize = 2048;
@@ -585,7 +584,7 @@ fn generated_hmac_key(settings: &Settings) -> Result<(SigningKey, KeySource), Ke
     let alg = settings.jwt.algorithm;
     match key_file_path(&settings.database.url) {
         None => {
-            let secret = random_key()?;
+            let secret = random_key(alg)?;
             Ok((
                 SigningKey::hmac(alg, secret.as_bytes()),
                 KeySource::Ephemeral,
@@ -598,14 +597,12 @@ fn generated_hmac_key(settings: &Settings) -> Result<(SigningKey, KeySource), Ke
     }
 }
 
-fn random_bytes<const N: usize>() -> Result<[u8; N], KeyError> {
-    let mut bytes = [0u8; N];
+/// A random HMAC secret for `alg`, as long as its hash (32, 48 or 64
+/// bytes), hex-encoded.
+fn random_key(alg: JwtAlgorithm) -> Result<String, KeyError> {
+    let mut bytes = vec![0u8; alg.min_hmac_key_bytes()];
     getrandom::fill(&mut bytes).map_err(|e| KeyError::Random(e.to_string()))?;
-    Ok(bytes)
-}
-
-fn random_key() -> Result<String, KeyError> {
-    Ok(hex::encode(random_bytes::<GENERATED_KEY_BYTES>()?))
+    Ok(hex::encode(bytes))
 }
 
 /// Where a generated key is kept: `<database file stem>.key` beside a SQLite
@@ -625,16 +622,18 @@ fn load_or_create(path: &Path, alg: JwtAlgorithm) -> Result<(String, KeySource),
                 read_private_file(p)?;
             }
             let secret = text.trim().to_string();
+            let what = path.display().to_string();
             if secret.len() < alg.min_hmac_key_bytes() {
-                return Err(KeyError::TooShort(
-                    path.display().to_string(),
-                    too_short(alg, secret.len()),
-                ));
+                return Err(KeyError::TooShort(what, too_short(alg, secret.len())));
             }
+            // Whatever was put in the generated key's place goes through
+            // the checks of a configured secret.
+            refuse_pem_as_secret(secret.as_bytes(), &what)?;
+            refuse_weak_secret(secret.as_bytes(), &what)?;
             Ok((secret, KeySource::Reused(path.to_path_buf())))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let secret = random_key()?;
+            let secret = random_key(alg)?;
             write_private(path, secret.as_bytes())
                 .map_err(|e| KeyError::Write(path.to_path_buf(), e))?;
             Ok((secret, KeySource::Generated(path.to_path_buf())))
@@ -708,12 +707,7 @@ pub fn generate(alg: JwtAlgorithm, dir: &Path, replace: bool) -> Result<Generate
     }
     if alg.is_hmac() {
         let path = targets[0].clone();
-        let bytes = match alg {
-            JwtAlgorithm::HS256 => random_bytes::<32>()?.to_vec(),
-            JwtAlgorithm::HS384 => random_bytes::<48>()?.to_vec(),
-            _ => random_bytes::<64>()?.to_vec(),
-        };
-        write_new(&path, hex::encode(bytes).as_bytes(), 0o600, replace)
+        write_new(&path, random_key(alg)?.as_bytes(), 0o600, replace)
             .map_err(|e| KeyError::Write(path.clone(), e))?;
         return Ok(GeneratedKeys {
             private: path,
@@ -864,6 +858,30 @@ mod tests {
         );
         assert_eq!(key_file_path("sqlite::memory:"), None);
         assert_eq!(key_file_path("sqlite://x?mode=memory&cache=shared"), None);
+    }
+
+    #[test]
+    fn generated_hmac_keys_are_as_long_as_the_hash_and_checked_when_reused() {
+        for (alg, hex_len) in [
+            (JwtAlgorithm::HS256, 64),
+            (JwtAlgorithm::HS384, 96),
+            (JwtAlgorithm::HS512, 128),
+        ] {
+            assert_eq!(random_key(alg).unwrap().len(), hex_len);
+        }
+        // Whatever stands in the generated key's place is checked as a
+        // configured secret would be.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.key");
+        write_private(
+            &path,
+            b"# a certificate, not a secret\n-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUQ\n",
+        )
+        .unwrap();
+        let err = load_or_create(&path, JwtAlgorithm::HS256)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("PEM or SSH key"), "{err}");
     }
 
     #[test]

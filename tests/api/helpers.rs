@@ -424,17 +424,24 @@ impl Server {
             let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
             text
         });
-        let server = Self { child, port, log };
-        for _ in 0..100 {
+        let mut server = Self { child, port, log };
+        for _ in 0..200 {
             if reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
                 .await
                 .is_ok()
             {
                 return server;
             }
+            if let Ok(Some(status)) = server.child.try_wait() {
+                let log = server.log.join().unwrap_or_default();
+                panic!("tessera exited at start ({status}):\n{log}");
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("tessera did not start");
+        let _ = server.child.kill();
+        let _ = server.child.wait();
+        let log = server.log.join().unwrap_or_default();
+        panic!("tessera did not start within 20 s:\n{log}");
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -202,4 +202,80 @@ async fn usernames_are_nfkc_normalized_everywhere() {
         .await
         .unwrap();
     assert_eq!(staff.username, "staff");
+    // The rules see the name that would be stored: U+FDFA is one letter
+    // that NFKC turns into 18 characters with spaces.
+    let long = "\u{FDFA}".repeat(9);
+    let a = app
+        .post_json(
+            "/api/v1/auth/users/",
+            json!({"username": long, "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(a.status, 400, "{}", a.text);
+    let problems = a.json["username"].as_array().unwrap();
+    assert!(
+        problems.contains(&json!("Ensure this field has no more than 150 characters.")),
+        "{}",
+        a.text
+    );
+}
+
+#[tokio::test]
+async fn names_stored_before_normalization_are_normalized_by_a_migration() {
+    use migration::MigratorTrait;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let app = spawn_app().await;
+    app.register("ADMIN").await;
+    let db = &app.service.db;
+    // As an older Tessera stored them, unnormalized.
+    let mut ids = Vec::new();
+    for (placeholder, stored) in [
+        ("dave", "ｃａｒｏｌ"),
+        ("erin", "ＡＤＭＩＮ"),
+        ("frank", "𝐜𝐚𝐫𝐨𝐥"),
+    ] {
+        ids.push(app.register(placeholder).await["id"].as_i64().unwrap());
+        entity::users::Entity::update_many()
+            .col_expr(
+                entity::users::Column::Username,
+                sea_orm::sea_query::Expr::value(stored),
+            )
+            .filter(entity::users::Column::Username.eq(placeholder))
+            .exec(db)
+            .await
+            .unwrap();
+    }
+    // The normalization migration, run again over those rows.
+    migration::Migrator::down(db, Some(1)).await.unwrap();
+    migration::Migrator::up(db, None).await.unwrap();
+    let name = |id: i64| async move {
+        entity::users::Entity::find_by_id(id)
+            .one(db)
+            .await
+            .unwrap()
+            .unwrap()
+            .username
+    };
+    assert_eq!(name(ids[0]).await, "carol", "normalized");
+    assert_eq!(
+        name(ids[1]).await,
+        "ＡＤＭＩＮ",
+        "ADMIN is taken: left for an operator"
+    );
+    assert_eq!(
+        name(ids[2]).await,
+        "𝐜𝐚𝐫𝐨𝐥",
+        "carol is now taken by the older account"
+    );
+    let a = app
+        .post_json(
+            "/api/token/",
+            json!({"username": "ｃａｒｏｌ", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(
+        claims(a.json["access"].as_str().unwrap())["user_id"],
+        ids[0].to_string()
+    );
 }
