@@ -90,19 +90,6 @@ fn options(settings: &DatabaseSettings) -> ConnectOptions {
     options
 }
 
-/// The file of a SQLite URL (`sqlite://path?...`), as sqlx reads it
-/// (percent-decoded), or `None` for another database or an in-memory one.
-pub fn sqlite_file(database_url: &str) -> Option<PathBuf> {
-    use std::str::FromStr;
-    if !database_url.starts_with("sqlite:") || database_url.contains("mode=memory") {
-        return None;
-    }
-    let options = sea_orm::sqlx::sqlite::SqliteConnectOptions::from_str(database_url).ok()?;
-    let path = options.get_filename();
-    let in_memory = path.to_string_lossy().starts_with("file:sqlx-in-memory");
-    (!in_memory && !path.as_os_str().is_empty()).then(|| path.to_path_buf())
-}
-
 /// Why a SQLite database file cannot be used, with the path and the fix:
 /// a problem of the machine, not of the settings, and one that waiting
 /// will not heal.
@@ -120,7 +107,7 @@ pub struct SqliteFileError {
 /// mode). An existing file is left as it is. Other URLs pass unchecked.
 pub fn prepare_sqlite_file(url: &str) -> Result<(), SqliteFileError> {
     use std::os::unix::fs::OpenOptionsExt;
-    let Some(path) = sqlite_file(url) else {
+    let Some(path) = crate::config::sqlite_file(url) else {
         return Ok(());
     };
     let fail = |cause: String, fix: &str| SqliteFileError {

@@ -85,7 +85,7 @@ pub async fn start(
         &pair.refresh.jti,
         &pair.access.jti,
         issued_at,
-        crate::service::from_epoch(pair.refresh.exp),
+        crate::time::from_epoch(pair.refresh.exp),
         now,
         None,
     );
@@ -168,7 +168,7 @@ fn moving_on(
         .col_expr(Column::RotatedAt, Expr::value(now))
         .col_expr(
             Column::ExpiresAt,
-            Expr::value(crate::service::from_epoch(pair.refresh.exp)),
+            Expr::value(crate::time::from_epoch(pair.refresh.exp)),
         )
         .filter(Column::Id.eq(id))
 }

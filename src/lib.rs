@@ -17,6 +17,7 @@ pub mod service;
 pub mod startup;
 pub mod telemetry;
 pub mod throttle;
+pub mod time;
 pub mod tokens;
 pub mod users;
 pub mod validation;

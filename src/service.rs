@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use entity::token_families as family;
 use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait};
 use secrecy::SecretString;
@@ -15,6 +15,7 @@ use crate::db::{DbHealth, StoreError};
 use crate::families;
 use crate::metrics::Metrics;
 use crate::passwords::{PasswordError, PasswordHasher};
+use crate::time::{epoch, from_epoch};
 use crate::tokens::{Claims, Expect, Pair, TokenError, TokenService};
 use crate::users::{self, CreateUserError, NewUser, User};
 use crate::validation::FieldErrors;
@@ -108,16 +109,6 @@ pub struct AuthService {
     pub throttle: Arc<crate::throttle::Throttle>,
 }
 
-pub(crate) fn epoch(now: DateTime<Utc>) -> i64 {
-    now.timestamp()
-}
-
-pub(crate) fn from_epoch(secs: i64) -> DateTime<Utc> {
-    Utc.timestamp_opt(secs, 0)
-        .single()
-        .unwrap_or(DateTime::<Utc>::MAX_UTC)
-}
-
 /// Whether a refresh token was issued before the user's tokens were revoked
 /// (`iat` earlier than `tokens_valid_after`, a whole second rounded up).
 fn issued_before_revocation(claims: &Claims, user: &User) -> bool {
@@ -206,7 +197,7 @@ impl AuthService {
     ) -> Result<Claims, TokenError> {
         self.tokens
             .verify(token, expect, now)
-            .inspect_err(|e| self.metrics.token_refused(e))
+            .inspect_err(|e| self.metrics.token_refused(e.label()))
     }
 
     /// Login: a new access/refresh pair for valid credentials, starting a

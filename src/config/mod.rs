@@ -17,6 +17,19 @@ use values::Named;
 /// The defaults, documented key by key.
 pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
 
+/// The file of a SQLite URL (`sqlite://path?...`), as sqlx reads it
+/// (percent-decoded), or `None` for another database or an in-memory one.
+pub fn sqlite_file(database_url: &str) -> Option<std::path::PathBuf> {
+    use std::str::FromStr;
+    if !database_url.starts_with("sqlite:") || database_url.contains("mode=memory") {
+        return None;
+    }
+    let options = sea_orm::sqlx::sqlite::SqliteConnectOptions::from_str(database_url).ok()?;
+    let path = options.get_filename();
+    let in_memory = path.to_string_lossy().starts_with("file:sqlx-in-memory");
+    (!in_memory && !path.as_os_str().is_empty()).then(|| path.to_path_buf())
+}
+
 /// A setting that is missing, of the wrong type or out of range. The message
 /// always names the key.
 #[derive(Debug, thiserror::Error)]
@@ -232,6 +245,16 @@ impl JwtAlgorithm {
             Self::HS512 => 64,
             _ => 32,
         }
+    }
+
+    /// Why an HMAC secret of `len` bytes is refused for this algorithm.
+    pub fn too_short(self, len: usize) -> String {
+        let min = self.min_hmac_key_bytes();
+        format!(
+            "an HMAC key for {} must be at least {min} bytes ({} bits, the hash size, as RFC 7518 §3.2 requires); this one has {len}",
+            self.as_str(),
+            min * 8
+        )
     }
 
     /// HMAC algorithms share one secret; the others sign with a private key.
@@ -602,7 +625,7 @@ impl Settings {
         if jwt.algorithm.is_hmac() && key_len > 0 && key_len < min {
             return Err(ConfigError::key(
                 "jwt.signing_key",
-                crate::tokens::keys::too_short(jwt.algorithm, key_len),
+                jwt.algorithm.too_short(key_len),
             ));
         }
         if jwt.auth_header_types.is_empty()

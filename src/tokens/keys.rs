@@ -250,10 +250,7 @@ impl VerifyingKey {
         what: &str,
     ) -> Result<Self, KeyError> {
         if secret.len() < alg.min_hmac_key_bytes() {
-            return Err(KeyError::TooShort(
-                what.into(),
-                too_short(alg, secret.len()),
-            ));
+            return Err(KeyError::TooShort(what.into(), alg.too_short(secret.len())));
         }
         refuse_pem_as_secret(secret, what)?;
         Ok(Self {
@@ -493,16 +490,6 @@ fn previous_key(
     Ok(key)
 }
 
-/// Why an HMAC secret of `len` bytes is refused for `alg`.
-pub fn too_short(alg: JwtAlgorithm, len: usize) -> String {
-    let min = alg.min_hmac_key_bytes();
-    format!(
-        "an HMAC key for {} must be at least {min} bytes ({} bits, the hash size, as RFC 7518 §3.2 requires); this one has {len}",
-        alg.as_str(),
-        min * 8
-    )
-}
-
 /// Markers of asymmetric key material, wherever they stand: a PEM block
 /// (after a comment line or a byte-order mark too), an RFC 4716 SSH2 block,
 /// or an OpenSSH public key line. PyJWT refuses the same as HMAC secrets.
@@ -558,7 +545,7 @@ fn signing_key_from_settings(settings: &Settings) -> Result<(SigningKey, KeySour
                 if secret.len() < alg.min_hmac_key_bytes() {
                     return Err(KeyError::TooShort(
                         "jwt.signing_key".into(),
-                        too_short(alg, secret.len()),
+                        alg.too_short(secret.len()),
                     ));
                 }
                 refuse_pem_as_secret(&secret, "jwt.signing_key")?;
@@ -612,7 +599,7 @@ pub fn key_file_path(database_url: &str) -> Option<PathBuf> {
     if !database_url.starts_with("sqlite:") {
         return Some(PathBuf::from("tessera.key"));
     }
-    crate::db::sqlite_file(database_url).map(|p| p.with_extension("key"))
+    crate::config::sqlite_file(database_url).map(|p| p.with_extension("key"))
 }
 
 fn load_or_create(path: &Path, alg: JwtAlgorithm) -> Result<(String, KeySource), KeyError> {
@@ -624,7 +611,7 @@ fn load_or_create(path: &Path, alg: JwtAlgorithm) -> Result<(String, KeySource),
             let secret = text.trim().to_string();
             let what = path.display().to_string();
             if secret.len() < alg.min_hmac_key_bytes() {
-                return Err(KeyError::TooShort(what, too_short(alg, secret.len())));
+                return Err(KeyError::TooShort(what, alg.too_short(secret.len())));
             }
             // Whatever was put in the generated key's place goes through
             // the checks of a configured secret.

@@ -44,6 +44,20 @@ pub enum TokenError {
     NoExp,
 }
 
+impl TokenError {
+    /// The reason as a metric label: a fixed word.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Invalid => "invalid",
+            Self::Expired => "expired",
+            Self::WrongType => "wrong_type",
+            Self::NoType => "no_type",
+            Self::NoId => "no_id",
+            Self::NoExp => "no_exp",
+        }
+    }
+}
+
 /// The kind of token an operation expects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Expect {
