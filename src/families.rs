@@ -109,11 +109,20 @@ pub async fn adopt(
     // No access token of ours belongs to it; never replayed, since only a
     // rotation (which sets both) makes a token "just rotated".
     let row = new_row(id, user_id, jti, "", now.timestamp(), expires_at, now, None);
+    insert_if_absent(db, row).await?;
+    find(db, id).await
+}
+
+/// Inserts `row` unless its family has a row already.
+async fn insert_if_absent(
+    db: &impl ConnectionTrait,
+    row: token_families::ActiveModel,
+) -> Result<(), StoreError> {
     token_families::Entity::insert(row)
         .on_conflict(OnConflict::column(Column::Id).do_nothing().to_owned())
         .exec_without_returning(db)
         .await?;
-    find(db, id).await
+    Ok(())
 }
 
 /// Records a family that no refresh has adopted yet as revoked, in one
@@ -138,11 +147,7 @@ pub async fn insert_revoked(
         now,
         Some(now),
     );
-    token_families::Entity::insert(row)
-        .on_conflict(OnConflict::column(Column::Id).do_nothing().to_owned())
-        .exec_without_returning(db)
-        .await?;
-    Ok(())
+    insert_if_absent(db, row).await
 }
 
 pub async fn find(db: &impl ConnectionTrait, id: &str) -> Result<Option<Model>, StoreError> {

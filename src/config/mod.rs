@@ -8,9 +8,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use config::{Config, Environment, File, FileFormat};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::Deserialize;
 
+mod validate;
 mod values;
 use values::Named;
 
@@ -549,145 +550,7 @@ impl Settings {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        let db = &self.database;
-        if !(db.url.starts_with("sqlite:")
-            || db.url.starts_with("postgres://")
-            || db.url.starts_with("postgresql://"))
-        {
-            return Err(ConfigError::key(
-                "database.url",
-                "must start with sqlite:, postgres:// or postgresql://",
-            ));
-        }
-        if self.server.request_timeout.is_zero() {
-            return Err(ConfigError::key(
-                "server.request_timeout",
-                "must be longer than 0s",
-            ));
-        }
-        if self.server.max_header_bytes < 1024 {
-            return Err(ConfigError::key(
-                "server.max_header_bytes",
-                "must be at least 1024",
-            ));
-        }
-        if !(1..=1_000_000).contains(&self.server.max_connections) {
-            return Err(ConfigError::key(
-                "server.max_connections",
-                "must be between 1 and 1000000",
-            ));
-        }
-        if self.server.idle_timeout.is_zero() {
-            return Err(ConfigError::key(
-                "server.idle_timeout",
-                "must be longer than 0s",
-            ));
-        }
-        if self.jwt.reuse_grace_interval > Duration::from_secs(300) {
-            return Err(ConfigError::key(
-                "jwt.reuse_grace_interval",
-                "must be at most 5m: for that long a rotated token still fetches the current pair",
-            ));
-        }
-        if db.health_probe_interval.is_zero() {
-            return Err(ConfigError::key(
-                "database.health_probe_interval",
-                "must be longer than 0s",
-            ));
-        }
-        if self.blacklist.purge_batch == 0 {
-            return Err(ConfigError::key(
-                "blacklist.purge_batch",
-                "must be at least 1",
-            ));
-        }
-        if db.max_connections == 0 {
-            return Err(ConfigError::key(
-                "database.max_connections",
-                "must be at least 1",
-            ));
-        }
-        let jwt = &self.jwt;
-        if jwt.access_token_lifetime.is_zero() {
-            return Err(ConfigError::key(
-                "jwt.access_token_lifetime",
-                "must be longer than 0s",
-            ));
-        }
-        if jwt.refresh_token_lifetime.is_zero() {
-            return Err(ConfigError::key(
-                "jwt.refresh_token_lifetime",
-                "must be longer than 0s",
-            ));
-        }
-        let key_len = jwt.signing_key.expose_secret().len();
-        let min = jwt.algorithm.min_hmac_key_bytes();
-        if jwt.algorithm.is_hmac() && key_len > 0 && key_len < min {
-            return Err(ConfigError::key(
-                "jwt.signing_key",
-                jwt.algorithm.too_short(key_len),
-            ));
-        }
-        if jwt.auth_header_types.is_empty()
-            || jwt
-                .auth_header_types
-                .iter()
-                .any(|t| t.is_empty() || t.contains(char::is_whitespace))
-        {
-            return Err(ConfigError::key(
-                "jwt.auth_header_types",
-                "must list at least one keyword, each a single word",
-            ));
-        }
-        for (i, k) in jwt.previous_keys.iter().enumerate() {
-            if k.kid.trim().is_empty() {
-                return Err(ConfigError::key(
-                    &format!("jwt.previous_keys[{i}].kid"),
-                    "must not be empty",
-                ));
-            }
-            if k.verifying_key.is_empty() == k.verifying_key_file.is_empty() {
-                return Err(ConfigError::key(
-                    &format!("jwt.previous_keys[{i}]"),
-                    "needs exactly one of verifying_key, verifying_key_file",
-                ));
-            }
-        }
-        if jwt.user_id_claim.trim().is_empty() {
-            return Err(ConfigError::key("jwt.user_id_claim", "must not be empty"));
-        }
-        if self.auth.methods.is_empty() {
-            return Err(ConfigError::key(
-                "auth.methods",
-                "must list at least one of jwt, token",
-            ));
-        }
-        if self.token.lifetime.is_some_and(|d| d.is_zero()) {
-            return Err(ConfigError::key(
-                "token.lifetime",
-                "must be longer than 0s, or empty",
-            ));
-        }
-        let pw = &self.password;
-        if pw.argon2_memory_kib < 8 * pw.argon2_parallelism.max(1) {
-            return Err(ConfigError::key(
-                "password.argon2_memory_kib",
-                "must be at least 8 KiB per lane",
-            ));
-        }
-        if pw.argon2_iterations == 0 {
-            return Err(ConfigError::key(
-                "password.argon2_iterations",
-                "must be at least 1",
-            ));
-        }
-        if pw.argon2_parallelism == 0 {
-            return Err(ConfigError::key(
-                "password.argon2_parallelism",
-                "must be at least 1",
-            ));
-        }
-        Ok(())
+        validate::settings(self)
     }
 
     /// Whether the database is SQLite (as opposed to PostgreSQL).

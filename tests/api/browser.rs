@@ -25,11 +25,7 @@ impl Drop for Driver {
 async fn browser() -> Option<(Driver, Client)> {
     let chromium = required_tool("chromium", &["/usr/bin/chromium"])?;
     let chromedriver = required_tool("chromedriver", &["/usr/bin/chromedriver"])?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let child = Command::new(chromedriver)
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())

@@ -331,11 +331,7 @@ fn createsuperuser_without_a_terminal_asks_for_tessera_password() {
 #[tokio::test]
 async fn serve_flags_beat_the_environment_and_the_log_gives_the_url() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let child = tessera(
         dir.path(),
         &[

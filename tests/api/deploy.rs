@@ -162,11 +162,7 @@ async fn the_shipped_caddyfile_works() {
     let id = app.register("alice").await["id"].as_i64().unwrap();
     let (_, access) = app.login("alice").await;
     let upstream = identity_echo().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let home = tempfile::tempdir().unwrap();
     let child = std::process::Command::new(caddy)
         .args(["run", "--adapter", "caddyfile", "--config"])

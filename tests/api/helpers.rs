@@ -372,6 +372,15 @@ pub fn token(key: &str) -> String {
     format!("Token {key}")
 }
 
+/// A loopback port free at the time of asking.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 // ---- the real binary ----
 
 use std::process::{Command, Stdio};
@@ -401,11 +410,7 @@ pub struct Server {
 
 impl Server {
     pub async fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let port_s = port.to_string();
         let mut all = vec![
             ("TESSERA__SERVER__PORT", port_s.as_str()),
@@ -527,11 +532,7 @@ impl Nginx {
     pub async fn start(conf: impl FnOnce(u16) -> String) -> Option<Self> {
         let nginx = required_tool("nginx", &["/usr/sbin/nginx", "/usr/bin/nginx"])?;
         let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let d = dir.path().display();
         let full = format!(
             r#"

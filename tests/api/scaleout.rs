@@ -388,11 +388,7 @@ async fn a_database_outage_gives_fast_503s_and_heals_by_itself() {
 async fn start_up_waits_for_the_database_within_bounds() {
     let dir = tempfile::tempdir().unwrap();
     // Nothing listens on this port.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let url = format!("postgres://postgres@127.0.0.1:{port}/test");
     let started = Instant::now();
     let out = tessera(
@@ -427,12 +423,7 @@ async fn start_up_waits_for_a_database_that_comes_up() {
     let proxy = Proxy::start(&target).await;
     proxy.cut().await;
     let url = through_proxy(&direct, proxy.port);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-        .to_string();
+    let port = free_port().to_string();
     let mut child = tessera(
         dir.path(),
         &[
