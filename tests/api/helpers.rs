@@ -405,7 +405,7 @@ pub fn tessera(dir: &std::path::Path, env: &[(&str, &str)]) -> Command {
 pub struct Server {
     pub child: std::process::Child,
     pub port: u16,
-    log: std::thread::JoinHandle<String>,
+    log: Option<std::thread::JoinHandle<String>>,
 }
 
 impl Server {
@@ -429,7 +429,11 @@ impl Server {
             let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
             text
         });
-        let mut server = Self { child, port, log };
+        let mut server = Self {
+            child,
+            port,
+            log: Some(log),
+        };
         for _ in 0..200 {
             if reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
                 .await
@@ -438,15 +442,13 @@ impl Server {
                 return server;
             }
             if let Ok(Some(status)) = server.child.try_wait() {
-                let log = server.log.join().unwrap_or_default();
-                panic!("tessera exited at start ({status}):\n{log}");
+                panic!("tessera exited at start ({status}):\n{}", server.take_log());
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let _ = server.child.kill();
         let _ = server.child.wait();
-        let log = server.log.join().unwrap_or_default();
-        panic!("tessera did not start within 20 s:\n{log}");
+        panic!("tessera did not start within 20 s:\n{}", server.take_log());
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -481,7 +483,23 @@ impl Server {
     pub fn stop(mut self) -> (std::process::ExitStatus, String) {
         send_sigterm(self.child.id());
         let status = self.child.wait().unwrap();
-        (status, self.log.join().unwrap_or_default())
+        (status, self.take_log())
+    }
+
+    /// Everything the server logged (once it has exited).
+    fn take_log(&mut self) -> String {
+        self.log
+            .take()
+            .and_then(|l| l.join().ok())
+            .unwrap_or_default()
+    }
+}
+
+/// A server a failing test did not stop is killed, not left running.
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
