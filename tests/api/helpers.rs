@@ -372,6 +372,13 @@ pub fn token(key: &str) -> String {
     format!("Token {key}")
 }
 
+/// The lines of a JSON log (`log.format = "json"`), parsed; others skipped.
+pub fn json_log_lines(log: &str) -> Vec<Value> {
+    log.lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
 /// A loopback port free at the time of asking.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -383,8 +383,8 @@ async fn metric_labels_stay_bounded_whatever_the_client_sends() {
 
 /// The JSON log lines of `target` whose `fields.event` is `event`.
 fn events(log: &str, target: &str, event: &str) -> Vec<Value> {
-    log.lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+    json_log_lines(log)
+        .into_iter()
         .filter(|l| l["target"] == target && l["fields"]["event"] == event)
         .collect()
 }

@@ -486,10 +486,7 @@ async fn sigterm_lets_in_flight_requests_finish() {
     let (status, log) = server.stop();
     assert!(status.success(), "{status:?} {log}");
     // The server's own account: the signal came first, the answer after.
-    let lines: Vec<serde_json::Value> = log
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
+    let lines = json_log_lines(&log);
     let signal = lines
         .iter()
         .position(|l| {
