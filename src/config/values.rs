@@ -4,7 +4,10 @@
 
 use std::time::Duration;
 
+use secrecy::SecretString;
 use serde::{Deserialize, Deserializer, de::Error};
+
+use super::Rate;
 
 /// A setting whose value is one of a fixed set of names.
 pub trait Named: Copy + Sized + 'static {
@@ -57,6 +60,60 @@ pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
             .map_err(|e| D::Error::custom(format!("\"{text}\" is not a duration ({e}); {advice}"))),
         Raw::Number(n) => Err(D::Error::custom(format!("{n} has no unit; {advice}"))),
     }
+}
+
+pub(super) fn optional_rate<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Rate>, D::Error> {
+    let s = String::deserialize(d)?;
+    if s.trim().is_empty() {
+        return Ok(None);
+    }
+    s.parse().map(Some).map_err(serde::de::Error::custom)
+}
+
+/// IP networks, each written as a CIDR block or a single address.
+pub(super) fn networks<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<ipnet::IpNet>, D::Error> {
+    let items = Vec::<String>::deserialize(d)?;
+    items
+        .iter()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<ipnet::IpNet>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    serde::de::Error::custom(format!("{s:?} is not an IP address or CIDR block"))
+                })
+        })
+        .collect()
+}
+
+pub(super) fn secret_string<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<SecretString, D::Error> {
+    String::deserialize(d).map(SecretString::from)
+}
+
+pub(super) fn optional_duration<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Duration>, D::Error> {
+    let s = String::deserialize(d)?;
+    if s.trim().is_empty() {
+        return Ok(None);
+    }
+    humantime::parse_duration(s.trim())
+        .map(Some)
+        .map_err(serde::de::Error::custom)
+}
+
+pub(super) fn empty_is_none<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<String>, D::Error> {
+    let s = String::deserialize(d)?;
+    Ok((!s.trim().is_empty()).then_some(s))
 }
 
 #[cfg(test)]
