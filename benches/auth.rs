@@ -50,24 +50,27 @@ fn opaque_keys(c: &mut Criterion) {
     s.password.argon2_memory_kib = 64;
     s.password.argon2_iterations = 1;
     let service = rt
-        .block_on(tessera::startup::build_service(s))
+        .block_on(tessera::startup::build_app(s))
         .expect("service");
     let user = rt
-        .block_on(service.register(tessera::service::Registration {
-            username: "bench".into(),
-            email: String::new(),
-            password: "Tr0ub4dor_3xyz".into(),
-            is_staff: false,
-            is_superuser: false,
-        }))
-        .expect("user");
-    let key = rt
-        .block_on(tessera::opaque::create(
-            &service.db,
-            user.id,
-            chrono::Utc::now(),
+        .block_on(service.register(
+            tessera::app::Registration {
+                username: Some("bench".into()),
+                email: Some(String::new()),
+                password: Some("Tr0ub4dor_3xyz".into()),
+                superuser: false,
+            },
+            Default::default(),
         ))
-        .expect("key");
+        .expect("user");
+    let key = tessera::opaque::generate_key().expect("randomness");
+    rt.block_on(tessera::opaque::create(
+        service.database(),
+        &key,
+        user.id,
+        chrono::Utc::now(),
+    ))
+    .expect("key");
     c.bench_function("opaque key: digest + lookup with its user (SQLite)", |b| {
         b.iter(|| {
             rt.block_on(service.authenticate_key(&key))
@@ -82,16 +85,18 @@ fn login_timing(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let dir = tempfile::tempdir().expect("temp dir");
     let service = rt
-        .block_on(tessera::startup::build_service(settings(dir.path())))
+        .block_on(tessera::startup::build_app(settings(dir.path())))
         .expect("service");
     let register = |name: &str| {
-        rt.block_on(service.register(tessera::service::Registration {
-            username: name.into(),
-            email: String::new(),
-            password: "Tr0ub4dor_3xyz".into(),
-            is_staff: false,
-            is_superuser: false,
-        }))
+        rt.block_on(service.register(
+            tessera::app::Registration {
+                username: Some(name.into()),
+                email: Some(String::new()),
+                password: Some("Tr0ub4dor_3xyz".into()),
+                superuser: false,
+            },
+            Default::default(),
+        ))
         .expect("user")
     };
     register("alice");
@@ -103,7 +108,7 @@ fn login_timing(c: &mut Criterion) {
             is_active: Set(false),
             ..Default::default()
         }
-        .update(&service.db)
+        .update(service.database())
         .await
         .expect("deactivate")
     });

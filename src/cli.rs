@@ -10,10 +10,11 @@ use clap::{Parser, Subcommand};
 use secrecy::SecretString;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::app::{AuthError, Registration};
 use crate::config::Settings;
-use crate::service::{AuthError, Registration};
-use crate::startup::{Application, build_service};
-use crate::{blacklist, db, telemetry, validation};
+use crate::startup::{Application, build_app};
+use crate::validation::FieldErrors;
+use crate::{db, telemetry, validation};
 
 /// Exit code for a bad configuration or command line.
 const EXIT_CONFIG: u8 = 2;
@@ -195,8 +196,9 @@ async fn createsuperuser(
     username: String,
     email: String,
 ) -> Result<(), CliError> {
-    let username = validation::normalize_username(&username);
-    let mut problems = validation::username(&username);
+    // The name and email are checked before the password is asked for.
+    let name = validation::normalize_username(&username);
+    let mut problems = validation::username(&name);
     problems.extend(validation::email(&email));
     if !problems.is_empty() {
         return Err(CliError::Config(problems.join(" ")));
@@ -219,28 +221,18 @@ async fn createsuperuser(
             first
         }
     };
-    let problems = validation::password(
-        &password,
-        validation::UserAttributes {
-            username: &username,
-            email: &email,
-        },
-    );
-    if !problems.is_empty() {
-        return Err(CliError::Config(problems.join(" ")));
-    }
-    let service = build_service(settings).await.map_err(failed)?;
-    let user = service
-        .register(Registration {
-            username,
-            email,
-            password: SecretString::from(password),
-            is_staff: true,
-            is_superuser: true,
-        })
+    let app = build_app(settings).await.map_err(failed)?;
+    let registration = Registration {
+        username: Some(username),
+        email: Some(email),
+        password: Some(SecretString::from(password)),
+        superuser: true,
+    };
+    let user = app
+        .register(registration, FieldErrors::default())
         .await
         .map_err(|e| match e {
-            AuthError::UsernameTaken => CliError::Config(validation::USERNAME_TAKEN.into()),
+            AuthError::Invalid(errors) => CliError::Config(errors.messages().join(" ")),
             other => failed(other),
         })?;
     eprintln!(
@@ -299,14 +291,13 @@ fn shell_quote(text: &str) -> String {
 
 async fn flush(settings: Settings) -> Result<(), CliError> {
     let conn = open_database(&settings).await?;
-    let cutoff = blacklist::purge_cutoff(Utc::now(), settings.jwt.leeway);
-    let n = blacklist::purge_expired(&conn, cutoff, settings.blacklist.purge_batch)
+    let purged = crate::purge::purge_expired(&conn, &settings, Utc::now())
         .await
         .map_err(failed)?;
-    let f = crate::families::purge_expired(&conn, cutoff, settings.blacklist.purge_batch)
-        .await
-        .map_err(failed)?;
-    eprintln!("tessera: deleted {n} expired blacklist rows and {f} expired token families");
+    eprintln!(
+        "tessera: deleted {} expired blacklist rows and {} expired token families",
+        purged.blacklist, purged.families
+    );
     Ok(())
 }
 

@@ -1,8 +1,9 @@
 //! Data access for refresh-token families: one row per login, updated in
 //! place by each rotation, so reuse of an old token can be recognised
-//! without storing one row per token.
+//! without storing one row per token. What a token's standing in its row
+//! means is decided in `refresh.rs`.
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use entity::token_families::{self, Column, Model};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
@@ -12,37 +13,6 @@ use sea_orm::{
 
 use crate::db::{StoreError, purge_in_batches};
 use crate::tokens::Pair;
-
-/// Where a presented refresh token stands in its family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Standing {
-    /// The family was revoked (reuse, logout, logout_all).
-    Revoked,
-    /// The newest token: it may be rotated.
-    Current,
-    /// The token the current one replaced, within the grace interval: the
-    /// pair already issued for it is answered again.
-    JustRotated,
-    /// An older token: presenting it is reuse.
-    Stale,
-}
-
-/// Classifies `jti` against `family` at `now`.
-pub fn standing(family: &Model, jti: &str, now: DateTime<Utc>, grace: TimeDelta) -> Standing {
-    if family.revoked_at.is_some() {
-        Standing::Revoked
-    } else if family.current_jti == jti {
-        Standing::Current
-    } else if family.previous_jti.as_deref() == Some(jti)
-        && family
-            .rotated_at
-            .is_some_and(|at| now.signed_duration_since(at) <= grace)
-    {
-        Standing::JustRotated
-    } else {
-        Standing::Stale
-    }
-}
 
 /// A new row: `current_jti` is the family's only usable token so far
 /// (none, when it is born revoked).

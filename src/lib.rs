@@ -2,7 +2,7 @@
 //! and Djoser. The binary is a thin shell over this library so that tests
 //! start the very same application.
 
-pub mod accounts;
+pub mod app;
 pub mod blacklist;
 pub mod cli;
 pub mod config;
@@ -13,7 +13,8 @@ pub mod listener;
 pub mod metrics;
 pub mod opaque;
 pub mod passwords;
-pub mod service;
+pub mod purge;
+pub mod refresh;
 pub mod startup;
 pub mod telemetry;
 pub mod throttle;

@@ -13,10 +13,9 @@ use crate::users::User;
 const KEY_BYTES: usize = 20;
 
 /// A fresh key: 160 random bits, as 40 lowercase hex digits.
-pub fn generate_key() -> Result<String, StoreError> {
+pub fn generate_key() -> Result<String, getrandom::Error> {
     let mut bytes = [0u8; KEY_BYTES];
-    getrandom::fill(&mut bytes)
-        .map_err(|e| StoreError::Other(sea_orm::DbErr::Custom(format!("no randomness: {e}"))))?;
+    getrandom::fill(&mut bytes)?;
     Ok(hex::encode(bytes))
 }
 
@@ -26,22 +25,23 @@ pub fn digest(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }
 
-/// Stores a new key for `user_id` and returns the key (shown once).
+/// Stores the digest of a new `key` for `user_id` (the key itself is
+/// shown once, never stored).
 pub async fn create(
     db: &DatabaseConnection,
+    key: &str,
     user_id: i64,
     now: DateTime<Utc>,
-) -> Result<String, StoreError> {
-    let key = generate_key()?;
+) -> Result<(), StoreError> {
     auth_tokens::Entity::insert(auth_tokens::ActiveModel {
-        digest: Set(digest(&key)),
+        digest: Set(digest(key)),
         user_id: Set(user_id),
         created_at: Set(now),
         ..Default::default()
     })
     .exec(db)
     .await?;
-    Ok(key)
+    Ok(())
 }
 
 /// The stored key and its user, in one query.

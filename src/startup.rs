@@ -1,16 +1,15 @@
 //! Building and running the application. `main` and the tests start it the
 //! same way: build (connect, migrate, bind), read the port, run.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use poem::Server;
 use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
 
+use crate::app::App;
 use crate::config::Settings;
 use crate::db;
 use crate::passwords::{PasswordError, PasswordHasher};
-use crate::service::AuthService;
 use crate::tokens::keys::{KeyError, KeySource};
 use crate::tokens::{KeyRing, TokenService};
 
@@ -30,8 +29,8 @@ pub enum StartupError {
     Bind(String, std::io::Error),
 }
 
-/// Builds the shared service from the settings: key, database, hasher.
-pub async fn build_service(settings: Settings) -> Result<AuthService, StartupError> {
+/// Builds the application state from the settings: key, database, hasher.
+pub async fn build_app(settings: Settings) -> Result<App, StartupError> {
     // Before the key, which may be generated beside the database file.
     db::prepare_sqlite_file(&settings.database.url)?;
     let (keys, source) = KeyRing::from_settings(&settings)?;
@@ -59,16 +58,7 @@ pub async fn build_service(settings: Settings) -> Result<AuthService, StartupErr
     }
     let hasher = PasswordHasher::new(&settings.password)?;
     let tokens = TokenService::with_keys(keys, &settings.jwt);
-    let settings_throttle = settings.throttle.clone();
-    Ok(AuthService {
-        db,
-        health: db::DbHealth::default(),
-        tokens: Arc::new(tokens),
-        hasher,
-        settings: Arc::new(settings),
-        metrics: Arc::new(crate::metrics::Metrics::new()),
-        throttle: Arc::new(crate::throttle::Throttle::new(&settings_throttle)),
-    })
+    Ok(App::new(settings, db, tokens, hasher))
 }
 
 /// The URL a browser on this machine opens to reach a server bound to
@@ -86,14 +76,14 @@ pub fn local_url(host: &str, port: u16) -> String {
 pub struct Application {
     acceptor: TcpAcceptor,
     port: u16,
-    service: AuthService,
+    app: App,
 }
 
 impl Application {
     /// Connects, migrates and binds. Port 0 picks a free port.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let addr = format!("{}:{}", settings.server.host, settings.server.port);
-        let service = build_service(settings).await?;
+        let app = build_app(settings).await?;
         let acceptor = TcpListener::bind(addr.clone())
             .into_acceptor()
             .await
@@ -106,7 +96,7 @@ impl Application {
         Ok(Self {
             acceptor,
             port,
-            service,
+            app,
         })
     }
 
@@ -114,35 +104,30 @@ impl Application {
         self.port
     }
 
-    pub fn service(&self) -> &AuthService {
-        &self.service
+    pub fn app(&self) -> &App {
+        &self.app
     }
 
     /// Serves until SIGINT or SIGTERM, then stops accepting and lets
     /// in-flight requests finish. Background tasks (database probe,
     /// blacklist purge, forgetting idle throttle keys) run alongside.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let service = self.service;
-        let settings = Arc::clone(&service.settings);
-        let probe = tokio::spawn(
-            service
-                .health
-                .clone()
-                .probe(service.db.clone(), settings.database.health_probe_interval),
-        );
-        let purge = (!settings.blacklist.purge_interval.is_zero()).then(|| {
-            tokio::spawn(purge_loop(
-                service.clone(),
-                settings.blacklist.purge_interval,
-                settings.blacklist.purge_batch,
-            ))
-        });
-        let throttle = Arc::clone(&service.throttle);
-        let forget = tokio::spawn(async move {
-            let mut every = tokio::time::interval(Duration::from_secs(60));
-            loop {
-                every.tick().await;
-                throttle.forget_idle();
+        let app = self.app;
+        let settings = app.settings().clone();
+        let probe = tokio::spawn(app.database_health().clone().probe(
+            app.database().clone(),
+            settings.database.health_probe_interval,
+        ));
+        let purge = (!settings.blacklist.purge_interval.is_zero())
+            .then(|| tokio::spawn(purge_loop(app.clone(), settings.blacklist.purge_interval)));
+        let forget = tokio::spawn({
+            let app = app.clone();
+            async move {
+                let mut every = tokio::time::interval(Duration::from_secs(60));
+                loop {
+                    every.tick().await;
+                    app.throttle().forget_idle();
+                }
             }
         });
         let url = local_url(&settings.server.host, self.port);
@@ -154,13 +139,13 @@ impl Application {
         let acceptor = crate::listener::LimitedAcceptor::new(
             self.acceptor,
             settings.server.max_connections,
-            service.metrics.connections_open.clone(),
+            app.metrics().connections_open.clone(),
         );
-        let app = crate::http::app(service);
+        let endpoint = crate::http::app(app);
         let result = Server::new_with_acceptor(acceptor)
             .idle_timeout(settings.server.idle_timeout)
             .run_with_graceful_shutdown(
-                app,
+                endpoint,
                 shutdown_signal(),
                 Some(settings.server.shutdown_timeout),
             )
@@ -175,23 +160,19 @@ impl Application {
     }
 }
 
-/// Deletes expired blacklist rows and token families every `interval`. Several instances may
-/// run it at once: each batch deletes rows by id, so they never conflict.
-async fn purge_loop(service: AuthService, interval: Duration, batch: u64) {
+/// Deletes expired blacklist rows and token families every `interval`.
+async fn purge_loop(app: App, interval: Duration) {
     loop {
         tokio::time::sleep(interval).await;
-        let Ok(db) = service.store() else { continue };
-        let cutoff =
-            crate::blacklist::purge_cutoff(chrono::Utc::now(), service.settings.jwt.leeway);
-        match crate::blacklist::purge_expired(db, cutoff, batch).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(deleted = n, "purged expired blacklist rows"),
-            Err(e) => tracing::warn!(error = %e, "blacklist purge failed; will retry"),
-        }
-        match crate::families::purge_expired(db, cutoff, batch).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(deleted = n, "purged expired token families"),
-            Err(e) => tracing::warn!(error = %e, "token family purge failed; will retry"),
+        let Ok(db) = app.store() else { continue };
+        match crate::purge::purge_expired(db, app.settings(), chrono::Utc::now()).await {
+            Ok(p) if p.blacklist + p.families == 0 => {}
+            Ok(p) => tracing::info!(
+                blacklist = p.blacklist,
+                families = p.families,
+                "purged expired blacklist rows and token families"
+            ),
+            Err(e) => tracing::warn!(error = %e, "purge of expired rows failed; will retry"),
         }
     }
 }

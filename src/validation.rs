@@ -41,6 +41,15 @@ impl FieldErrors {
         self.0.is_empty()
     }
 
+    /// Every message, field by field (for a command line, which has no
+    /// fields to show them under).
+    pub fn messages(&self) -> Vec<&str> {
+        self.0
+            .iter()
+            .flat_map(|(_, list)| list.iter().map(String::as_str))
+            .collect()
+    }
+
     /// `Err(self)` if any error was recorded.
     pub fn into_result(self) -> Result<(), FieldErrors> {
         if self.is_empty() { Ok(()) } else { Err(self) }

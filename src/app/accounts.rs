@@ -5,17 +5,10 @@ use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use sea_orm::TransactionTrait;
 use secrecy::SecretString;
 
-use crate::config::AuthMethod;
-use crate::service::{AuthError, AuthService};
+use crate::app::{App, AuthError, not_before_revocation};
 use crate::users::{self, CreateUserError, User};
 use crate::validation::{self, FieldErrors, INVALID_PASSWORD, UserAttributes};
 use crate::{db::StoreError, opaque};
-
-/// Djoser's wording when a user id names no user at all.
-pub const NO_SUCH_USER: &str = "No User matches the given query.";
-/// DRF's wording for an object hidden from the requester (Djoser's HIDE_USERS).
-pub const NOT_FOUND: &str = "Not found.";
-const LOGIN_FAILED: &str = "Unable to log in with provided credentials.";
 
 /// The instant from which tokens are valid again after a revocation: the
 /// next whole second, since token `iat`s are whole seconds.
@@ -23,25 +16,15 @@ fn revocation_instant(now: DateTime<Utc>) -> DateTime<Utc> {
     now.duration_trunc(TimeDelta::seconds(1)).unwrap_or(now) + TimeDelta::seconds(1)
 }
 
-impl AuthService {
-    /// Refuses when the service does not accept `method` at all.
-    pub fn require_method(&self, method: AuthMethod) -> Result<(), AuthError> {
-        if self.settings.auth.allows(method) {
-            Ok(())
-        } else {
-            Err(AuthError::MethodDisabled)
-        }
-    }
-
+impl App {
     /// Djoser's token login: a new opaque key for valid credentials (one per
     /// login, so each device has its own). Every failure, missing fields
-    /// included, gets the same answer.
+    /// included, is `BadCredentials`.
     pub async fn token_login(
         &self,
         username: Option<&str>,
         password: Option<SecretString>,
     ) -> Result<String, AuthError> {
-        let failed = || AuthError::Invalid(FieldErrors::single("non_field_errors", LOGIN_FAILED));
         let outcome = self
             .authenticate(
                 username.unwrap_or_default(),
@@ -53,15 +36,13 @@ impl AuthService {
             .logins
             .with_label_values(&["token", label])
             .inc();
-        let user = outcome.map_err(|e| match e {
-            AuthError::BadCredentials => failed(),
-            other => other,
-        })?;
+        let user = outcome?;
         // As for JWTs: a key made in the second of a revocation is dated after it.
-        let now = crate::service::not_before_revocation(&user).await;
+        let now = not_before_revocation(&user).await;
         // Django's user_logged_in signal records the login.
         users::set_last_login(self.store()?, user.id, now).await?;
-        let key = opaque::create(self.store()?, user.id, now).await?;
+        let key = opaque::generate_key().map_err(|e| AuthError::Randomness(e.to_string()))?;
+        opaque::create(self.store()?, &key, user.id, now).await?;
         self.metrics
             .tokens_issued
             .with_label_values(&["opaque"])
@@ -120,18 +101,36 @@ impl AuthService {
     /// The user `id` as the requester may see it: themselves, or anyone for
     /// staff. Others are hidden (404), as Djoser does.
     pub async fn visible_user(&self, requester: &User, id: i64) -> Result<User, AuthError> {
-        let user = users::find_by_id(self.store()?, id)
-            .await?
-            .ok_or(AuthError::NotFound(NO_SUCH_USER))?;
+        let user = self.user(id).await?;
         if user.id == requester.id || requester.is_staff {
             Ok(user)
         } else {
-            Err(AuthError::NotFound(NOT_FOUND))
+            Err(AuthError::Hidden)
         }
     }
 
+    /// The user `id`, whoever asks (a deletion's target is checked by
+    /// [`Self::delete_user`]).
+    pub async fn user(&self, id: i64) -> Result<User, AuthError> {
+        users::find_by_id(self.store()?, id)
+            .await?
+            .ok_or(AuthError::NoSuchUser)
+    }
+
     /// Updates the only writable field, `email` (absent: unchanged).
-    pub async fn update_email(&self, user: User, email: Option<String>) -> Result<User, AuthError> {
+    /// `errors` holds what reading the fields found.
+    pub async fn update_email(
+        &self,
+        user: User,
+        email: Option<String>,
+        mut errors: FieldErrors,
+    ) -> Result<User, AuthError> {
+        if let Some(e) = &email {
+            for m in validation::email(e) {
+                errors.add("email", m);
+            }
+        }
+        errors.into_result()?;
         match email {
             Some(email) if email != user.email => {
                 users::set_email(self.store()?, user.id, &email).await?;
@@ -215,19 +214,13 @@ impl AuthService {
         let current_ok = self
             .current_password_ok(user, current_password, &mut errors)
             .await?;
-        let new_username = new_username.map(|u| validation::normalize_username(&u));
-        if let Some(name) = &new_username {
-            for m in validation::username(name) {
-                errors.add("new_username", m);
-            }
-            if !errors.has("new_username")
-                && users::find_by_username(self.store()?, name)
-                    .await?
-                    .is_some()
-            {
-                errors.add("new_username", validation::USERNAME_TAKEN);
-            }
-        }
+        let new_username = match new_username {
+            Some(name) => Some(
+                self.available_username(&name, "new_username", &mut errors)
+                    .await?,
+            ),
+            None => None,
+        };
         let (Some(new_username), true, true) = (new_username, current_ok, errors.is_empty()) else {
             return Err(errors.into());
         };

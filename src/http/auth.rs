@@ -14,8 +14,8 @@ use poem_openapi::registry::{MetaSecurityScheme, Registry};
 use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
 
 use super::error::ApiError;
+use crate::app::App;
 use crate::config::AuthMethod;
-use crate::service::AuthService;
 use crate::tokens::{Claims, Expect};
 use crate::users::User;
 
@@ -40,7 +40,7 @@ fn authorization(req: &Request) -> Option<String> {
 /// `JWTAuthentication` rules (keyword matched case-sensitively against
 /// `jwt.auth_header_types`). `Ok(None)`: no JWT credentials were sent. No
 /// database query.
-pub fn bearer_claims(service: &AuthService, req: &Request) -> Result<Option<Claims>, ApiError> {
+pub fn bearer_claims(app: &App, req: &Request) -> Result<Option<Claims>, ApiError> {
     let Some(header) = authorization(req) else {
         return Ok(None);
     };
@@ -48,8 +48,8 @@ pub fn bearer_claims(service: &AuthService, req: &Request) -> Result<Option<Clai
     let Some(keyword) = parts.first() else {
         return Ok(None);
     };
-    if !service
-        .settings
+    if !app
+        .settings()
         .jwt
         .auth_header_types
         .iter()
@@ -60,7 +60,7 @@ pub fn bearer_claims(service: &AuthService, req: &Request) -> Result<Option<Clai
     if parts.len() != 2 {
         return Err(ApiError::BadAuthorizationHeader);
     }
-    let claims = service
+    let claims = app
         .verify_token(parts[1], Expect::Access, Utc::now().timestamp())
         .map_err(ApiError::AccessToken)?;
     Ok(Some(claims))
@@ -121,9 +121,9 @@ pub struct Auth<M> {
     _methods: PhantomData<M>,
 }
 
-fn service(req: &Request) -> Result<&AuthService, ApiError> {
-    req.data::<AuthService>().ok_or_else(|| {
-        tracing::error!("AuthService missing from request data");
+fn app(req: &Request) -> Result<&App, ApiError> {
+    req.data::<App>().ok_or_else(|| {
+        tracing::error!("App missing from request data");
         ApiError::Internal
     })
 }
@@ -194,16 +194,13 @@ impl<'a, M: Methods> ApiExtractor<'a> for Auth<M> {
         _body: &mut poem::RequestBody,
         _param_opts: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<Self> {
-        let service = service(req)?;
-        let methods = &service.settings.auth;
+        let app = app(req)?;
+        let methods = &app.settings().auth;
         if M::JWT
             && methods.allows(AuthMethod::Jwt)
-            && let Some(claims) = bearer_claims(service, req)?
+            && let Some(claims) = bearer_claims(app, req)?
         {
-            let user = service
-                .user_for_access(&claims)
-                .await
-                .map_err(ApiError::from)?;
+            let user = app.user_for_access(&claims).await.map_err(ApiError::from)?;
             return Ok(Self {
                 user,
                 via: Via::Jwt(claims),
@@ -214,10 +211,7 @@ impl<'a, M: Methods> ApiExtractor<'a> for Auth<M> {
             && methods.allows(AuthMethod::Token)
             && let Some(key) = token_key(req)?
         {
-            let (user, token_id) = service
-                .authenticate_key(&key)
-                .await
-                .map_err(ApiError::from)?;
+            let (user, token_id) = app.authenticate_key(&key).await.map_err(ApiError::from)?;
             return Ok(Self {
                 user,
                 via: Via::Token(token_id),
@@ -254,11 +248,11 @@ impl<'a> ApiExtractor<'a> for JwtClaims {
         _body: &mut poem::RequestBody,
         _param_opts: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<Self> {
-        let service = service(req)?;
-        if !service.settings.auth.allows(AuthMethod::Jwt) {
+        let app = app(req)?;
+        if !app.settings().auth.allows(AuthMethod::Jwt) {
             return Err(ApiError::NotAuthenticated.into());
         }
-        let claims = bearer_claims(service, req)?.ok_or(ApiError::NotAuthenticated)?;
+        let claims = bearer_claims(app, req)?.ok_or(ApiError::NotAuthenticated)?;
         let user_id = claims.user_id.clone().ok_or(ApiError::NoUserId)?;
         Ok(Self { claims, user_id })
     }

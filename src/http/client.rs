@@ -9,7 +9,7 @@ use poem::Request;
 use poem::http::HeaderMap;
 
 use super::error::ApiError;
-use crate::service::AuthService;
+use crate::app::App;
 use crate::throttle::{Scope, Throttled, unmapped};
 
 /// The client's address, or `None` when the connection has no IP peer.
@@ -58,9 +58,8 @@ fn forwarded_client(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpA
     client
 }
 
-fn refused(service: &AuthService, scope: Scope, key: &'static str, e: Throttled) -> ApiError {
-    service
-        .metrics
+fn refused(app: &App, scope: Scope, key: &'static str, e: Throttled) -> ApiError {
+    app.metrics()
         .throttled
         .with_label_values(&[scope.as_str(), key])
         .inc();
@@ -76,39 +75,34 @@ fn refused(service: &AuthService, scope: Scope, key: &'static str, e: Throttled)
 }
 
 /// Counts one request from the client's address against `scope`'s limit.
-pub fn throttle_ip(service: &AuthService, req: &Request, scope: Scope) -> Result<(), ApiError> {
-    match client_ip(req, &service.settings.server.trusted_proxies) {
-        Some(ip) => service
-            .throttle
+pub fn throttle_ip(app: &App, req: &Request, scope: Scope) -> Result<(), ApiError> {
+    match client_ip(req, &app.settings().server.trusted_proxies) {
+        Some(ip) => app
+            .throttle()
             .check_ip(scope, ip)
-            .map_err(|e| refused(service, scope, "ip", e)),
+            .map_err(|e| refused(app, scope, "ip", e)),
         None => Ok(()),
     }
 }
 
 /// Counts one request for `username` against `scope`'s limit.
-pub fn throttle_username(
-    service: &AuthService,
-    scope: Scope,
-    username: &str,
-) -> Result<(), ApiError> {
-    service
-        .throttle
+pub fn throttle_username(app: &App, scope: Scope, username: &str) -> Result<(), ApiError> {
+    app.throttle()
         .check_username(scope, username)
-        .map_err(|e| refused(service, scope, "username", e))
+        .map_err(|e| refused(app, scope, "username", e))
 }
 
 /// Counts one request against `scope`'s limits: the client's address, then
 /// `username` when the request names one.
 pub fn throttle(
-    service: &AuthService,
+    app: &App,
     req: &Request,
     scope: Scope,
     username: Option<&str>,
 ) -> Result<(), ApiError> {
-    throttle_ip(service, req, scope)?;
+    throttle_ip(app, req, scope)?;
     match username {
-        Some(name) => throttle_username(service, scope, name),
+        Some(name) => throttle_username(app, scope, name),
         None => Ok(()),
     }
 }

@@ -19,6 +19,8 @@ use crate::tokens::TokenError;
 
 /// The challenge on every 401, as DRF sends it for Simple JWT.
 pub const WWW_AUTHENTICATE: &str = r#"Bearer realm="api""#;
+/// Djoser's wording when a user id names no user at all.
+pub const NO_SUCH_USER: &str = "No User matches the given query.";
 
 pub use crate::validation::FieldErrors;
 
@@ -417,9 +419,9 @@ impl<S: ErrorSet> ApiResponse for Errors<S> {
     }
 }
 
-impl From<crate::service::AuthError> for ApiError {
-    fn from(err: crate::service::AuthError) -> Self {
-        use crate::service::AuthError as A;
+impl From<crate::app::AuthError> for ApiError {
+    fn from(err: crate::app::AuthError) -> Self {
+        use crate::app::AuthError as A;
         match err {
             A::BadCredentials => Self::BadCredentials,
             A::Token(e) => Self::Token(e),
@@ -428,17 +430,17 @@ impl From<crate::service::AuthError> for ApiError {
             A::NoUserId => Self::NoUserId,
             A::UserNotFound => Self::UserNotFound,
             A::UserInactive => Self::UserInactive,
-            A::UsernameTaken => Self::Validation(FieldErrors::single(
-                "username",
-                crate::validation::USERNAME_TAKEN,
-            )),
             A::PasswordChanged => Self::PasswordChanged,
             A::InvalidKey => Self::AuthFailed("Invalid token."),
             A::KeyUserInactive => Self::AuthFailed("User inactive or deleted."),
             A::Invalid(errors) => Self::Validation(errors),
-            A::NotFound(text) => Self::NotFoundDetail(text),
+            A::NoSuchUser => Self::NotFoundDetail(NO_SUCH_USER),
+            A::Hidden => Self::NotFound,
             A::Forbidden => Self::Forbidden,
-            A::MethodDisabled => Self::NotFound,
+            A::Randomness(e) => {
+                tracing::error!(error = %e, "the random source failed");
+                Self::Internal
+            }
             A::Store(e) => e.into(),
             A::Password(e) => e.into(),
         }

@@ -7,8 +7,8 @@ use poem_openapi::{ApiResponse, OpenApi, Tags};
 
 use super::auth::{bearer_claims, token_key};
 use super::error::{ApiError, WWW_AUTHENTICATE};
+use crate::app::{App, AuthError};
 use crate::config::AuthMethod;
-use crate::service::{AuthError, AuthService};
 
 #[derive(Tags)]
 enum Tag {
@@ -43,10 +43,10 @@ fn unauthorized() -> ForwardResponse {
 
 /// The answer for one request: a Bearer JWT is checked from the token alone,
 /// an opaque key with one query.
-async fn decide(service: &AuthService, req: &Request) -> ForwardResponse {
-    let methods = &service.settings.auth;
+async fn decide(app: &App, req: &Request) -> ForwardResponse {
+    let methods = &app.settings().auth;
     if methods.allows(AuthMethod::Jwt) {
-        match bearer_claims(service, req) {
+        match bearer_claims(app, req) {
             Ok(Some(claims)) => {
                 return match claims.user_id {
                     Some(serde_json::Value::String(id)) => ForwardResponse::Ok(id, "jwt".into()),
@@ -63,7 +63,7 @@ async fn decide(service: &AuthService, req: &Request) -> ForwardResponse {
     if methods.allows(AuthMethod::Token) {
         match token_key(req) {
             Ok(Some(key)) => {
-                return match service.authenticate_key(&key).await {
+                return match app.authenticate_key(&key).await {
                     Ok((user, _)) => ForwardResponse::Ok(user.id.to_string(), "token".into()),
                     Err(AuthError::Store(e)) => match ApiError::from(e) {
                         ApiError::Unavailable => ForwardResponse::Unavailable,
@@ -85,9 +85,9 @@ pub const PATH: &str = "/api/v1/auth/forward";
 /// The route that serves forward auth for any method; the operation below
 /// documents it.
 #[poem::handler]
-pub async fn any_method(service: poem::web::Data<&AuthService>, req: &Request) -> poem::Response {
+pub async fn any_method(app: poem::web::Data<&App>, req: &Request) -> poem::Response {
     use poem::IntoResponse;
-    decide(&service, req).await.into_response()
+    decide(&app, req).await.into_response()
 }
 
 pub struct ForwardApi;
@@ -111,11 +111,7 @@ impl ForwardApi {
         method = "delete",
         tag = "Tag::ForwardAuth"
     )]
-    async fn forward(
-        &self,
-        service: poem::web::Data<&AuthService>,
-        req: &Request,
-    ) -> ForwardResponse {
-        decide(&service, req).await
+    async fn forward(&self, app: poem::web::Data<&App>, req: &Request) -> ForwardResponse {
+        decide(&app, req).await
     }
 }

@@ -6,7 +6,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::types::Any;
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 
-use crate::service::AuthService;
+use crate::app::App;
 
 #[derive(Tags)]
 enum Tag {
@@ -42,15 +42,13 @@ impl JwksApi {
         tag = "Tag::Keys",
         operation_id = "jwks"
     )]
-    async fn jwks(&self, service: poem::web::Data<&AuthService>) -> JwksResponse {
-        let keys = service
-            .tokens
-            .keys()
+    async fn jwks(&self, app: poem::web::Data<&App>) -> JwksResponse {
+        let keys = app
             .public_jwks()
             .into_iter()
             .map(|jwk| Any(serde_json::to_value(jwk).unwrap_or_default()))
             .collect();
-        let max_age = service.settings.jwt.jwks_max_age.as_secs();
+        let max_age = app.settings().jwt.jwks_max_age.as_secs();
         JwksResponse::Ok(Json(JwkSet { keys }), format!("public, max-age={max_age}"))
     }
 }

@@ -9,8 +9,7 @@ use secrecy::SecretString;
 use super::body::FormBody;
 use super::client::{throttle, throttle_ip, throttle_username};
 use super::error::{ApiError, Errors, FieldErrors, error_set};
-use crate::config::AuthMethod;
-use crate::service::AuthService;
+use crate::app::App;
 use crate::throttle::Scope;
 use crate::tokens::Expect;
 
@@ -80,19 +79,18 @@ error_set!(
 pub struct JwtApi;
 
 async fn obtain(
-    service: &AuthService,
+    app: &App,
     req: &Request,
     body: FormBody<Credentials>,
 ) -> Result<Json<TokenPair>, Errors<ObtainErrors>> {
-    service.require_method(AuthMethod::Jwt)?;
     let mut errors = FieldErrors::default();
     let username = body.required("username", &mut errors);
     let password = body.required("password", &mut errors);
-    throttle(service, req, Scope::Login, username.as_deref())?;
+    throttle(app, req, Scope::Login, username.as_deref())?;
     let (Some(username), Some(password)) = (username, password) else {
         return Err(ApiError::Validation(errors).into());
     };
-    let pair = service
+    let pair = app
         .obtain_pair(&username, SecretString::from(password))
         .await?;
     Ok(Json(TokenPair {
@@ -111,23 +109,22 @@ fn token_field<T>(body: &FormBody<T>, name: &str) -> Result<String, FieldErrors>
 }
 
 async fn refresh(
-    service: &AuthService,
+    app: &App,
     req: &Request,
     body: FormBody<RefreshRequest>,
 ) -> Result<Json<RefreshResponse>, Errors<RefreshErrors>> {
-    service.require_method(AuthMethod::Jwt)?;
-    throttle_ip(service, req, Scope::Refresh)?;
+    throttle_ip(app, req, Scope::Refresh)?;
     let token = token_field(&body, "refresh").map_err(ApiError::Validation)?;
     // The per-user limit needs the token's user, so the token is verified
     // first (only a token we signed can spend a user's budget).
     let now = chrono::Utc::now();
-    let claims = service
+    let claims = app
         .verify_token(&token, Expect::Refresh, now.timestamp())
         .map_err(ApiError::Token)?;
     if let Some(user) = claims.user_id() {
-        throttle_username(service, Scope::Refresh, &user.to_string())?;
+        throttle_username(app, Scope::Refresh, &user.to_string())?;
     }
-    let r = service.refresh_verified(claims, now).await?;
+    let r = app.refresh_verified(claims, now).await?;
     Ok(Json(RefreshResponse {
         access: r.access,
         refresh: r.refresh,
@@ -135,22 +132,20 @@ async fn refresh(
 }
 
 async fn verify(
-    service: &AuthService,
+    app: &App,
     body: FormBody<VerifyRequest>,
 ) -> Result<Json<Empty>, Errors<TokenErrors>> {
-    service.require_method(AuthMethod::Jwt)?;
     let token = token_field(&body, "token").map_err(ApiError::Validation)?;
-    service.verify(&token).await?;
+    app.verify(&token).await?;
     Ok(Json(Empty {}))
 }
 
 async fn blacklist(
-    service: &AuthService,
+    app: &App,
     body: FormBody<RefreshRequest>,
 ) -> Result<Json<Empty>, Errors<TokenErrors>> {
-    service.require_method(AuthMethod::Jwt)?;
     let token = token_field(&body, "refresh").map_err(ApiError::Validation)?;
-    service.blacklist(&token).await?;
+    app.logout(&token).await?;
     Ok(Json(Empty {}))
 }
 
@@ -169,11 +164,11 @@ impl JwtApi {
     )]
     async fn token_obtain(
         &self,
-        service: poem::web::Data<&AuthService>,
+        app: poem::web::Data<&App>,
         req: &Request,
         body: FormBody<Credentials>,
     ) -> Result<Json<TokenPair>, Errors<ObtainErrors>> {
-        obtain(&service, req, body).await
+        obtain(&app, req, body).await
     }
 
     /// Refresh an access token
@@ -189,11 +184,11 @@ impl JwtApi {
     )]
     async fn token_refresh(
         &self,
-        service: poem::web::Data<&AuthService>,
+        app: poem::web::Data<&App>,
         req: &Request,
         body: FormBody<RefreshRequest>,
     ) -> Result<Json<RefreshResponse>, Errors<RefreshErrors>> {
-        refresh(&service, req, body).await
+        refresh(&app, req, body).await
     }
 
     /// Verify a token
@@ -208,10 +203,10 @@ impl JwtApi {
     )]
     async fn token_verify(
         &self,
-        service: poem::web::Data<&AuthService>,
+        app: poem::web::Data<&App>,
         body: FormBody<VerifyRequest>,
     ) -> Result<Json<Empty>, Errors<TokenErrors>> {
-        verify(&service, body).await
+        verify(&app, body).await
     }
 
     /// Blacklist a refresh token (logout)
@@ -226,10 +221,10 @@ impl JwtApi {
     )]
     async fn token_blacklist(
         &self,
-        service: poem::web::Data<&AuthService>,
+        app: poem::web::Data<&App>,
         body: FormBody<RefreshRequest>,
     ) -> Result<Json<Empty>, Errors<TokenErrors>> {
-        blacklist(&service, body).await
+        blacklist(&app, body).await
     }
 
     /// Obtain a token pair (Djoser path)
@@ -243,11 +238,11 @@ impl JwtApi {
     )]
     async fn jwt_create(
         &self,
-        service: poem::web::Data<&AuthService>,
+        app: poem::web::Data<&App>,
         req: &Request,
         body: FormBody<Credentials>,
     ) -> Result<Json<TokenPair>, Errors<ObtainErrors>> {
-        obtain(&service, req, body).await
+        obtain(&app, req, body).await
     }
 
     /// Refresh an access token (Djoser path)
@@ -261,11 +256,11 @@ impl JwtApi {
     )]
     async fn jwt_refresh(
         &self,
-        service: poem::web::Data<&AuthService>,
+        app: poem::web::Data<&App>,
         req: &Request,
         body: FormBody<RefreshRequest>,
     ) -> Result<Json<RefreshResponse>, Errors<RefreshErrors>> {
-        refresh(&service, req, body).await
+        refresh(&app, req, body).await
     }
 
     /// Verify a token (Djoser path)
@@ -279,9 +274,9 @@ impl JwtApi {
     )]
     async fn jwt_verify(
         &self,
-        service: poem::web::Data<&AuthService>,
+        app: poem::web::Data<&App>,
         body: FormBody<VerifyRequest>,
     ) -> Result<Json<Empty>, Errors<TokenErrors>> {
-        verify(&service, body).await
+        verify(&app, body).await
     }
 }

@@ -21,8 +21,29 @@ use poem::middleware::{NormalizePath, TrailingSlash};
 use poem::{Endpoint, EndpointExt, IntoResponse, Response, Route};
 use poem_openapi::OpenApiService;
 
-use crate::service::AuthService;
+use tracing::Instrument;
+
+use crate::app::App;
+use crate::config::{AuthMethod, AuthSettings};
 use error::ApiError;
+
+/// The route groups of each authentication method, by path prefix. With
+/// the method switched off in `auth.methods` they answer 404, as if absent.
+const METHOD_ROUTES: &[(&str, AuthMethod)] = &[
+    ("/api/token", AuthMethod::Jwt),
+    ("/api/v1/auth/jwt", AuthMethod::Jwt),
+    ("/auth/token", AuthMethod::Token),
+    ("/api/v1/auth/token", AuthMethod::Token),
+];
+
+/// Whether `path` belongs to a route group whose method is switched off.
+fn switched_off(path: &str, auth: &AuthSettings) -> bool {
+    METHOD_ROUTES.iter().any(|(prefix, method)| {
+        path.strip_prefix(prefix)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            && !auth.allows(*method)
+    })
+}
 
 type Apis = (
     forward::ForwardApi,
@@ -202,8 +223,6 @@ fn plain_json_content_type(mut resp: Response) -> Response {
     resp
 }
 
-/// The whole application: API routes, `/docs` (Swagger UI) and
-/// `/openapi.json`, every path with and without its trailing slash.
 /// The request id: the client's `X-Request-Id` when it is a sane token,
 /// else a new one.
 fn request_id(req: &poem::Request) -> String {
@@ -220,11 +239,13 @@ fn request_id(req: &poem::Request) -> String {
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
 }
 
-pub fn app(service: AuthService) -> impl Endpoint<Output = Response> {
-    let request_timeout = service.settings.server.request_timeout;
-    let max_header_bytes = service.settings.server.max_header_bytes;
-    let health = service.health.clone();
-    let metrics = Arc::clone(&service.metrics);
+/// The whole application: API routes, `/docs` (Swagger UI) and
+/// `/openapi.json`, every path with and without its trailing slash.
+pub fn app(app: App) -> impl Endpoint<Output = Response> {
+    let request_timeout = app.settings().server.request_timeout;
+    let max_header_bytes = app.settings().server.max_header_bytes;
+    let methods = Arc::new(app.settings().auth.clone());
+    let state = app.clone();
     let api = openapi();
     let derived = api.spec();
     let table = Arc::new(AllowTable::from_spec(&derived));
@@ -247,16 +268,26 @@ pub fn app(service: AuthService) -> impl Endpoint<Output = Response> {
         .at(forward::PATH, forward::any_method)
         .nest("/", api)
         .with(NormalizePath::new(TrailingSlash::Trim))
-        .data(service)
+        .data(app)
+        .around(move |ep, req| {
+            let methods = Arc::clone(&methods);
+            async move {
+                if switched_off(req.uri().path(), &methods) {
+                    return Err(ApiError::NotFound.into());
+                }
+                ep.call(req).await.map(IntoResponse::into_response)
+            }
+        })
         .around(move |ep, req| {
             let table = Arc::clone(&table);
-            let health = health.clone();
-            let metrics = Arc::clone(&metrics);
+            let state = state.clone();
             async move {
                 let started = std::time::Instant::now();
                 let method = req.method().clone();
                 let path = req.uri().path().to_owned();
                 let id = request_id(&req);
+                // Every line logged while serving the request carries its id.
+                let span = tracing::info_span!("request", request_id = %id);
                 let header_bytes: usize = req
                     .headers()
                     .iter()
@@ -270,6 +301,7 @@ pub fn app(service: AuthService) -> impl Endpoint<Output = Response> {
                     Ok(ops::index(&req))
                 } else {
                     tokio::time::timeout(request_timeout, ep.call(req))
+                        .instrument(span)
                         .await
                         .unwrap_or_else(|_| Err(ApiError::Timeout.into()))
                 };
@@ -280,7 +312,7 @@ pub fn app(service: AuthService) -> impl Endpoint<Output = Response> {
                         // next ones answer 503 at once until the probe sees the
                         // database back.
                         if matches!(err.downcast_ref::<ApiError>(), Some(ApiError::Unavailable))
-                            && health.mark_down()
+                            && state.database_health().mark_down()
                         {
                             tracing::warn!("database unreachable; answering 503 until it is back");
                         }
@@ -292,6 +324,7 @@ pub fn app(service: AuthService) -> impl Endpoint<Output = Response> {
                 let route = table.template(&path);
                 let status = resp.status().as_u16();
                 let elapsed = started.elapsed();
+                let metrics = state.metrics();
                 metrics
                     .requests
                     .with_label_values(&[route, method_label(&method), &status.to_string()])
@@ -332,5 +365,18 @@ mod tests {
         assert_eq!(t.allow("/api/v1/auth/users/3/"), Some("GET, DELETE"));
         assert_eq!(t.allow("/api/v1/auth/users/me"), Some("GET"));
         assert_eq!(t.allow("/api/nope/"), None);
+    }
+
+    #[test]
+    fn a_switched_off_method_takes_its_route_groups_only() {
+        let only_token = AuthSettings {
+            methods: vec![AuthMethod::Token],
+        };
+        assert!(switched_off("/api/token/", &only_token));
+        assert!(switched_off("/api/token", &only_token));
+        assert!(switched_off("/api/v1/auth/jwt/create/", &only_token));
+        assert!(!switched_off("/api/tokens/", &only_token));
+        assert!(!switched_off("/auth/token/login/", &only_token));
+        assert!(!switched_off("/api/v1/auth/users/me/", &only_token));
     }
 }

@@ -4,8 +4,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi, Tags};
 
 use super::error::{ApiError, Errors, error_set};
-use crate::db;
-use crate::service::AuthService;
+use crate::app::App;
 
 #[derive(Tags)]
 enum Tag {
@@ -61,12 +60,8 @@ impl OpsApi {
         tag = "Tag::Operations",
         operation_id = "metrics"
     )]
-    async fn metrics(&self, service: poem::web::Data<&AuthService>) -> MetricsResponse {
-        service
-            .metrics
-            .hash_queue_depth
-            .set(service.hasher.queue_depth());
-        MetricsResponse::Ok(poem_openapi::payload::PlainText(service.metrics.render()))
+    async fn metrics(&self, app: poem::web::Data<&App>) -> MetricsResponse {
+        MetricsResponse::Ok(poem_openapi::payload::PlainText(app.render_metrics()))
     }
 
     /// Readiness: the database answers
@@ -81,15 +76,12 @@ impl OpsApi {
     )]
     async fn readyz(
         &self,
-        service: poem::web::Data<&AuthService>,
+        app: poem::web::Data<&App>,
     ) -> Result<Json<Status>, Errors<ReadyErrors>> {
-        db::ping(&service.db).await.map_err(|e| {
+        app.database_ready().await.map_err(|e| {
             tracing::warn!(error = %e, "readiness check failed");
             ApiError::Unavailable
         })?;
-        if service.health.mark_up() {
-            tracing::info!("database reachable again");
-        }
         Ok(Json(Status {
             status: "ok".into(),
         }))

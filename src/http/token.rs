@@ -11,8 +11,7 @@ use super::auth::{Auth, JwtOrToken, TokenOnly, Via};
 use super::body::FormBody;
 use super::client::throttle;
 use super::error::{ApiError, Errors, FieldErrors, error_set};
-use crate::config::AuthMethod;
-use crate::service::AuthService;
+use crate::app::{App, AuthError};
 use crate::throttle::Scope;
 
 #[derive(Tags)]
@@ -55,43 +54,42 @@ error_set!(
 );
 
 async fn login(
-    service: &AuthService,
+    app: &App,
     req: &Request,
     body: FormBody<TokenCredentials>,
 ) -> Result<Json<AuthToken>, Errors<LoginErrors>> {
-    service.require_method(AuthMethod::Token)?;
     // Djoser's fields are optional: missing or blank ones simply fail to log
     // in; a value that is no string at all (null, a list, NUL inside) is a
     // field error, as in its serializer.
     let mut errors = FieldErrors::default();
     let username = body.optional("username", &mut errors);
     let password = body.optional("password", &mut errors);
-    throttle(service, req, Scope::Login, username.as_deref())?;
+    throttle(app, req, Scope::Login, username.as_deref())?;
     errors.into_result().map_err(ApiError::Validation)?;
-    let key = service
+    let key = app
         .token_login(username.as_deref(), password.map(SecretString::from))
-        .await?;
+        .await
+        .map_err(|e| match e {
+            // Djoser's answer to every failed token login.
+            AuthError::BadCredentials => ApiError::Validation(FieldErrors::single(
+                "non_field_errors",
+                "Unable to log in with provided credentials.",
+            )),
+            other => other.into(),
+        })?;
     Ok(Json(AuthToken { auth_token: key }))
 }
 
-async fn logout(
-    service: &AuthService,
-    auth: Auth<TokenOnly>,
-) -> Result<LoggedOut, Errors<LogoutErrors>> {
-    service.require_method(AuthMethod::Token)?;
+async fn logout(app: &App, auth: Auth<TokenOnly>) -> Result<LoggedOut, Errors<LogoutErrors>> {
     let Via::Token(token_id) = auth.via else {
         return Err(ApiError::NotAuthenticated.into());
     };
-    service.token_logout(token_id).await?;
+    app.token_logout(token_id).await?;
     Ok(LoggedOut::NoContent)
 }
 
-async fn logout_all(
-    service: &AuthService,
-    auth: Auth<JwtOrToken>,
-) -> Result<LoggedOut, Errors<LogoutErrors>> {
-    service.require_method(AuthMethod::Token)?;
-    service.token_logout_all(auth.user.id).await?;
+async fn logout_all(app: &App, auth: Auth<JwtOrToken>) -> Result<LoggedOut, Errors<LogoutErrors>> {
+    app.token_logout_all(auth.user.id).await?;
     Ok(LoggedOut::NoContent)
 }
 
@@ -112,11 +110,11 @@ impl TokenApi {
     )]
     async fn token_login(
         &self,
-        service: poem::web::Data<&AuthService>,
+        app: poem::web::Data<&App>,
         req: &Request,
         body: FormBody<TokenCredentials>,
     ) -> Result<Json<AuthToken>, Errors<LoginErrors>> {
-        login(&service, req, body).await
+        login(&app, req, body).await
     }
 
     /// Log out: end the key in the Authorization header
@@ -131,9 +129,9 @@ impl TokenApi {
     async fn token_logout(
         &self,
         auth: Auth<TokenOnly>,
-        service: poem::web::Data<&AuthService>,
+        app: poem::web::Data<&App>,
     ) -> Result<LoggedOut, Errors<LogoutErrors>> {
-        logout(&service, auth).await
+        logout(&app, auth).await
     }
 
     /// Log out everywhere: end every key of the user
@@ -149,9 +147,9 @@ impl TokenApi {
     async fn token_logout_all(
         &self,
         auth: Auth<JwtOrToken>,
-        service: poem::web::Data<&AuthService>,
+        app: poem::web::Data<&App>,
     ) -> Result<LoggedOut, Errors<LogoutErrors>> {
-        logout_all(&service, auth).await
+        logout_all(&app, auth).await
     }
 
     /// Log in for an opaque key (API path)
@@ -165,11 +163,11 @@ impl TokenApi {
     )]
     async fn api_token_login(
         &self,
-        service: poem::web::Data<&AuthService>,
+        app: poem::web::Data<&App>,
         req: &Request,
         body: FormBody<TokenCredentials>,
     ) -> Result<Json<AuthToken>, Errors<LoginErrors>> {
-        login(&service, req, body).await
+        login(&app, req, body).await
     }
 
     /// Log out (API path)
@@ -184,9 +182,9 @@ impl TokenApi {
     async fn api_token_logout(
         &self,
         auth: Auth<TokenOnly>,
-        service: poem::web::Data<&AuthService>,
+        app: poem::web::Data<&App>,
     ) -> Result<LoggedOut, Errors<LogoutErrors>> {
-        logout(&service, auth).await
+        logout(&app, auth).await
     }
 
     /// Log out everywhere (API path)
@@ -201,8 +199,8 @@ impl TokenApi {
     async fn api_token_logout_all(
         &self,
         auth: Auth<JwtOrToken>,
-        service: poem::web::Data<&AuthService>,
+        app: poem::web::Data<&App>,
     ) -> Result<LoggedOut, Errors<LogoutErrors>> {
-        logout_all(&service, auth).await
+        logout_all(&app, auth).await
     }
 }

@@ -10,11 +10,10 @@ use super::auth::{Auth, JwtOrToken};
 use super::body::FormBody;
 use super::client::throttle;
 use super::error::{ApiError, Errors, FieldErrors, error_set};
-use crate::accounts::NOT_FOUND;
-use crate::service::{AuthService, Registration};
+use crate::app::{App, Registration};
 use crate::throttle::Scope;
 use crate::users::User;
-use crate::{users, validation};
+use crate::validation;
 
 #[derive(Tags)]
 enum Tag {
@@ -137,24 +136,18 @@ error_set!(
 
 /// An `{id}` path segment; anything but a number names no user.
 fn parse_id(id: &str) -> Result<i64, ApiError> {
-    id.parse().map_err(|_| ApiError::NotFoundDetail(NOT_FOUND))
+    id.parse().map_err(|_| ApiError::NotFound)
 }
 
-/// Validates an update body, then updates `user`.
+/// Reads an update body, then updates `user`.
 async fn update(
-    service: &AuthService,
+    app: &App,
     user: User,
     body: &FormBody<UserUpdate>,
 ) -> Result<Json<UserOut>, ApiError> {
     let mut errors = FieldErrors::default();
     let email = body.optional("email", &mut errors);
-    if let Some(e) = &email {
-        for m in validation::email(e) {
-            errors.add("email", m);
-        }
-    }
-    errors.into_result()?;
-    Ok(Json(service.update_email(user, email).await?.into()))
+    Ok(Json(app.update_email(user, email, errors).await?.into()))
 }
 
 pub struct UsersApi;
@@ -175,59 +168,24 @@ impl UsersApi {
     )]
     async fn create(
         &self,
-        service: poem::web::Data<&AuthService>,
+        app: poem::web::Data<&App>,
         req: &Request,
         body: FormBody<UserCreate>,
     ) -> Result<RegisterResponse, Errors<RegisterErrors>> {
         let mut errors = FieldErrors::default();
-        let email = body.optional("email", &mut errors).unwrap_or_default();
-        for m in validation::email(&email) {
-            errors.add("email", m);
-        }
-        // Normalized first, as Django stores it: the rules and the "taken"
-        // check then see the name that would be stored.
-        let username = body
-            .required("username", &mut errors)
-            .map(|u| validation::normalize_username(&u));
-        throttle(&service, req, Scope::Register, username.as_deref())?;
-        if let Some(name) = &username {
-            for m in validation::username(name) {
-                errors.add("username", m);
-            }
-            // A field-level check, as DRF's UniqueValidator, so a taken name is
-            // reported before password rules; the insert's unique index still
-            // settles a race between two registrations.
-            if !errors.has("username")
-                && users::find_by_username(service.store().map_err(ApiError::from)?, name)
-                    .await
-                    .map_err(ApiError::from)?
-                    .is_some()
-            {
-                errors.add("username", validation::USERNAME_TAKEN);
-            }
-        }
+        let email = body.optional("email", &mut errors);
+        let username = body.required("username", &mut errors);
         let password = body.required("password", &mut errors);
-        let (Some(username), Some(password), true) = (username, password, errors.is_empty()) else {
-            return Err(ApiError::Validation(errors).into());
+        // Keyed by the name that would be stored.
+        let key = username.as_deref().map(validation::normalize_username);
+        throttle(&app, req, Scope::Register, key.as_deref())?;
+        let registration = Registration {
+            username,
+            email,
+            password: password.map(SecretString::from),
+            superuser: false,
         };
-        // Djoser's validate(): only once every field is valid on its own.
-        let attributes = validation::UserAttributes {
-            username: &username,
-            email: &email,
-        };
-        for m in validation::password(&password, attributes) {
-            errors.add("password", m);
-        }
-        errors.into_result().map_err(ApiError::from)?;
-        let user = service
-            .register(Registration {
-                username,
-                email,
-                password: SecretString::from(password),
-                is_staff: false,
-                is_superuser: false,
-            })
-            .await?;
+        let user = app.register(registration, errors).await?;
         Ok(RegisterResponse::Created(Json(UserCreated {
             email: user.email,
             username: user.username,
@@ -247,9 +205,9 @@ impl UsersApi {
     async fn list(
         &self,
         auth: Auth<JwtOrToken>,
-        service: poem::web::Data<&AuthService>,
+        app: poem::web::Data<&App>,
     ) -> Result<Json<Vec<UserOut>>, Errors<ReadErrors>> {
-        let users = service.visible_users(&auth.user).await?;
+        let users = app.visible_users(&auth.user).await?;
         Ok(Json(users.into_iter().map(UserOut::from).collect()))
     }
 
@@ -279,10 +237,10 @@ impl UsersApi {
     async fn me_update(
         &self,
         auth: Auth<JwtOrToken>,
-        service: poem::web::Data<&AuthService>,
+        app: poem::web::Data<&App>,
         body: FormBody<UserUpdate>,
     ) -> Result<Json<UserOut>, Errors<WriteErrors>> {
-        Ok(update(&service, auth.user, &body).await?)
+        Ok(update(&app, auth.user, &body).await?)
     }
 
     /// Delete the current user
@@ -298,15 +256,14 @@ impl UsersApi {
     async fn me_delete(
         &self,
         auth: Auth<JwtOrToken>,
-        service: poem::web::Data<&AuthService>,
+        app: poem::web::Data<&App>,
         req: &Request,
         body: FormBody<CurrentPassword>,
     ) -> Result<NoContent, Errors<SetPasswordErrors>> {
-        throttle(&service, req, Scope::SetPassword, Some(&auth.user.username))?;
+        throttle(&app, req, Scope::SetPassword, Some(&auth.user.username))?;
         let mut errors = FieldErrors::default();
         let current = body.required("current_password", &mut errors);
-        service
-            .delete_user(&auth.user, &auth.user, current, errors)
+        app.delete_user(&auth.user, &auth.user, current, errors)
             .await?;
         Ok(NoContent::NoContent)
     }
@@ -323,10 +280,10 @@ impl UsersApi {
     async fn read(
         &self,
         auth: Auth<JwtOrToken>,
-        service: poem::web::Data<&AuthService>,
+        app: poem::web::Data<&App>,
         id: Path<String>,
     ) -> Result<Json<UserOut>, Errors<ReadOneErrors>> {
-        let user = service.visible_user(&auth.user, parse_id(&id)?).await?;
+        let user = app.visible_user(&auth.user, parse_id(&id)?).await?;
         Ok(Json(user.into()))
     }
 
@@ -342,12 +299,12 @@ impl UsersApi {
     async fn update_by_id(
         &self,
         auth: Auth<JwtOrToken>,
-        service: poem::web::Data<&AuthService>,
+        app: poem::web::Data<&App>,
         id: Path<String>,
         body: FormBody<UserUpdate>,
     ) -> Result<Json<UserOut>, Errors<WriteOneErrors>> {
-        let user = service.visible_user(&auth.user, parse_id(&id)?).await?;
-        Ok(update(&service, user, &body).await?)
+        let user = app.visible_user(&auth.user, parse_id(&id)?).await?;
+        Ok(update(&app, user, &body).await?)
     }
 
     /// Delete a user by id
@@ -363,21 +320,17 @@ impl UsersApi {
     async fn delete(
         &self,
         auth: Auth<JwtOrToken>,
-        service: poem::web::Data<&AuthService>,
+        app: poem::web::Data<&App>,
         id: Path<String>,
         req: &Request,
         body: FormBody<CurrentPassword>,
     ) -> Result<NoContent, Errors<DeleteErrors>> {
-        throttle(&service, req, Scope::SetPassword, Some(&auth.user.username))?;
+        throttle(&app, req, Scope::SetPassword, Some(&auth.user.username))?;
         let id = parse_id(&id)?;
-        let target = users::find_by_id(service.store().map_err(ApiError::from)?, id)
-            .await
-            .map_err(ApiError::from)?
-            .ok_or(ApiError::NotFoundDetail(crate::accounts::NO_SUCH_USER))?;
+        let target = app.user(id).await?;
         let mut errors = FieldErrors::default();
         let current = body.required("current_password", &mut errors);
-        service
-            .delete_user(&auth.user, &target, current, errors)
+        app.delete_user(&auth.user, &target, current, errors)
             .await?;
         Ok(NoContent::NoContent)
     }
@@ -396,16 +349,15 @@ impl UsersApi {
     async fn set_password(
         &self,
         auth: Auth<JwtOrToken>,
-        service: poem::web::Data<&AuthService>,
+        app: poem::web::Data<&App>,
         req: &Request,
         body: FormBody<SetPassword>,
     ) -> Result<NoContent, Errors<SetPasswordErrors>> {
-        throttle(&service, req, Scope::SetPassword, Some(&auth.user.username))?;
+        throttle(&app, req, Scope::SetPassword, Some(&auth.user.username))?;
         let mut errors = FieldErrors::default();
         let new_password = body.required("new_password", &mut errors);
         let current = body.required("current_password", &mut errors);
-        service
-            .set_password(&auth.user, new_password, current, errors)
+        app.set_password(&auth.user, new_password, current, errors)
             .await?;
         Ok(NoContent::NoContent)
     }
@@ -423,16 +375,15 @@ impl UsersApi {
     async fn set_username(
         &self,
         auth: Auth<JwtOrToken>,
-        service: poem::web::Data<&AuthService>,
+        app: poem::web::Data<&App>,
         req: &Request,
         body: FormBody<SetUsername>,
     ) -> Result<NoContent, Errors<SetPasswordErrors>> {
-        throttle(&service, req, Scope::SetPassword, Some(&auth.user.username))?;
+        throttle(&app, req, Scope::SetPassword, Some(&auth.user.username))?;
         let mut errors = FieldErrors::default();
         let current = body.required("current_password", &mut errors);
         let new_username = body.required("new_username", &mut errors);
-        service
-            .set_username(&auth.user, current, new_username, errors)
+        app.set_username(&auth.user, current, new_username, errors)
             .await?;
         Ok(NoContent::NoContent)
     }
@@ -454,9 +405,9 @@ impl UsersApi {
     async fn logout_all(
         &self,
         auth: Auth<JwtOrToken>,
-        service: poem::web::Data<&AuthService>,
+        app: poem::web::Data<&App>,
     ) -> Result<NoContent, Errors<ReadErrors>> {
-        service.logout_all(auth.user.id).await?;
+        app.logout_all(auth.user.id).await?;
         Ok(NoContent::NoContent)
     }
 }

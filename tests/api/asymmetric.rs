@@ -197,17 +197,19 @@ async fn rotation_keeps_tokens_of_the_previous_key_valid() {
         .await
         .unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());
-    let service = app.service().clone();
+    let service = app.app().clone();
     tokio::spawn(app.run_until_stopped());
     // The same user exists in the new deployment's database.
     service
-        .register(tessera::service::Registration {
-            username: "alice".into(),
-            email: String::new(),
-            password: PASSWORD.into(),
-            is_staff: false,
-            is_superuser: false,
-        })
+        .register(
+            tessera::app::Registration {
+                username: Some("alice".into()),
+                email: Some(String::new()),
+                password: Some(PASSWORD.into()),
+                superuser: false,
+            },
+            Default::default(),
+        )
         .await
         .unwrap();
     assert_eq!(uid, 1);
@@ -646,8 +648,7 @@ async fn rotating_an_hmac_secret_keeps_old_tokens_valid() {
     assert!(
         before
             .service
-            .tokens
-            .verify(&fresh, tessera::tokens::Expect::Access, now)
+            .verify_token(&fresh, tessera::tokens::Expect::Access, now)
             .is_err(),
         "only the new secret signs"
     );

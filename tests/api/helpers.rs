@@ -9,8 +9,8 @@ use reqwest::{Client, Response, StatusCode};
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::Value;
 use tempfile::TempDir;
+use tessera::app::App;
 use tessera::config::Settings;
-use tessera::service::AuthService;
 use tessera::startup::Application;
 
 pub const PASSWORD: &str = "Tr0ub4dor_3xyz";
@@ -20,7 +20,7 @@ pub const TEST_KEY: &str = "test-signing-key-0123456789abcdef0123456789abcdef";
 pub struct TestApp {
     pub base: String,
     pub client: Client,
-    pub service: AuthService,
+    pub service: App,
     _dir: TempDir,
 }
 
@@ -90,7 +90,7 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
     tessera::telemetry::init(&settings.log);
     let app = Application::build(settings).await.expect("build app");
     let base = format!("http://127.0.0.1:{}", app.port());
-    let service = app.service().clone();
+    let service = app.app().clone();
     tokio::spawn(app.run_until_stopped());
     TestApp {
         base,
@@ -256,7 +256,7 @@ impl TestApp {
             is_active: Set(active),
             ..Default::default()
         }
-        .update(&self.service.db)
+        .update(self.service.database())
         .await
         .unwrap();
     }
@@ -264,7 +264,7 @@ impl TestApp {
     pub async fn delete_user(&self, id: i64) {
         use sea_orm::EntityTrait;
         entity::users::Entity::delete_by_id(id)
-            .exec(&self.service.db)
+            .exec(self.service.database())
             .await
             .unwrap();
     }
@@ -351,13 +351,15 @@ impl TestApp {
     /// A staff user, created through the service as `createsuperuser` does.
     pub async fn create_staff(&self, username: &str) -> i64 {
         self.service
-            .register(tessera::service::Registration {
-                username: username.to_owned(),
-                email: format!("{username}@example.com"),
-                password: PASSWORD.into(),
-                is_staff: true,
-                is_superuser: true,
-            })
+            .register(
+                tessera::app::Registration {
+                    username: Some(username.to_owned()),
+                    email: Some(format!("{username}@example.com")),
+                    password: Some(PASSWORD.into()),
+                    superuser: true,
+                },
+                Default::default(),
+            )
             .await
             .unwrap()
             .id

@@ -192,13 +192,15 @@ async fn usernames_are_nfkc_normalized_everywhere() {
     // The service's own registration (createsuperuser's path) too.
     let staff = app
         .service
-        .register(tessera::service::Registration {
-            username: "ｓｔａｆｆ".into(),
-            email: String::new(),
-            password: PASSWORD.into(),
-            is_staff: true,
-            is_superuser: true,
-        })
+        .register(
+            tessera::app::Registration {
+                username: Some("ｓｔａｆｆ".into()),
+                email: Some(String::new()),
+                password: Some(PASSWORD.into()),
+                superuser: true,
+            },
+            Default::default(),
+        )
         .await
         .unwrap();
     assert_eq!(staff.username, "staff");
@@ -226,7 +228,7 @@ async fn names_stored_before_normalization_are_normalized_by_a_migration() {
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
     let app = spawn_app().await;
     app.register("ADMIN").await;
-    let db = &app.service.db;
+    let db = app.service.database();
     // As an older Tessera stored them, unnormalized.
     let mut ids = Vec::new();
     for (placeholder, stored) in [

@@ -142,14 +142,14 @@ async fn update_last_login_when_configured() {
     let app = spawn_app_with(&[("TESSERA__JWT__UPDATE_LAST_LOGIN", "true")]).await;
     let id = app.register("alice").await["id"].as_i64().unwrap();
     let before = entity::users::Entity::find_by_id(id)
-        .one(&app.service.db)
+        .one(app.service.database())
         .await
         .unwrap()
         .unwrap();
     assert!(before.last_login.is_none());
     app.login("alice").await;
     let after = entity::users::Entity::find_by_id(id)
-        .one(&app.service.db)
+        .one(app.service.database())
         .await
         .unwrap()
         .unwrap();
@@ -159,7 +159,7 @@ async fn update_last_login_when_configured() {
     let id = plain.register("bob").await["id"].as_i64().unwrap();
     plain.login("bob").await;
     let row = entity::users::Entity::find_by_id(id)
-        .one(&plain.service.db)
+        .one(plain.service.database())
         .await
         .unwrap()
         .unwrap();
@@ -226,7 +226,7 @@ async fn a_failed_login_costs_one_argon2_verification_whatever_the_cause() {
     ];
     for path in ["/api/token/", "/auth/token/login/"] {
         for (username, password, ok_status) in cases {
-            let before = app.service.hasher.argon2_runs();
+            let before = app.service.password_hasher().argon2_runs();
             let a = app
                 .post_json(path, json!({"username": username, "password": password}))
                 .await;
@@ -239,7 +239,7 @@ async fn a_failed_login_costs_one_argon2_verification_whatever_the_cause() {
             };
             assert_eq!(a.status, expected, "{path} {username}: {}", a.text);
             assert_eq!(
-                app.service.hasher.argon2_runs() - before,
+                app.service.password_hasher().argon2_runs() - before,
                 1,
                 "{path} {username}: one argon2 verification"
             );

@@ -417,7 +417,11 @@ async fn security_events_are_logged_with_who_but_no_secret() {
         .unwrap();
     let t2 = rotated["refresh"].as_str().unwrap().to_owned();
     // The owner logs out with the token the thief already rotated.
-    let out = post("/api/token/blacklist/", json!({ "refresh": t1 }))
+    let out = c
+        .post(server.url("/api/token/blacklist/"))
+        .header("x-request-id", "logout-1")
+        .json(&json!({ "refresh": t1 }))
+        .send()
         .await
         .unwrap();
     assert_eq!(out.status(), 200);
@@ -445,12 +449,15 @@ async fn security_events_are_logged_with_who_but_no_secret() {
         .unwrap();
     assert_eq!(reuse[0]["fields"]["user_id"], user_id);
     assert_eq!(reuse[0]["fields"]["family"], claims(&t1)["jti"]);
+    // The request's span carries its id into the event, as in the access log.
+    assert_eq!(reuse[0]["span"]["request_id"], "logout-1", "{log}");
     let throttled = events(&log, "tessera::security", "throttled");
     assert_eq!(throttled.len(), 2, "{log}");
     for t in &throttled {
         assert_eq!(t["fields"]["scope"], "login");
         assert_eq!(t["fields"]["key"], "username");
         assert!(t["fields"]["wait_secs"].as_u64().unwrap() >= 1);
+        assert!(t["span"]["request_id"].is_string(), "{t}");
     }
     for secret in [&t1, &t2, "nope-nope", PASSWORD, TEST_KEY] {
         assert!(!log.contains(secret), "the log contains {secret}");

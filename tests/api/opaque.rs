@@ -41,7 +41,7 @@ async fn each_login_gets_its_own_key_and_only_digests_are_stored() {
         );
     }
     let rows = entity::auth_tokens::Entity::find()
-        .all(&app.service.db)
+        .all(app.service.database())
         .await
         .unwrap();
     assert_eq!(rows.len(), 3);
@@ -228,7 +228,7 @@ async fn keys_expire_after_the_configured_lifetime() {
         .await
         .assert_401(json!({"detail": INVALID}));
     let rows = entity::auth_tokens::Entity::find()
-        .all(&app.service.db)
+        .all(app.service.database())
         .await
         .unwrap();
     assert!(rows.is_empty(), "an expired key is deleted when seen");

@@ -70,7 +70,7 @@ async fn concurrent_registrations_of_one_username_create_one_user() {
         );
     }
     let users = entity::users::Entity::find()
-        .all(&app.service.db)
+        .all(app.service.database())
         .await
         .unwrap();
     assert_eq!(users.len(), 1);

@@ -51,7 +51,7 @@ async fn register_in_every_body_format() {
     assert_eq!(a.json["email"], "");
     // The password is stored as an argon2id hash, never as sent.
     let row = entity::users::Entity::find_by_id(a.json["id"].as_i64().unwrap())
-        .one(&app.service.db)
+        .one(app.service.database())
         .await
         .unwrap()
         .unwrap();
@@ -72,7 +72,7 @@ async fn privileged_fields_are_ignored() {
     assert_eq!(a.status, 201);
     assert_ne!(a.json["id"], 999);
     let row = entity::users::Entity::find_by_id(a.json["id"].as_i64().unwrap())
-        .one(&app.service.db)
+        .one(app.service.database())
         .await
         .unwrap()
         .unwrap();
@@ -138,7 +138,7 @@ async fn field_errors_as_djoser_gives_them() {
     }
     // Nothing was written by the refused requests.
     let count = entity::users::Entity::find()
-        .all(&app.service.db)
+        .all(app.service.database())
         .await
         .unwrap()
         .len();

@@ -100,7 +100,7 @@ async fn replaying_a_rotated_token_revokes_its_whole_family() {
     // One row per family, not per token.
     use sea_orm::EntityTrait;
     let rows = entity::token_families::Entity::find()
-        .all(&app.service.db)
+        .all(app.service.database())
         .await
         .unwrap();
     assert_eq!(rows.len(), 2);
@@ -214,7 +214,7 @@ async fn a_rotated_token_whose_family_row_is_gone_is_refused() {
         let (r2, _) = pair(&app.refresh(&r1).await);
         // The row lives as long as the newest token of the family.
         let row = entity::token_families::Entity::find_by_id(claims(&r1)["jti"].as_str().unwrap())
-            .one(&app.service.db)
+            .one(app.service.database())
             .await
             .unwrap()
             .unwrap();
@@ -226,7 +226,7 @@ async fn a_rotated_token_whose_family_row_is_gone_is_refused() {
         // Without its row (lost, or purged too early), a family's token
         // cannot escape a revocation: it is refused, never adopted.
         entity::token_families::Entity::delete_by_id(row.id)
-            .exec(&app.service.db)
+            .exec(app.service.database())
             .await
             .unwrap();
         app.refresh(&r2).await.assert_401(blacklisted());
@@ -341,7 +341,7 @@ async fn expired_families_are_purged_and_live_ones_kept() {
     app.register("rita").await;
     let (old, _) = app.login("rita").await;
     let (live, _) = app.login("rita").await;
-    let db = &app.service.db;
+    let db = app.service.database();
     let id = |t: &str| claims(t)["jti"].as_str().unwrap().to_owned();
     let mut row = entity::token_families::Entity::find_by_id(id(&old))
         .one(db)
@@ -372,7 +372,7 @@ async fn expired_families_are_purged_and_live_ones_kept() {
 async fn family_row(app: &TestApp, first_refresh: &str) -> entity::token_families::Model {
     use sea_orm::EntityTrait;
     entity::token_families::Entity::find_by_id(claims(first_refresh)["jti"].as_str().unwrap())
-        .one(&app.service.db)
+        .one(app.service.database())
         .await
         .unwrap()
         .expect("the family row")

@@ -514,7 +514,7 @@ async fn sigterm_lets_in_flight_requests_finish() {
 async fn the_background_purge_deletes_expired_rows() {
     use chrono::{Duration as D, Utc};
     let app = spawn_app_with(&[("TESSERA__BLACKLIST__PURGE_INTERVAL", "100ms")]).await;
-    let db = &app.service.db;
+    let db = app.service.database();
     let now = Utc::now();
     // Past its expiry plus the leeway and the 5-minute clock margin.
     tessera::blacklist::add(db, "gone", None, now - D::minutes(6), now)

@@ -137,7 +137,7 @@ async fn registration_per_ip_and_per_username() {
     // Nothing was written by a throttled request.
     use sea_orm::EntityTrait;
     let users = entity::users::Entity::find()
-        .all(&app.service.db)
+        .all(app.service.database())
         .await
         .unwrap();
     assert_eq!(users.len(), 2);

@@ -65,7 +65,12 @@ async fn simple_jwt_vectors_get_simple_jwt_outcomes_over_http() {
             .unwrap()
             .to_owned();
         let app = spawn_app_with(&[("TESSERA__JWT__SIGNING_KEY", &key)]).await;
-        let hash = app.service.hasher.hash(PASSWORD.into()).await.unwrap();
+        let hash = app
+            .service
+            .password_hasher()
+            .hash(PASSWORD.into())
+            .await
+            .unwrap();
         entity::users::ActiveModel {
             id: Set(user_id),
             username: Set(doc["user"]["username"].as_str().unwrap().to_owned()),
@@ -78,7 +83,7 @@ async fn simple_jwt_vectors_get_simple_jwt_outcomes_over_http() {
             last_login: Set(None),
             tokens_valid_after: Set(None),
         }
-        .insert(&app.service.db)
+        .insert(app.service.database())
         .await
         .unwrap();
         for (v, verified_as) in hs256_vectors(&doc, keyset) {

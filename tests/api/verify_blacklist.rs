@@ -100,7 +100,7 @@ async fn blacklist_is_logout() {
     // The row records the token's expiry, for the purge.
     use sea_orm::EntityTrait;
     let rows = entity::token_blacklist::Entity::find()
-        .all(&app.service.db)
+        .all(app.service.database())
         .await
         .unwrap();
     assert_eq!(rows.len(), 1);
@@ -129,7 +129,7 @@ async fn blacklisting_an_expired_token_is_refused() {
 async fn expired_blacklist_rows_are_purged_and_live_ones_kept() {
     use chrono::{Duration, Utc};
     let app = spawn_app().await;
-    let db = &app.service.db;
+    let db = app.service.database();
     let now = Utc::now();
     for (jti, exp) in [
         ("old1", now - Duration::hours(1)),

@@ -1,0 +1,461 @@
+//! The JWT flows: login, refresh, verify, logout, logout everywhere. Each
+//! gathers the facts `refresh.rs` decides on, then carries out the action
+//! it chose; the database writes that must stand or fall together share a
+//! transaction.
+
+use chrono::{DateTime, Utc};
+use entity::token_families::Model as FamilyRow;
+use sea_orm::{ConnectionTrait, TransactionTrait};
+use secrecy::SecretString;
+
+use super::{App, AuthError, not_before_revocation};
+use crate::blacklist;
+use crate::db::StoreError;
+use crate::families;
+use crate::refresh::{Action, Facts, Family, Holder, Logout, Refusal, Standing, Verdict};
+use crate::time::{epoch, from_epoch};
+use crate::tokens::{Claims, Expect, Pair};
+use crate::users::{self, User};
+
+/// What a refresh returns: always an access token, and a new refresh token
+/// when rotation is on.
+#[derive(Debug, Clone)]
+pub struct Refreshed {
+    pub access: String,
+    pub refresh: Option<String>,
+}
+
+impl From<Pair> for Refreshed {
+    fn from(pair: Pair) -> Self {
+        Self {
+            access: pair.access.token,
+            refresh: Some(pair.refresh.token),
+        }
+    }
+}
+
+/// A rotation lost to a concurrent one is decided anew on the row it left;
+/// a third loss in a row means the token is being hammered: refused.
+const ROTATION_ATTEMPTS: usize = 3;
+
+impl App {
+    /// Login: a new access/refresh pair for valid credentials, starting a
+    /// token family.
+    pub async fn obtain_pair(
+        &self,
+        username: &str,
+        password: SecretString,
+    ) -> Result<Pair, AuthError> {
+        let outcome = self.authenticate(username, password).await;
+        let label = if outcome.is_ok() { "ok" } else { "failed" };
+        self.metrics.logins.with_label_values(&["jwt", label]).inc();
+        let user = outcome?;
+        let now = not_before_revocation(&user).await;
+        if self.settings().jwt.update_last_login {
+            users::set_last_login(self.store()?, user.id, now).await?;
+        }
+        let pair = self.tokens.pair(user.id, epoch(now));
+        families::start(self.store()?, user.id, &pair, epoch(now), Utc::now()).await?;
+        self.metrics.pair_issued();
+        Ok(pair)
+    }
+
+    /// A new access token (and, with rotation, a new refresh token) for a
+    /// valid refresh token whose user still exists and is active. What is
+    /// done is `RotationPolicy::refresh`'s decision.
+    pub async fn refresh(&self, token: &str) -> Result<Refreshed, AuthError> {
+        let now = Utc::now();
+        let claims = self.verify_token(token, Expect::Refresh, epoch(now))?;
+        self.refresh_verified(claims, now).await
+    }
+
+    /// [`Self::refresh`] for a token already verified as a refresh token at
+    /// `now` (the HTTP layer needs its user first, for throttling).
+    pub async fn refresh_verified(
+        &self,
+        claims: Claims,
+        now: DateTime<Utc>,
+    ) -> Result<Refreshed, AuthError> {
+        let mut row = families::find(self.store()?, claims.family_id()).await?;
+        let user = match claims.user_id() {
+            Some(id) => users::find_by_id(self.store()?, id).await?,
+            None => None,
+        };
+        let mut facts = self
+            .facts(&claims, row.as_ref(), user.as_ref(), now, true)
+            .await?;
+        // Every action past a refusal has an active user (the policy refuses
+        // first without one).
+        let user_id = || {
+            user.as_ref()
+                .map(|u| u.id)
+                .ok_or(AuthError::NoActiveAccount)
+        };
+        for _ in 0..ROTATION_ATTEMPTS {
+            match self.policy.refresh(&facts) {
+                Action::Refuse(r) => return Err(self.refused(r)),
+                Action::RevokeFamily => return Err(self.revoke_for_reuse(&claims, now).await?),
+                Action::IssueAccess => return Ok(self.issue_access(user_id()?, now)),
+                Action::Advance { adopt } => {
+                    return self.advance(&claims, user_id()?, adopt, now).await;
+                }
+                Action::Replay => match &row {
+                    Some(row) => return Ok(self.replay(&claims, user_id()?, row)),
+                    None => return Err(self.refused(Refusal::Blacklisted)),
+                },
+                Action::Adopt => {
+                    row = families::adopt(
+                        self.store()?,
+                        claims.family_id(),
+                        &claims.jti,
+                        user_id()?,
+                        from_epoch(claims.exp),
+                        now,
+                    )
+                    .await?;
+                }
+                Action::Rotate => match self.rotate(&claims, user_id()?, now).await? {
+                    Some(pair) => return Ok(self.rotated(pair)),
+                    // Another request rotated this token meanwhile.
+                    None => row = families::find(self.store()?, claims.family_id()).await?,
+                },
+            }
+            // Decide again on the row as it is now.
+            facts.family = self.family_of(&claims, row.as_ref(), now);
+            facts.family_issued_at = row.as_ref().map_or(0, |r| r.issued_at);
+        }
+        Err(self.refused(Refusal::Blacklisted))
+    }
+
+    /// `/verify/`: any valid token; a refresh token that refresh would
+    /// refuse for one of Tessera's own revocations (blacklisted, revoked
+    /// family, reused, issued before a password change) is refused too.
+    pub async fn verify(&self, token: &str) -> Result<(), AuthError> {
+        let now = Utc::now();
+        let claims = self.verify_token(token, Expect::Untyped, epoch(now))?;
+        // Only refresh tokens are ever revoked, so only they cost a query.
+        if claims.token_type.as_deref() != Some("refresh") {
+            return Ok(());
+        }
+        let row = families::find(self.store()?, claims.family_id()).await?;
+        let user = match claims.user_id() {
+            Some(id) => users::find_by_id(self.store()?, id).await?,
+            None => None,
+        };
+        let facts = self
+            .facts(&claims, row.as_ref(), user.as_ref(), now, false)
+            .await?;
+        match self.policy.verify(&facts) {
+            Verdict::Accept => Ok(()),
+            Verdict::Refuse(r) => Err(self.refused(r)),
+            Verdict::RevokeFamily => Err(self.revoke_for_reuse(&claims, now).await?),
+        }
+    }
+
+    /// Logout: the refresh token, and the rest of its family, can no longer
+    /// be used, whichever token of the family is presented.
+    pub async fn logout(&self, token: &str) -> Result<(), AuthError> {
+        let now = Utc::now();
+        let claims = self.verify_token(token, Expect::Refresh, epoch(now))?;
+        let db = self.store()?;
+        let row = families::find(db, claims.family_id()).await?;
+        // The family first: revoking is idempotent, so a failure between the
+        // statements leaves a retry that finishes the job, never a
+        // blacklisted token whose siblings live on.
+        match self
+            .policy
+            .logout(self.family_of(&claims, row.as_ref(), now))
+        {
+            Logout::Refuse => return Err(self.refused(Refusal::Blacklisted)),
+            // Reported even when the answer below is 401 because rotation
+            // blacklisted this token already.
+            Logout::RevokeForReuse => {
+                self.revoke_for_reuse(&claims, now).await?;
+            }
+            Logout::Revoke => self.revoke_for_logout(claims.family_id(), now).await?,
+            Logout::RecordRevoked => {
+                // Its row, born revoked, is what a concurrent adoption
+                // meets, so logout and adoption serialize on the row's key.
+                // If a refresh adopted it first, the revocation reaches what
+                // that refresh minted.
+                if let Some(user_id) = claims.user_id() {
+                    families::insert_revoked(
+                        db,
+                        claims.family_id(),
+                        &claims.jti,
+                        user_id,
+                        from_epoch(claims.exp),
+                        now,
+                    )
+                    .await?;
+                }
+                self.revoke_for_logout(claims.family_id(), now).await?;
+            }
+        }
+        let inserted = blacklist::add(
+            db,
+            &claims.jti,
+            claims.user_id(),
+            from_epoch(claims.exp),
+            now,
+        )
+        .await?;
+        if !inserted {
+            return Err(self.refused(Refusal::Blacklisted));
+        }
+        self.metrics.blacklisted.inc();
+        Ok(())
+    }
+
+    /// Revokes every refresh-token family of a user: all their sessions'
+    /// refresh tokens stop working (access tokens run out on their own).
+    pub async fn logout_all(&self, user_id: i64) -> Result<u64, AuthError> {
+        let n = families::revoke_user(self.store()?, user_id, Utc::now()).await?;
+        self.metrics
+            .families_revoked
+            .with_label_values(&["logout_all"])
+            .inc_by(n);
+        tracing::info!(user_id, families = n, "all refresh-token families revoked");
+        Ok(n)
+    }
+
+    /// The user behind a verified access token, as Simple JWT's
+    /// `JWTAuthentication.get_user` finds it.
+    pub async fn user_for_access(&self, claims: &Claims) -> Result<User, AuthError> {
+        let id = claims.user_id().ok_or(AuthError::NoUserId)?;
+        match users::find_by_id(self.store()?, id).await? {
+            None => Err(AuthError::UserNotFound),
+            Some(u) if !u.is_active => Err(AuthError::UserInactive),
+            Some(u) => Ok(u),
+        }
+    }
+
+    /// Where the token's family stands, from its row (if any).
+    fn family_of(&self, claims: &Claims, row: Option<&FamilyRow>, now: DateTime<Utc>) -> Family {
+        match row {
+            Some(row) => Family::Row(Standing::of(row, &claims.jti, now, self.policy.grace)),
+            None if claims.family.is_some() => Family::Gone,
+            None => Family::Unadopted,
+        }
+    }
+
+    /// The facts a decision reads; the blacklist is asked only where it can
+    /// change the answer.
+    async fn facts(
+        &self,
+        claims: &Claims,
+        row: Option<&FamilyRow>,
+        user: Option<&User>,
+        now: DateTime<Utc>,
+        refreshing: bool,
+    ) -> Result<Facts, AuthError> {
+        let family = self.family_of(claims, row, now);
+        let blacklisted = self.policy.needs_blacklist(family, refreshing)
+            && blacklist::contains(self.store()?, &claims.jti).await?;
+        let holder = match user {
+            None => Holder::Missing,
+            Some(u) => {
+                let valid_after = u.tokens_valid_after.map(|t| t.timestamp());
+                if u.is_active {
+                    Holder::Active { valid_after }
+                } else {
+                    Holder::Inactive { valid_after }
+                }
+            }
+        };
+        Ok(Facts {
+            family,
+            issued_at: claims.iat,
+            family_issued_at: row.map_or(0, |r| r.issued_at),
+            blacklisted,
+            holder,
+        })
+    }
+
+    fn refused(&self, refusal: Refusal) -> AuthError {
+        match refusal {
+            Refusal::Blacklisted => {
+                self.metrics
+                    .verification_failures
+                    .with_label_values(&["blacklisted"])
+                    .inc();
+                AuthError::Blacklisted
+            }
+            Refusal::NoActiveAccount => AuthError::NoActiveAccount,
+            Refusal::PasswordChanged => AuthError::PasswordChanged,
+        }
+    }
+
+    /// Revokes a family because one of its rotated tokens came back: the
+    /// token was copied, so every token of the family is suspect. Logged
+    /// and counted once, by whichever request revokes it. Returns the
+    /// refusal to answer.
+    async fn revoke_for_reuse(
+        &self,
+        claims: &Claims,
+        now: DateTime<Utc>,
+    ) -> Result<AuthError, AuthError> {
+        let family = claims.family_id();
+        if families::revoke(self.store()?, family, now).await? {
+            self.metrics
+                .families_revoked
+                .with_label_values(&["reuse"])
+                .inc();
+            tracing::warn!(
+                target: "tessera::security",
+                event = "refresh_token_reuse",
+                user_id = claims.user_id(),
+                family,
+                "a rotated refresh token was presented again; its token family is revoked"
+            );
+        }
+        Ok(self.refused(Refusal::Blacklisted))
+    }
+
+    async fn revoke_for_logout(&self, family: &str, now: DateTime<Utc>) -> Result<(), AuthError> {
+        if families::revoke(self.store()?, family, now).await? {
+            self.metrics
+                .families_revoked
+                .with_label_values(&["logout"])
+                .inc();
+        }
+        Ok(())
+    }
+
+    /// No rotation: a new access token only.
+    fn issue_access(&self, user_id: i64, now: DateTime<Utc>) -> Refreshed {
+        self.metrics.refreshed.inc();
+        self.metrics
+            .tokens_issued
+            .with_label_values(&["access"])
+            .inc();
+        Refreshed {
+            access: self.tokens.access(user_id, epoch(now)).token,
+            refresh: None,
+        }
+    }
+
+    /// The answer to a refresh that minted `pair`, counted.
+    fn rotated(&self, pair: Pair) -> Refreshed {
+        self.metrics.refreshed.inc();
+        self.metrics.pair_issued();
+        pair.into()
+    }
+
+    /// The tokens handed out for the token the family's current one
+    /// replaced, re-signed from the ids and issue time kept in its row.
+    fn replay(&self, claims: &Claims, user_id: i64, row: &FamilyRow) -> Refreshed {
+        let pair = self.tokens.reissued_pair(
+            user_id,
+            row.issued_at,
+            row.current_jti.clone(),
+            row.access_jti.clone(),
+            claims.family_id(),
+        );
+        self.metrics.refresh_replayed.inc();
+        pair.into()
+    }
+
+    /// Rotation with reuse detection: a compare-and-swap on the family row,
+    /// so of concurrent refreshes exactly one mints tokens (`None` for the
+    /// others). With `blacklist_after_rotation` the used token is
+    /// blacklisted in the same transaction.
+    async fn rotate(
+        &self,
+        claims: &Claims,
+        user_id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Pair>, AuthError> {
+        let db = self.store()?;
+        let family = claims.family_id();
+        let pair = self.tokens.rotated_pair(user_id, epoch(now), family);
+        if !self.policy.blacklist_after_rotation {
+            // One statement: the compare-and-swap is the whole write.
+            let won = families::rotate(db, family, &claims.jti, &pair, epoch(now), now).await?;
+            return Ok(won.then_some(pair));
+        }
+        let txn = db.begin().await.map_err(StoreError::from)?;
+        if !families::rotate(&txn, family, &claims.jti, &pair, epoch(now), now).await? {
+            return Ok(None);
+        }
+        if !blacklist::add(
+            &txn,
+            &claims.jti,
+            Some(user_id),
+            from_epoch(claims.exp),
+            now,
+        )
+        .await?
+        {
+            // Blacklisted meanwhile: nothing is issued (the transaction
+            // rolls back).
+            return Err(self.refused(Refusal::Blacklisted));
+        }
+        txn.commit().await.map_err(StoreError::from)?;
+        self.metrics.blacklisted.inc();
+        Ok(Some(pair))
+    }
+
+    /// Rotation without reuse detection: the family claim keeps the new
+    /// token within reach of logout_all, and the row follows the newest
+    /// token, even though nothing checks for reuse.
+    async fn advance(
+        &self,
+        claims: &Claims,
+        user_id: i64,
+        adopt: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Refreshed, AuthError> {
+        let pair = self
+            .tokens
+            .rotated_pair(user_id, epoch(now), claims.family_id());
+        let db = self.store()?;
+        let recorded = if self.policy.blacklist_after_rotation {
+            // Two writes that stand or fall together.
+            let txn = db.begin().await.map_err(StoreError::from)?;
+            let recorded = self
+                .record_advance(&txn, claims, user_id, adopt, &pair, now)
+                .await?;
+            if recorded {
+                txn.commit().await.map_err(StoreError::from)?;
+            }
+            recorded
+        } else {
+            self.record_advance(db, claims, user_id, adopt, &pair, now)
+                .await?
+        };
+        if !recorded {
+            return Err(self.refused(Refusal::Blacklisted));
+        }
+        if self.policy.blacklist_after_rotation {
+            self.metrics.blacklisted.inc();
+        }
+        Ok(self.rotated(pair))
+    }
+
+    /// Blacklists the used token (with `blacklist_after_rotation`) and
+    /// moves the family row on to the new pair. `false` if the token was
+    /// blacklisted or its family revoked meanwhile: nothing may then be
+    /// issued.
+    async fn record_advance(
+        &self,
+        conn: &impl ConnectionTrait,
+        claims: &Claims,
+        user_id: i64,
+        adopt: bool,
+        pair: &Pair,
+        now: DateTime<Utc>,
+    ) -> Result<bool, AuthError> {
+        let expires = from_epoch(claims.exp);
+        if self.policy.blacklist_after_rotation
+            && !blacklist::add(conn, &claims.jti, Some(user_id), expires, now).await?
+        {
+            return Ok(false);
+        }
+        if adopt {
+            families::adopt(conn, claims.family_id(), &claims.jti, user_id, expires, now).await?;
+        }
+        // A logout that revoked the family meanwhile wins.
+        Ok(families::advance(conn, claims.family_id(), &claims.jti, pair, epoch(now), now).await?)
+    }
+}
