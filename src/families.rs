@@ -63,24 +63,60 @@ pub async fn start(
     Ok(())
 }
 
-/// Records a family for a refresh token that has no row (issued by Simple
-/// JWT, or before this table existed, or a database restored from an older
-/// backup), with that token as its current one, so its rotations are
-/// tracked from now on.
-/// A concurrent adoption of the same token is not an error.
+/// A refresh token whose family has no row yet: issued by Simple JWT,
+/// before this table existed, or kept from a database restored from an
+/// older backup.
+pub struct Orphan<'a> {
+    /// Its family's id (the token's own jti: it starts the family).
+    pub id: &'a str,
+    pub jti: &'a str,
+    pub user_id: i64,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl Orphan<'_> {
+    /// Its family's row with the token current: no access token of ours
+    /// belongs to it, and it is never replayed, since only a rotation
+    /// (which sets both) makes a token "just rotated".
+    fn row(
+        &self,
+        now: DateTime<Utc>,
+        revoked_at: Option<DateTime<Utc>>,
+    ) -> token_families::ActiveModel {
+        new_row(
+            self.id,
+            self.user_id,
+            self.jti,
+            "",
+            now.timestamp(),
+            self.expires_at,
+            now,
+            revoked_at,
+        )
+    }
+}
+
+/// Records a family for an orphan token with that token as its current
+/// one, so its rotations are tracked from now on. A concurrent adoption of
+/// the same token is not an error.
 pub async fn adopt(
     db: &impl ConnectionTrait,
-    id: &str,
-    jti: &str,
-    user_id: i64,
-    expires_at: DateTime<Utc>,
+    token: &Orphan<'_>,
     now: DateTime<Utc>,
 ) -> Result<Option<Model>, StoreError> {
-    // No access token of ours belongs to it; never replayed, since only a
-    // rotation (which sets both) makes a token "just rotated".
-    let row = new_row(id, user_id, jti, "", now.timestamp(), expires_at, now, None);
-    insert_if_absent(db, row).await?;
-    find(db, id).await
+    insert_if_absent(db, token.row(now, None)).await?;
+    find(db, token.id).await
+}
+
+/// Records an orphan token's family as revoked, in one statement, so no
+/// moment exists in which its row calls a logged-out token current. A row
+/// already there (adopted meanwhile) is left for the caller to revoke.
+pub async fn insert_revoked(
+    db: &impl ConnectionTrait,
+    token: &Orphan<'_>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    insert_if_absent(db, token.row(now, Some(now))).await
 }
 
 /// Inserts `row` unless its family has a row already.
@@ -95,73 +131,51 @@ async fn insert_if_absent(
     Ok(())
 }
 
-/// Records a family that no refresh has adopted yet as revoked, in one
-/// statement, so no moment exists in which its row calls a logged-out
-/// token current. A row already there (adopted meanwhile) is left for the
-/// caller to revoke.
-pub async fn insert_revoked(
-    db: &impl ConnectionTrait,
-    id: &str,
-    jti: &str,
-    user_id: i64,
-    expires_at: DateTime<Utc>,
-    now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    let row = new_row(
-        id,
-        user_id,
-        jti,
-        "",
-        now.timestamp(),
-        expires_at,
-        now,
-        Some(now),
-    );
-    insert_if_absent(db, row).await
-}
-
 pub async fn find(db: &impl ConnectionTrait, id: &str) -> Result<Option<Model>, StoreError> {
     Ok(token_families::Entity::find_by_id(id.to_owned())
         .one(db)
         .await?)
 }
 
-/// The update that makes `pair` the family's current tokens, replacing
-/// `presented`; the row then lives as long as the new refresh token.
-fn moving_on(
-    id: &str,
-    presented: &str,
-    pair: &Pair,
-    issued_at: i64,
-    now: DateTime<Utc>,
-) -> UpdateMany<token_families::Entity> {
-    token_families::Entity::update_many()
-        .col_expr(Column::CurrentJti, Expr::value(pair.refresh.jti.clone()))
-        .col_expr(Column::AccessJti, Expr::value(pair.access.jti.clone()))
-        .col_expr(Column::IssuedAt, Expr::value(issued_at))
-        .col_expr(Column::PreviousJti, Expr::value(presented.to_owned()))
-        .col_expr(Column::RotatedAt, Expr::value(now))
-        .col_expr(
-            Column::ExpiresAt,
-            Expr::value(crate::time::from_epoch(pair.refresh.exp)),
-        )
-        .filter(Column::Id.eq(id))
+/// A rotation: `pair`, issued at `now`, replaces `presented` as the
+/// current tokens of family `id`.
+pub struct Rotation<'a> {
+    pub id: &'a str,
+    pub presented: &'a str,
+    pub pair: &'a Pair,
+    pub now: DateTime<Utc>,
 }
 
-/// Makes `pair` the family's current tokens if `presented` still is its
-/// current refresh token: a compare-and-swap in one statement, so of
-/// concurrent rotations of one token exactly one gets `true`.
-pub async fn rotate(
-    db: &impl ConnectionTrait,
-    id: &str,
-    presented: &str,
-    pair: &Pair,
-    issued_at: i64,
-    now: DateTime<Utc>,
-) -> Result<bool, StoreError> {
-    let updated = moving_on(id, presented, pair, issued_at, now)
-        .filter(Column::CurrentJti.eq(presented))
-        .filter(Column::RevokedAt.is_null())
+impl Rotation<'_> {
+    /// The update that makes the pair the family's current tokens; the row
+    /// then lives as long as the new refresh token.
+    fn update(&self) -> UpdateMany<token_families::Entity> {
+        token_families::Entity::update_many()
+            .col_expr(
+                Column::CurrentJti,
+                Expr::value(self.pair.refresh.jti.clone()),
+            )
+            .col_expr(Column::AccessJti, Expr::value(self.pair.access.jti.clone()))
+            .col_expr(Column::IssuedAt, Expr::value(self.now.timestamp()))
+            .col_expr(Column::PreviousJti, Expr::value(self.presented.to_owned()))
+            .col_expr(Column::RotatedAt, Expr::value(self.now))
+            .col_expr(
+                Column::ExpiresAt,
+                Expr::value(crate::time::from_epoch(self.pair.refresh.exp)),
+            )
+            .filter(Column::Id.eq(self.id))
+            .filter(Column::RevokedAt.is_null())
+    }
+}
+
+/// Makes the rotation's pair the family's current tokens if the presented
+/// token still is its current refresh token: a compare-and-swap in one
+/// statement, so of concurrent rotations of one token exactly one gets
+/// `true`.
+pub async fn rotate(db: &impl ConnectionTrait, r: &Rotation<'_>) -> Result<bool, StoreError> {
+    let updated = r
+        .update()
+        .filter(Column::CurrentJti.eq(r.presented))
         .exec(db)
         .await?;
     Ok(updated.rows_affected == 1)
@@ -172,19 +186,8 @@ pub async fn rotate(
 /// lives as long as the newest token, so a revocation keeps covering every
 /// token of the family until the last one expires. `false` when the family
 /// is revoked (or gone): nothing may be issued in it.
-pub async fn advance(
-    db: &impl ConnectionTrait,
-    id: &str,
-    presented: &str,
-    pair: &Pair,
-    issued_at: i64,
-    now: DateTime<Utc>,
-) -> Result<bool, StoreError> {
-    let updated = moving_on(id, presented, pair, issued_at, now)
-        .filter(Column::RevokedAt.is_null())
-        .exec(db)
-        .await?;
-    Ok(updated.rows_affected == 1)
+pub async fn advance(db: &impl ConnectionTrait, r: &Rotation<'_>) -> Result<bool, StoreError> {
+    Ok(r.update().exec(db).await?.rows_affected == 1)
 }
 
 /// The update that revokes the families it is filtered to, sparing those

@@ -303,38 +303,29 @@ mod tests {
         // The cases of TRANSCRIPTS.md, B10-B15 and N4-N5.
         assert!(pw("Tr0ub4dor_3xyz", "alice", "alice@example.com").is_empty());
         assert!(pw("An0ther-Good-Pass", "alice", "").is_empty());
-        assert_eq!(
-            pw("Xy7#q", "erin", ""),
-            vec!["This password is too short. It must contain at least 8 characters."]
-        );
-        assert_eq!(
-            pw("password123", "erin", ""),
-            vec!["This password is too common."]
-        );
-        assert_eq!(
-            pw("83920174652", "erin", ""),
-            vec!["This password is entirely numeric."]
-        );
-        assert_eq!(
-            pw("johnsmith77!", "johnsmith77", ""),
-            vec!["The password is too similar to the username."]
-        );
-        assert_eq!(
-            pw("zebracorn1", "frank", "zebracorn@example.com"),
-            vec!["The password is too similar to the email address."]
-        );
-        assert_eq!(
-            pw("123", "erin", ""),
-            vec![
-                "This password is too short. It must contain at least 8 characters.",
-                "This password is too common.",
-                "This password is entirely numeric.",
-            ]
-        );
-        assert_eq!(
-            pw("alice1234", "alice", ""),
-            vec!["The password is too similar to the username."]
-        );
+        const SHORT: &str = "This password is too short. It must contain at least 8 characters.";
+        const COMMON: &str = "This password is too common.";
+        const NUMERIC: &str = "This password is entirely numeric.";
+        const LIKE_USERNAME: &str = "The password is too similar to the username.";
+        const LIKE_EMAIL: &str = "The password is too similar to the email address.";
+        let cases: [(&str, &str, &str, &[&str]); 7] = [
+            ("Xy7#q", "erin", "", &[SHORT]),
+            ("password123", "erin", "", &[COMMON]),
+            ("83920174652", "erin", "", &[NUMERIC]),
+            ("johnsmith77!", "johnsmith77", "", &[LIKE_USERNAME]),
+            (
+                "zebracorn1",
+                "frank",
+                "zebracorn@example.com",
+                &[LIKE_EMAIL],
+            ),
+            // Every message, in Django's validator order.
+            ("123", "erin", "", &[SHORT, COMMON, NUMERIC]),
+            ("alice1234", "alice", "", &[LIKE_USERNAME]),
+        ];
+        for (value, username, email, expected) in cases {
+            assert_eq!(pw(value, username, email), expected, "{value}");
+        }
         assert_eq!(pw("1234", "alice", "").len(), 3);
     }
 

@@ -11,7 +11,7 @@ use secrecy::SecretString;
 use super::{App, AuthError, not_before_revocation};
 use crate::blacklist;
 use crate::db::StoreError;
-use crate::families;
+use crate::families::{self, Orphan, Rotation};
 use crate::refresh::{Action, Facts, Family, Holder, Logout, Refusal, Standing, Verdict};
 use crate::time::{epoch, from_epoch};
 use crate::tokens::{Claims, Expect, Pair};
@@ -31,6 +31,26 @@ impl From<Pair> for Refreshed {
             access: pair.access.token,
             refresh: Some(pair.refresh.token),
         }
+    }
+}
+
+/// The presented token, which has no family row yet.
+fn orphan(claims: &Claims, user_id: i64) -> Orphan<'_> {
+    Orphan {
+        id: claims.family_id(),
+        jti: &claims.jti,
+        user_id,
+        expires_at: from_epoch(claims.exp),
+    }
+}
+
+/// The rotation of the presented token to `pair`.
+fn rotation<'a>(claims: &'a Claims, pair: &'a Pair, now: DateTime<Utc>) -> Rotation<'a> {
+    Rotation {
+        id: claims.family_id(),
+        presented: &claims.jti,
+        pair,
+        now,
     }
 }
 
@@ -104,15 +124,7 @@ impl App {
                     None => return Err(self.refused(Refusal::Blacklisted)),
                 },
                 Action::Adopt => {
-                    row = families::adopt(
-                        self.store()?,
-                        claims.family_id(),
-                        &claims.jti,
-                        user_id()?,
-                        from_epoch(claims.exp),
-                        now,
-                    )
-                    .await?;
+                    row = families::adopt(self.store()?, &orphan(&claims, user_id()?), now).await?;
                 }
                 Action::Rotate => match self.rotate(&claims, user_id()?, now).await? {
                     Some(pair) => return Ok(self.rotated(pair)),
@@ -179,15 +191,7 @@ impl App {
                 // If a refresh adopted it first, the revocation reaches what
                 // that refresh minted.
                 if let Some(user_id) = claims.user_id() {
-                    families::insert_revoked(
-                        db,
-                        claims.family_id(),
-                        &claims.jti,
-                        user_id,
-                        from_epoch(claims.exp),
-                        now,
-                    )
-                    .await?;
+                    families::insert_revoked(db, &orphan(&claims, user_id), now).await?;
                 }
                 self.revoke_for_logout(claims.family_id(), now).await?;
             }
@@ -371,11 +375,11 @@ impl App {
         let pair = self.tokens.rotated_pair(user_id, epoch(now), family);
         if !self.policy.blacklist_after_rotation {
             // One statement: the compare-and-swap is the whole write.
-            let won = families::rotate(db, family, &claims.jti, &pair, epoch(now), now).await?;
+            let won = families::rotate(db, &rotation(claims, &pair, now)).await?;
             return Ok(won.then_some(pair));
         }
         let txn = db.begin().await.map_err(StoreError::from)?;
-        if !families::rotate(&txn, family, &claims.jti, &pair, epoch(now), now).await? {
+        if !families::rotate(&txn, &rotation(claims, &pair, now)).await? {
             return Ok(None);
         }
         if !blacklist::add(
@@ -453,9 +457,9 @@ impl App {
             return Ok(false);
         }
         if adopt {
-            families::adopt(conn, claims.family_id(), &claims.jti, user_id, expires, now).await?;
+            families::adopt(conn, &orphan(claims, user_id), now).await?;
         }
         // A logout that revoked the family meanwhile wins.
-        Ok(families::advance(conn, claims.family_id(), &claims.jti, pair, epoch(now), now).await?)
+        Ok(families::advance(conn, &rotation(claims, pair, now)).await?)
     }
 }

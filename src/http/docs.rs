@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 /// Tags as poem-openapi names them, the name shown, and their order.
 const TAGS: [(&[&str], &str, &str); 7] = [
     (
-        &["Jwt", "JWT (Djoser paths)"],
+        &["Jwt"],
         "JWT",
         "Simple JWT's views and Djoser's `jwt/` paths: log in for an access/refresh pair, refresh, verify, log out.",
     ),
@@ -146,6 +146,7 @@ pub fn polish(spec: &str) -> String {
     add_error_schemas(&mut doc);
     polish_schemas(&mut doc);
     polish_paths(&mut doc);
+    add_aliases(&mut doc);
     polish_tags(&mut doc);
     serde_json::to_string(&doc).unwrap_or_else(|_| spec.to_owned())
 }
@@ -296,6 +297,26 @@ fn polish_paths(doc: &mut Value) {
         shown.insert(shown_path(&path), item);
     }
     doc["paths"] = Value::Object(shown);
+}
+
+/// Djoser's paths for the same views, each an operation of its own.
+fn add_aliases(doc: &mut Value) {
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    for alias in super::aliases::ALIASES {
+        let Some(mut item) = paths.get(&shown_path(alias.canonical)).cloned() else {
+            continue;
+        };
+        if let Some(ops) = item.as_object_mut() {
+            for op in ops.values_mut() {
+                op["operationId"] = json!(alias.operation_id);
+                op["summary"] = json!(alias.summary);
+                op["description"] = json!(alias.description);
+            }
+        }
+        paths.insert(shown_path(alias.path), item);
+    }
 }
 
 fn polish_tags(doc: &mut Value) {

@@ -90,6 +90,7 @@ pub async fn any_method(app: poem::web::Data<&App>, req: &Request) -> poem::Resp
     decide(&app, req).await.into_response()
 }
 
+#[derive(Default)]
 pub struct ForwardApi;
 
 #[OpenApi]

@@ -27,6 +27,7 @@ pub enum JwksResponse {
     Ok(Json<JwkSet>, #[oai(header = "Cache-Control")] String),
 }
 
+#[derive(Default)]
 pub struct JwksApi;
 
 #[OpenApi]

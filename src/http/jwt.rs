@@ -15,11 +15,9 @@ use crate::tokens::Expect;
 
 #[derive(Tags)]
 enum Tag {
-    /// Simple JWT's views at `/api/token/...`.
+    /// Simple JWT's views at `/api/token/...` (obtain, refresh and verify
+    /// also at Djoser's `/api/v1/auth/jwt/...`: see `aliases.rs`).
     Jwt,
-    /// The same views at Djoser's paths, `/api/v1/auth/jwt/...`.
-    #[oai(rename = "JWT (Djoser paths)")]
-    JwtDjoser,
 }
 
 /// Login credentials.
@@ -76,6 +74,7 @@ error_set!(
     TokenErrors: 400, 401, 404, 413, 415, 503
 );
 
+#[derive(Default)]
 pub struct JwtApi;
 
 async fn obtain(
@@ -225,58 +224,5 @@ impl JwtApi {
         body: FormBody<RefreshRequest>,
     ) -> Result<Json<Empty>, Errors<TokenErrors>> {
         blacklist(&app, body).await
-    }
-
-    /// Obtain a token pair (Djoser path)
-    ///
-    /// The same as `POST /api/token/`, at the path Djoser's `jwt/create/` uses.
-    #[oai(
-        path = "/api/v1/auth/jwt/create/",
-        method = "post",
-        tag = "Tag::JwtDjoser",
-        operation_id = "jwt_create"
-    )]
-    async fn jwt_create(
-        &self,
-        app: poem::web::Data<&App>,
-        req: &Request,
-        body: FormBody<Credentials>,
-    ) -> Result<Json<TokenPair>, Errors<ObtainErrors>> {
-        obtain(&app, req, body).await
-    }
-
-    /// Refresh an access token (Djoser path)
-    ///
-    /// The same as `POST /api/token/refresh/`, at Djoser's `jwt/refresh/`.
-    #[oai(
-        path = "/api/v1/auth/jwt/refresh/",
-        method = "post",
-        tag = "Tag::JwtDjoser",
-        operation_id = "jwt_refresh"
-    )]
-    async fn jwt_refresh(
-        &self,
-        app: poem::web::Data<&App>,
-        req: &Request,
-        body: FormBody<RefreshRequest>,
-    ) -> Result<Json<RefreshResponse>, Errors<RefreshErrors>> {
-        refresh(&app, req, body).await
-    }
-
-    /// Verify a token (Djoser path)
-    ///
-    /// The same as `POST /api/token/verify/`, at Djoser's `jwt/verify/`.
-    #[oai(
-        path = "/api/v1/auth/jwt/verify/",
-        method = "post",
-        tag = "Tag::JwtDjoser",
-        operation_id = "jwt_verify"
-    )]
-    async fn jwt_verify(
-        &self,
-        app: poem::web::Data<&App>,
-        body: FormBody<VerifyRequest>,
-    ) -> Result<Json<Empty>, Errors<TokenErrors>> {
-        verify(&app, body).await
     }
 }

@@ -1,6 +1,7 @@
 //! The HTTP layer: routes, the OpenAPI document and Swagger UI, and the
 //! translation of every failure (ours and the framework's) into DRF's shapes.
 
+mod aliases;
 pub mod auth;
 pub mod body;
 pub mod client;
@@ -27,13 +28,12 @@ use crate::app::App;
 use crate::config::{AuthMethod, AuthSettings};
 use error::ApiError;
 
-/// The route groups of each authentication method, by path prefix. With
-/// the method switched off in `auth.methods` they answer 404, as if absent.
+/// The route groups of each authentication method, by path prefix (after
+/// Djoser's aliases are resolved). With the method switched off in
+/// `auth.methods` they answer 404, as if absent.
 const METHOD_ROUTES: &[(&str, AuthMethod)] = &[
     ("/api/token", AuthMethod::Jwt),
-    ("/api/v1/auth/jwt", AuthMethod::Jwt),
     ("/auth/token", AuthMethod::Token),
-    ("/api/v1/auth/token", AuthMethod::Token),
 ];
 
 /// Whether `path` belongs to a route group whose method is switched off.
@@ -57,20 +57,7 @@ type Apis = (
 
 /// The OpenAPI service for all operations.
 pub fn openapi() -> OpenApiService<Apis, ()> {
-    OpenApiService::new(
-        (
-            forward::ForwardApi,
-            jwt::JwtApi,
-            jwks::JwksApi,
-            users::UsersApi,
-            token::TokenApi,
-            whoami::WhoamiApi,
-            ops::OpsApi,
-        ),
-        "Tessera",
-        env!("CARGO_PKG_VERSION"),
-    )
-    .description(
+    OpenApiService::new(Apis::default(), "Tessera", env!("CARGO_PKG_VERSION")).description(
         "JWT authentication compatible with Django Simple JWT + Djoser. Every path is served \
          with and without its trailing slash. Request bodies may be JSON, URL-encoded forms or \
          multipart/form-data.",
@@ -111,6 +98,20 @@ impl AllowTable {
                     segments: segments(path),
                     template: path.clone(),
                     allow: methods.join(", "),
+                });
+            }
+        }
+        // Each alias answers as its canonical path, under its own name.
+        for alias in aliases::ALIASES {
+            let allow = rows
+                .iter()
+                .find(|r| r.template == alias.canonical)
+                .map(|r| r.allow.clone());
+            if let Some(allow) = allow {
+                rows.push(Row {
+                    segments: segments(alias.path),
+                    template: alias.path.to_owned(),
+                    allow,
                 });
             }
         }
@@ -300,6 +301,7 @@ pub fn app(app: App) -> impl Endpoint<Output = Response> {
                     // leaves no path for the root.
                     Ok(ops::index(&req))
                 } else {
+                    let req = aliases::resolve(req);
                     tokio::time::timeout(request_timeout, ep.call(req))
                         .instrument(span)
                         .await
@@ -374,7 +376,6 @@ mod tests {
         };
         assert!(switched_off("/api/token/", &only_token));
         assert!(switched_off("/api/token", &only_token));
-        assert!(switched_off("/api/v1/auth/jwt/create/", &only_token));
         assert!(!switched_off("/api/tokens/", &only_token));
         assert!(!switched_off("/auth/token/login/", &only_token));
         assert!(!switched_off("/api/v1/auth/users/me/", &only_token));

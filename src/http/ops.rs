@@ -23,6 +23,7 @@ error_set!(
     ReadyErrors: 503
 );
 
+#[derive(Default)]
 pub struct OpsApi;
 
 #[derive(poem_openapi::ApiResponse)]

@@ -93,6 +93,7 @@ async fn logout_all(app: &App, auth: Auth<JwtOrToken>) -> Result<LoggedOut, Erro
     Ok(LoggedOut::NoContent)
 }
 
+#[derive(Default)]
 pub struct TokenApi;
 
 #[OpenApi]
@@ -145,58 +146,6 @@ impl TokenApi {
         operation_id = "token_logout_all"
     )]
     async fn token_logout_all(
-        &self,
-        auth: Auth<JwtOrToken>,
-        app: poem::web::Data<&App>,
-    ) -> Result<LoggedOut, Errors<LogoutErrors>> {
-        logout_all(&app, auth).await
-    }
-
-    /// Log in for an opaque key (API path)
-    ///
-    /// The same as `POST /auth/token/login/`.
-    #[oai(
-        path = "/api/v1/auth/token/login/",
-        method = "post",
-        tag = "Tag::OpaqueToken",
-        operation_id = "api_token_login"
-    )]
-    async fn api_token_login(
-        &self,
-        app: poem::web::Data<&App>,
-        req: &Request,
-        body: FormBody<TokenCredentials>,
-    ) -> Result<Json<AuthToken>, Errors<LoginErrors>> {
-        login(&app, req, body).await
-    }
-
-    /// Log out (API path)
-    ///
-    /// The same as `POST /auth/token/logout/`.
-    #[oai(
-        path = "/api/v1/auth/token/logout/",
-        method = "post",
-        tag = "Tag::OpaqueToken",
-        operation_id = "api_token_logout"
-    )]
-    async fn api_token_logout(
-        &self,
-        auth: Auth<TokenOnly>,
-        app: poem::web::Data<&App>,
-    ) -> Result<LoggedOut, Errors<LogoutErrors>> {
-        logout(&app, auth).await
-    }
-
-    /// Log out everywhere (API path)
-    ///
-    /// The same as `POST /auth/token/logoutall/`.
-    #[oai(
-        path = "/api/v1/auth/token/logoutall/",
-        method = "post",
-        tag = "Tag::OpaqueToken",
-        operation_id = "api_token_logout_all"
-    )]
-    async fn api_token_logout_all(
         &self,
         auth: Auth<JwtOrToken>,
         app: poem::web::Data<&App>,

@@ -150,6 +150,7 @@ async fn update(
     Ok(Json(app.update_email(user, email, errors).await?.into()))
 }
 
+#[derive(Default)]
 pub struct UsersApi;
 
 #[OpenApi]

@@ -31,6 +31,7 @@ error_set!(
     AuthErrors: 401, 503
 );
 
+#[derive(Default)]
 pub struct WhoamiApi;
 
 #[OpenApi]

@@ -26,13 +26,18 @@ fn all_policies() -> Vec<RotationPolicy> {
     all
 }
 
+/// An active user whose password changed at `valid_after`.
+fn active(valid_after: Option<i64>) -> Holder {
+    Holder::Active { valid_after }
+}
+
 fn facts(family: Family) -> Facts {
     Facts {
         family,
         issued_at: Some(1_000),
         family_issued_at: 1_000,
         blacklisted: false,
-        holder: Holder::Active { valid_after: None },
+        holder: active(None),
     }
 }
 
@@ -179,9 +184,7 @@ fn the_user_and_the_password_cutoff_are_checked_under_every_policy() {
         };
         assert_eq!(p.refresh(&gone), Action::Refuse(Refusal::NoActiveAccount));
         let changed = Facts {
-            holder: Holder::Active {
-                valid_after: Some(1_001),
-            },
+            holder: active(Some(1_001)),
             ..facts(Family::Row(Standing::Current))
         };
         assert_eq!(
@@ -195,9 +198,7 @@ fn the_user_and_the_password_cutoff_are_checked_under_every_policy() {
         // Issued in the very second of the change: valid (the change
         // dates itself to the next second).
         let same = Facts {
-            holder: Holder::Active {
-                valid_after: Some(1_000),
-            },
+            holder: active(Some(1_000)),
             ..facts(Family::Row(Standing::Current))
         };
         assert_ne!(p.refresh(&same), Action::Refuse(Refusal::PasswordChanged));
@@ -215,18 +216,14 @@ fn a_replay_is_refused_after_a_password_change_since_the_rotation() {
     let f = Facts {
         issued_at: Some(900),
         family_issued_at: 1_000,
-        holder: Holder::Active {
-            valid_after: Some(950),
-        },
+        holder: active(Some(950)),
         ..facts(Family::Row(Standing::JustRotated))
     };
     // The presented token predates the change already.
     assert_eq!(p.refresh(&f), Action::Refuse(Refusal::PasswordChanged));
     let f = Facts {
         issued_at: Some(1_000),
-        holder: Holder::Active {
-            valid_after: Some(1_000),
-        },
+        holder: active(Some(1_000)),
         family_issued_at: 999,
         ..f
     };
