@@ -226,6 +226,7 @@ async fn createsuperuser(
         username: Some(username),
         email: Some(email),
         password: Some(SecretString::from(password)),
+        password_retype: None,
         superuser: true,
     };
     let user = app

@@ -21,6 +21,7 @@ pub struct Metrics {
     pub hash_queue_depth: IntGauge,
     pub connections_open: IntGauge,
     pub throttled: IntCounterVec,
+    pub emails: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -114,8 +115,17 @@ impl Metrics {
             &["scope", "key"],
         )
         .expect("valid metric");
+        let emails = IntCounterVec::new(
+            Opts::new(
+                "emails_total",
+                "Mails by kind (activation, password_reset...) and outcome (sent, failed, dropped)",
+            ),
+            &["kind", "outcome"],
+        )
+        .expect("valid metric");
         for m in [
-            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(emails.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(requests.clone()),
             Box::new(latency.clone()),
             Box::new(logins.clone()),
             Box::new(tokens_issued.clone()),
@@ -144,6 +154,7 @@ impl Metrics {
             hash_queue_depth,
             connections_open,
             throttled,
+            emails,
         }
     }
 

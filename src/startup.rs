@@ -25,6 +25,8 @@ pub enum StartupError {
     Migrate(sea_orm::DbErr),
     #[error(transparent)]
     Password(#[from] PasswordError),
+    #[error(transparent)]
+    Mail(#[from] crate::mail::MailError),
     #[error("cannot listen on {0}: {1}")]
     Bind(String, std::io::Error),
 }
@@ -57,8 +59,18 @@ pub async fn build_app(settings: Settings) -> Result<App, StartupError> {
         db::migrate(&db).await.map_err(StartupError::Migrate)?;
     }
     let hasher = PasswordHasher::new(&settings.password)?;
+    let keys_are_hmac = settings.jwt.algorithm.is_hmac();
     let tokens = TokenService::with_keys(keys, &settings.jwt);
-    Ok(App::new(settings, db, tokens, hasher))
+    if !keys_are_hmac
+        && secrecy::ExposeSecret::expose_secret(&settings.users.token_secret).is_empty()
+    {
+        tracing::warn!(
+            "users.token_secret is not set: activation and reset links are keyed by a secret \
+             derived from the signing key and stop working when it changes; set \
+             users.token_secret to keep them across key rotations"
+        );
+    }
+    Ok(App::new(settings, db, tokens, hasher)?)
 }
 
 /// The URL a browser on this machine opens to reach a server bound to

@@ -20,6 +20,8 @@ pub enum Scope {
     /// Every check of `current_password` by a signed-in user: set_password,
     /// set_username and deleting a user.
     SetPassword,
+    /// The email flows: activation, resends and resets.
+    Reset,
 }
 
 impl Scope {
@@ -29,6 +31,7 @@ impl Scope {
             Self::Register => "register",
             Self::Refresh => "refresh",
             Self::SetPassword => "set_password",
+            Self::Reset => "reset",
         }
     }
 }
@@ -75,7 +78,7 @@ impl Limits {
 
 /// Every limiter of the service; `None` when throttling is off.
 pub struct Throttle {
-    scopes: Option<[Limits; 4]>,
+    scopes: Option<[Limits; 5]>,
     clock: DefaultClock,
 }
 
@@ -95,6 +98,7 @@ impl Throttle {
                 Limits::new(&settings.register),
                 Limits::new(&settings.refresh),
                 Limits::new(&settings.set_password),
+                Limits::new(&settings.reset),
             ]
         });
         Self {
@@ -109,6 +113,7 @@ impl Throttle {
             Scope::Register => 1,
             Scope::Refresh => 2,
             Scope::SetPassword => 3,
+            Scope::Reset => 4,
         };
         self.scopes.as_ref().map(|s| &s[i])
     }

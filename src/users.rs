@@ -19,6 +19,8 @@ pub struct NewUser {
     pub password_hash: String,
     pub is_staff: bool,
     pub is_superuser: bool,
+    /// `false` until activated by the mailed link.
+    pub is_active: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -40,7 +42,7 @@ pub async fn create(
         username: Set(validation::normalize_username(&new.username)),
         email: Set(new.email),
         password: Set(new.password_hash),
-        is_active: Set(true),
+        is_active: Set(new.is_active),
         is_staff: Set(new.is_staff),
         is_superuser: Set(new.is_superuser),
         date_joined: Set(now),
@@ -152,6 +154,104 @@ pub async fn set_username(
             }
         })?;
     Ok(())
+}
+
+/// The users with exactly this email and activity whose password is usable
+/// (Django marks an unusable one with a leading `!`), as Djoser's
+/// `get_user` looks them up for a reset or a resent activation.
+pub async fn find_by_email(
+    db: &DatabaseConnection,
+    email: &str,
+    is_active: bool,
+) -> Result<Vec<User>, StoreError> {
+    use sea_orm::QueryOrder;
+    let found = users::Entity::find()
+        .filter(users::Column::Email.eq(email))
+        .filter(users::Column::IsActive.eq(is_active))
+        .order_by_asc(users::Column::Id)
+        .all(db)
+        .await?;
+    Ok(found
+        .into_iter()
+        .filter(|u| !u.password.starts_with('!'))
+        .collect())
+}
+
+/// An update of `user` that applies only while what an account token
+/// covers (password, last login, email) is as `user` has it: of two uses
+/// of one token, one wins.
+fn while_unchanged(user: &User) -> sea_orm::UpdateMany<users::Entity> {
+    let update = users::Entity::update_many()
+        .filter(users::Column::Id.eq(user.id))
+        .filter(users::Column::Password.eq(user.password.as_str()))
+        .filter(users::Column::Email.eq(user.email.as_str()));
+    match user.last_login {
+        Some(at) => update.filter(users::Column::LastLogin.eq(at)),
+        None => update.filter(users::Column::LastLogin.is_null()),
+    }
+}
+
+/// Activates `user` if still inactive; whether this call did.
+pub async fn activate(db: &DatabaseConnection, user: &User) -> Result<bool, StoreError> {
+    let done = while_unchanged(user)
+        .col_expr(
+            users::Column::IsActive,
+            sea_orm::sea_query::Expr::value(true),
+        )
+        .filter(users::Column::IsActive.eq(false))
+        .exec(db)
+        .await?;
+    Ok(done.rows_affected == 1)
+}
+
+/// A password reset by token: the new hash, last login now (Djoser's
+/// mark of a used link) and earlier refresh tokens revoked, if `user` is
+/// unchanged since the token was checked.
+pub async fn reset_password<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    user: &User,
+    password_hash: &str,
+    now: DateTime<Utc>,
+    tokens_valid_after: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    use sea_orm::sea_query::Expr;
+    let done = while_unchanged(user)
+        .col_expr(users::Column::Password, Expr::value(password_hash))
+        .col_expr(users::Column::LastLogin, Expr::value(now))
+        .col_expr(
+            users::Column::TokensValidAfter,
+            Expr::value(tokens_valid_after),
+        )
+        .exec(db)
+        .await?;
+    Ok(done.rows_affected == 1)
+}
+
+/// A username reset by token: the new name and last login now, if `user`
+/// is unchanged since the token was checked.
+pub async fn reset_username(
+    db: &DatabaseConnection,
+    user: &User,
+    username: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, CreateUserError> {
+    use sea_orm::sea_query::Expr;
+    let done = while_unchanged(user)
+        .col_expr(
+            users::Column::Username,
+            Expr::value(validation::normalize_username(username)),
+        )
+        .col_expr(users::Column::LastLogin, Expr::value(now))
+        .exec(db)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                CreateUserError::UsernameTaken
+            } else {
+                CreateUserError::Store(e.into())
+            }
+        })?;
+    Ok(done.rows_affected == 1)
 }
 
 /// Deletes a user; their opaque keys go with them (foreign key cascade).

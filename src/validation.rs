@@ -14,6 +14,11 @@ pub const PASSWORD_MIN_LEN: usize = 8;
 
 pub const INVALID_PASSWORD: &str = "Invalid password.";
 pub const USERNAME_TAKEN: &str = "A user with that username already exists.";
+/// Djoser's messages of the email flows.
+pub const INVALID_UID: &str = "Invalid user id or user doesn't exist.";
+pub const INVALID_TOKEN: &str = "Invalid token for given user.";
+pub const PASSWORD_MISMATCH: &str = "The two password fields didn't match.";
+pub const USERNAME_MISMATCH: &str = "The two username fields didn't match.";
 
 /// Field errors in the order the fields are declared, as DRF lists them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

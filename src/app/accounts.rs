@@ -6,13 +6,14 @@ use sea_orm::TransactionTrait;
 use secrecy::SecretString;
 
 use crate::app::{App, AuthError, not_before_revocation};
+use crate::mail::Kind;
 use crate::users::{self, CreateUserError, User};
 use crate::validation::{self, FieldErrors, INVALID_PASSWORD, UserAttributes};
 use crate::{db::StoreError, opaque};
 
 /// The instant from which tokens are valid again after a revocation: the
 /// next whole second, since token `iat`s are whole seconds.
-fn revocation_instant(now: DateTime<Utc>) -> DateTime<Utc> {
+pub(super) fn revocation_instant(now: DateTime<Utc>) -> DateTime<Utc> {
     now.duration_trunc(TimeDelta::seconds(1)).unwrap_or(now) + TimeDelta::seconds(1)
 }
 
@@ -174,6 +175,7 @@ impl App {
         user: &User,
         new_password: Option<String>,
         current_password: Option<String>,
+        retype: Option<String>,
         mut errors: FieldErrors,
     ) -> Result<(), AuthError> {
         let current_ok = self
@@ -194,12 +196,21 @@ impl App {
             errors.add("new_password", m);
         }
         errors.into_result()?;
+        // `re_new_password`, with users.set_password_retype.
+        if retype.is_some_and(|r| r != new_password) {
+            return Err(
+                FieldErrors::single("non_field_errors", validation::PASSWORD_MISMATCH).into(),
+            );
+        }
         let hash = self.hasher.hash(SecretString::from(new_password)).await?;
         let valid_after = revocation_instant(Utc::now());
         let txn = self.store()?.begin().await.map_err(StoreError::from)?;
         users::set_password(&txn, user.id, &hash, valid_after).await?;
         opaque::delete_for_user(&txn, user.id).await?;
         txn.commit().await.map_err(StoreError::from)?;
+        if self.settings.users.password_changed_email_confirmation {
+            self.mail(Kind::PasswordChangedConfirmation, user);
+        }
         Ok(())
     }
 
@@ -209,6 +220,7 @@ impl App {
         user: &User,
         current_password: Option<String>,
         new_username: Option<String>,
+        retype: Option<String>,
         mut errors: FieldErrors,
     ) -> Result<(), AuthError> {
         let current_ok = self
@@ -224,6 +236,12 @@ impl App {
         let (Some(new_username), true, true) = (new_username, current_ok, errors.is_empty()) else {
             return Err(errors.into());
         };
+        // `re_new_username`, with users.set_username_retype.
+        if retype.is_some_and(|r| validation::normalize_username(&r) != new_username) {
+            return Err(
+                FieldErrors::single("non_field_errors", validation::USERNAME_MISMATCH).into(),
+            );
+        }
         users::set_username(self.store()?, user.id, &new_username)
             .await
             .map_err(|e| match e {
@@ -232,7 +250,15 @@ impl App {
                     validation::USERNAME_TAKEN,
                 )),
                 CreateUserError::Store(s) => AuthError::Store(s),
-            })
+            })?;
+        if self.settings.users.username_changed_email_confirmation {
+            let renamed = User {
+                username: new_username,
+                ..user.clone()
+            };
+            self.mail(Kind::UsernameChangedConfirmation, &renamed);
+        }
+        Ok(())
     }
 
     /// Djoser's destroy: `target` is deleted once the requester confirms with

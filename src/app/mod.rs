@@ -5,8 +5,10 @@
 //! and only they see the state's parts.
 
 mod accounts;
+mod recovery;
 mod sessions;
 
+pub use recovery::Link;
 pub use sessions::Refreshed;
 
 use std::sync::Arc;
@@ -17,6 +19,7 @@ use secrecy::SecretString;
 
 use crate::config::Settings;
 use crate::db::{DbHealth, StoreError};
+use crate::mail::{Kind, MailError, Mailer};
 use crate::metrics::Metrics;
 use crate::passwords::{PasswordError, PasswordHasher};
 use crate::refresh::RotationPolicy;
@@ -61,6 +64,15 @@ pub enum AuthError {
     /// A user the requester may not see.
     #[error("user hidden from the requester")]
     Hidden,
+    /// An activation link of an account that is active already.
+    #[error("stale token")]
+    StaleToken,
+    /// A reset asked for an unknown email, with the settings that say so.
+    #[error("no user with that email")]
+    EmailNotFound,
+    /// resend_activation while activation mails are off.
+    #[error("activation mails are off")]
+    ActivationOff,
     #[error("permission denied")]
     Forbidden,
     /// The operating system gave no random bytes for a new secret.
@@ -86,6 +98,8 @@ pub struct Registration {
     pub username: Option<String>,
     pub email: Option<String>,
     pub password: Option<SecretString>,
+    /// `re_password`, when `users.user_create_password_retype` asks for it.
+    pub password_retype: Option<SecretString>,
     /// Staff and superuser (only `createsuperuser` sets it).
     pub superuser: bool,
 }
@@ -102,6 +116,9 @@ pub struct App {
     metrics: Arc<Metrics>,
     throttle: Arc<Throttle>,
     policy: RotationPolicy,
+    mailer: Mailer,
+    /// What account tokens are keyed with (Django's `SECRET_KEY`).
+    account_secret: Arc<secrecy::SecretBox<[u8]>>,
 }
 
 /// The issue time for new tokens and keys: now, or, within the second in
@@ -122,22 +139,34 @@ async fn not_before_revocation(user: &User) -> DateTime<Utc> {
 }
 
 impl App {
+    /// The state, with the mail queue's task started on the current
+    /// runtime.
     pub fn new(
         settings: Settings,
         db: DatabaseConnection,
         tokens: TokenService,
         hasher: PasswordHasher,
-    ) -> Self {
-        Self {
+    ) -> Result<Self, MailError> {
+        let metrics = Arc::new(Metrics::new());
+        let mailer = Mailer::start(&settings.email, Arc::clone(&metrics))?;
+        let configured = secrecy::ExposeSecret::expose_secret(&settings.users.token_secret);
+        let account_secret: Box<[u8]> = if configured.is_empty() {
+            tokens.keys().current.derived_secret().into()
+        } else {
+            configured.as_bytes().into()
+        };
+        Ok(Self {
             db,
             health: DbHealth::default(),
             tokens: Arc::new(tokens),
             hasher,
-            metrics: Arc::new(Metrics::new()),
+            metrics,
             throttle: Arc::new(Throttle::new(&settings.throttle)),
             policy: RotationPolicy::new(&settings.jwt),
+            mailer,
+            account_secret: Arc::new(account_secret.into()),
             settings: Arc::new(settings),
-        }
+        })
     }
 
     pub fn settings(&self) -> &Settings {
@@ -238,7 +267,19 @@ impl App {
             errors.add("password", m);
         }
         errors.into_result()?;
+        // Compared only once the password passed its rules, as Djoser.
+        if r.password_retype.is_some_and(|retyped| {
+            secrecy::ExposeSecret::expose_secret(&retyped)
+                != secrecy::ExposeSecret::expose_secret(&password)
+        }) {
+            return Err(
+                FieldErrors::single("non_field_errors", validation::PASSWORD_MISMATCH).into(),
+            );
+        }
         let password_hash = self.hasher.hash(password).await?;
+        // With activation mails, a new account waits for its link (a
+        // superuser made on the command line does not).
+        let activation = self.settings.users.send_activation_email && !r.superuser;
         let created = users::create(
             self.store()?,
             NewUser {
@@ -247,12 +288,20 @@ impl App {
                 password_hash,
                 is_staff: r.superuser,
                 is_superuser: r.superuser,
+                is_active: !activation,
             },
             Utc::now(),
         )
         .await;
         match created {
-            Ok(user) => Ok(user),
+            Ok(user) => {
+                if activation {
+                    self.mail(Kind::Activation, &user);
+                } else if self.settings.users.send_confirmation_email && !r.superuser {
+                    self.mail(Kind::Confirmation, &user);
+                }
+                Ok(user)
+            }
             Err(CreateUserError::UsernameTaken) => Err(AuthError::Invalid(FieldErrors::single(
                 "username",
                 validation::USERNAME_TAKEN,

@@ -11,11 +11,13 @@ use config::{Config, Environment, File, FileFormat};
 use serde::Deserialize;
 
 mod jwt;
+mod mail;
 mod validate;
 mod values;
 use values::{Named, networks, optional_duration, optional_rate};
 
 pub use jwt::{JwtAlgorithm, JwtSettings, PreviousKey};
+pub use mail::{EmailBackend, EmailSettings, SmtpTls, UsersSettings};
 
 /// The defaults, documented key by key.
 pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
@@ -66,6 +68,8 @@ pub struct Settings {
     pub token: TokenSettings,
     pub password: PasswordSettings,
     pub throttle: ThrottleSettings,
+    pub users: UsersSettings,
+    pub email: EmailSettings,
     pub log: LogSettings,
 }
 
@@ -209,6 +213,7 @@ pub struct ThrottleSettings {
     pub register: ScopeRates,
     pub refresh: ScopeRates,
     pub set_password: ScopeRates,
+    pub reset: ScopeRates,
 }
 
 /// The two limits of one group of endpoints; `None`: no limit of that kind.
@@ -290,7 +295,7 @@ macro_rules! deserialize_by_name {
         }
     )*};
 }
-deserialize_by_name!(LogFormat, AuthMethod, JwtAlgorithm);
+deserialize_by_name!(LogFormat, AuthMethod, JwtAlgorithm, EmailBackend, SmtpTls);
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -32,7 +32,8 @@ pub(super) fn settings(s: &Settings) -> Result<(), ConfigError> {
         "token.lifetime",
         "must be longer than 0s, or empty",
     )?;
-    password(s)
+    password(s)?;
+    email(s)
 }
 
 fn server(s: &Settings) -> Result<(), ConfigError> {
@@ -152,5 +153,39 @@ fn password(s: &Settings) -> Result<(), ConfigError> {
         pw.argon2_parallelism > 0,
         "password.argon2_parallelism",
         "must be at least 1",
+    )
+}
+
+fn email(s: &Settings) -> Result<(), ConfigError> {
+    let email = &s.email;
+    ensure(
+        email.backend != super::EmailBackend::File || email.file_path.is_some(),
+        "email.file_path",
+        "must name a folder when email.backend is \"file\"",
+    )?;
+    ensure(email.queue > 0, "email.queue", "must be at least 1")?;
+    ensure(email.attempts > 0, "email.attempts", "must be at least 1")?;
+    ensure(!email.timeout.is_zero(), "email.timeout", POSITIVE)?;
+    for (key, template) in [
+        ("users.activation_url", &s.users.activation_url),
+        (
+            "users.password_reset_confirm_url",
+            &s.users.password_reset_confirm_url,
+        ),
+        (
+            "users.username_reset_confirm_url",
+            &s.users.username_reset_confirm_url,
+        ),
+    ] {
+        ensure(
+            template.contains("{uid}") && template.contains("{token}"),
+            key,
+            "must contain {uid} and {token}",
+        )?;
+    }
+    ensure(
+        !s.users.password_reset_timeout.is_zero(),
+        "users.password_reset_timeout",
+        POSITIVE,
     )
 }

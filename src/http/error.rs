@@ -115,6 +115,17 @@ pub enum ApiError {
     /// Over a rate limit; the seconds until one more request would pass.
     #[error("throttled for {0} s")]
     Throttled(u64),
+    /// A 403 with a DRF `detail` (Djoser's stale activation link).
+    #[error("forbidden: {0}")]
+    ForbiddenDetail(&'static str),
+    /// A 400 whose body is a bare list of messages, as DRF answers a
+    /// serializer's `fail()` outside `is_valid` (Djoser's unknown email).
+    #[error("refused: {0}")]
+    Refused(&'static str),
+    /// A 400 with no body at all (Djoser's resend_activation while
+    /// activation mails are off).
+    #[error("bad request")]
+    BareBadRequest,
     #[error("internal error")]
     Internal,
 }
@@ -162,7 +173,9 @@ fn coded(text: impl Into<String>, code: &str) -> Detail {
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::Validation(_) | Self::Malformed(_) => StatusCode::BAD_REQUEST,
+            Self::Validation(_) | Self::Malformed(_) | Self::Refused(_) | Self::BareBadRequest => {
+                StatusCode::BAD_REQUEST
+            }
             Self::Token(_)
             | Self::Blacklisted
             | Self::AccessToken(_)
@@ -175,7 +188,7 @@ impl ApiError {
             | Self::UserInactive
             | Self::AuthFailed(_)
             | Self::PasswordChanged => StatusCode::UNAUTHORIZED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::ForbiddenDetail(_) => StatusCode::FORBIDDEN,
             Self::NotFound | Self::NotFoundDetail(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -190,6 +203,8 @@ impl ApiError {
     fn body(&self) -> Result<Vec<u8>, serde_json::Error> {
         let d = match self {
             Self::Validation(fields) => return serde_json::to_vec(fields),
+            Self::Refused(text) => return serde_json::to_vec(&[text]),
+            Self::BareBadRequest => return Ok(Vec::new()),
             Self::Malformed(text) => detail(text.clone()),
             Self::Token(e) => coded(e.to_string(), "token_not_valid"),
             Self::Blacklisted => coded("Token is blacklisted", "token_not_valid"),
@@ -225,6 +240,7 @@ impl ApiError {
                 coded("The user's password has been changed.", "password_changed")
             }
             Self::Forbidden => detail("You do not have permission to perform this action."),
+            Self::ForbiddenDetail(text) => detail(*text),
             Self::NotFound => detail("Not found."),
             Self::NotFoundDetail(text) => detail(*text),
             Self::MethodNotAllowed { method, .. } => {
@@ -251,6 +267,9 @@ impl ApiError {
     }
 
     pub fn to_response(&self) -> Response {
+        if matches!(self, Self::BareBadRequest) {
+            return Response::builder().status(self.status()).finish();
+        }
         let body = self
             .body()
             .unwrap_or_else(|_| br#"{"detail":"A server error occurred."}"#.to_vec());
@@ -436,6 +455,9 @@ impl From<crate::app::AuthError> for ApiError {
             A::Invalid(errors) => Self::Validation(errors),
             A::NoSuchUser => Self::NotFoundDetail(NO_SUCH_USER),
             A::Hidden => Self::NotFound,
+            A::StaleToken => Self::ForbiddenDetail("Stale token for given user."),
+            A::EmailNotFound => Self::Refused("User with given email does not exist."),
+            A::ActivationOff => Self::BareBadRequest,
             A::Forbidden => Self::Forbidden,
             A::Randomness(e) => {
                 tracing::error!(error = %e, "the random source failed");

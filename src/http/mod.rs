@@ -11,6 +11,7 @@ mod forward;
 mod jwks;
 mod jwt;
 mod ops;
+mod recovery;
 mod token;
 mod users;
 mod whoami;
@@ -50,6 +51,7 @@ type Apis = (
     jwt::JwtApi,
     jwks::JwksApi,
     users::UsersApi,
+    recovery::RecoveryApi,
     token::TokenApi,
     whoami::WhoamiApi,
     ops::OpsApi,

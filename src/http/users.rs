@@ -177,6 +177,11 @@ impl UsersApi {
         let email = body.optional("email", &mut errors);
         let username = body.required("username", &mut errors);
         let password = body.required("password", &mut errors);
+        let retype = app
+            .settings()
+            .users
+            .user_create_password_retype
+            .then(|| body.required("re_password", &mut errors));
         // Keyed by the name that would be stored.
         let key = username.as_deref().map(validation::normalize_username);
         throttle(&app, req, Scope::Register, key.as_deref())?;
@@ -184,6 +189,8 @@ impl UsersApi {
             username,
             email,
             password: password.map(SecretString::from),
+            // Missing, it is reported already; the comparison is then moot.
+            password_retype: retype.map(|r| SecretString::from(r.unwrap_or_default())),
             superuser: false,
         };
         let user = app.register(registration, errors).await?;
@@ -357,8 +364,14 @@ impl UsersApi {
         throttle(&app, req, Scope::SetPassword, Some(&auth.user.username))?;
         let mut errors = FieldErrors::default();
         let new_password = body.required("new_password", &mut errors);
+        let retype = app
+            .settings()
+            .users
+            .set_password_retype
+            .then(|| body.required("re_new_password", &mut errors))
+            .flatten();
         let current = body.required("current_password", &mut errors);
-        app.set_password(&auth.user, new_password, current, errors)
+        app.set_password(&auth.user, new_password, current, retype, errors)
             .await?;
         Ok(NoContent::NoContent)
     }
@@ -384,7 +397,13 @@ impl UsersApi {
         let mut errors = FieldErrors::default();
         let current = body.required("current_password", &mut errors);
         let new_username = body.required("new_username", &mut errors);
-        app.set_username(&auth.user, current, new_username, errors)
+        let retype = app
+            .settings()
+            .users
+            .set_username_retype
+            .then(|| body.required("re_new_username", &mut errors))
+            .flatten();
+        app.set_username(&auth.user, current, new_username, retype, errors)
             .await?;
         Ok(NoContent::NoContent)
     }

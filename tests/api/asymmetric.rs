@@ -206,6 +206,7 @@ async fn rotation_keeps_tokens_of_the_previous_key_valid() {
                 username: Some("alice".into()),
                 email: Some(String::new()),
                 password: Some(PASSWORD.into()),
+                password_retype: None,
                 superuser: false,
             },
             Default::default(),

@@ -356,6 +356,7 @@ impl TestApp {
                     username: Some(username.to_owned()),
                     email: Some(format!("{username}@example.com")),
                     password: Some(PASSWORD.into()),
+                    password_retype: None,
                     superuser: true,
                 },
                 Default::default(),

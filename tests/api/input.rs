@@ -197,6 +197,7 @@ async fn usernames_are_nfkc_normalized_everywhere() {
                 username: Some("ｓｔａｆｆ".into()),
                 email: Some(String::new()),
                 password: Some(PASSWORD.into()),
+                password_retype: None,
                 superuser: true,
             },
             Default::default(),

@@ -13,6 +13,7 @@ mod forward;
 mod input;
 mod limits;
 mod login;
+mod mail;
 mod me;
 mod observability;
 mod opaque;

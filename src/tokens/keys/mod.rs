@@ -210,6 +210,11 @@ impl VerifyingKey {
 pub struct SigningKey {
     encoding: EncodingKey,
     pub verifying: VerifyingKey,
+    /// A secret only this key's holders have, for what Django keys with
+    /// `SECRET_KEY` (reset and activation tokens): an HMAC key itself (so a
+    /// key carried over from Django keeps Django's links working), else a
+    /// digest of the private key.
+    derived_secret: secrecy::SecretBox<[u8]>,
 }
 
 impl std::fmt::Debug for SigningKey {
@@ -232,6 +237,7 @@ impl SigningKey {
                 decoding: DecodingKey::from_secret(secret),
                 jwk: None,
             },
+            derived_secret: Box::<[u8]>::from(secret).into(),
         }
     }
 
@@ -268,9 +274,17 @@ impl SigningKey {
                 VerifyingKey::public(alg, decoding, jwk, kid, what)?
             }
         };
+        let digest = {
+            use sha2::Digest;
+            let mut h = sha2::Sha256::new();
+            h.update(b"tessera users.token_secret\0");
+            h.update(private_pem);
+            hex::encode(h.finalize())
+        };
         let key = Self {
             encoding,
             verifying,
+            derived_secret: digest.into_bytes().into_boxed_slice().into(),
         };
         // A P-384 key under ES256, or a public key of another pair, would
         // otherwise only show at the first login.
@@ -292,6 +306,12 @@ impl SigningKey {
 
     pub fn algorithm_name(&self) -> &'static str {
         self.verifying.alg.as_str()
+    }
+
+    /// The secret that stands in for Django's `SECRET_KEY` when
+    /// `users.token_secret` is not set.
+    pub fn derived_secret(&self) -> &[u8] {
+        secrecy::ExposeSecret::expose_secret(&self.derived_secret)
     }
 
     /// The base64url signature of `message`.
