@@ -6,7 +6,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use lettre::message::{Mailbox, MultiPart};
+use lettre::message::header::{ContentTransferEncoding, ContentType};
+use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use minijinja::Environment;
@@ -192,11 +193,30 @@ impl Mailer {
             .from(self.from.clone())
             .to(to)
             .subject(part("subject.txt")?.trim().to_owned())
-            .multipart(MultiPart::alternative_plain_html(
-                part("txt")?,
-                part("html")?,
-            ))
+            .multipart(
+                MultiPart::alternative()
+                    .singlepart(body(ContentType::TEXT_PLAIN, part("txt")?))
+                    .singlepart(body(ContentType::TEXT_HTML, part("html")?)),
+            )
             .map_err(|e| e.to_string())
+    }
+}
+
+/// A body part. ASCII text goes as it is (7bit: lines up to 998
+/// characters, where lettre's own choice would wrap a link at 76 and
+/// quote its `=`), so a link stays whole in the raw mail for whoever greps
+/// a file of it; anything else in lettre's choice of encoding.
+fn body(content_type: ContentType, text: String) -> SinglePart {
+    let part = SinglePart::builder().header(content_type);
+    let seven_bit = text.is_ascii() && !text.contains('\0') && text.lines().all(|l| l.len() <= 998);
+    if seven_bit {
+        let crlf = text.replace("\r\n", "\n").replace('\n', "\r\n");
+        part.body(Body::dangerous_pre_encoded(
+            crlf.into_bytes(),
+            ContentTransferEncoding::SevenBit,
+        ))
+    } else {
+        part.body(text)
     }
 }
 

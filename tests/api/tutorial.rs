@@ -164,18 +164,30 @@ async fn the_readme_walkthroughs_run_as_written() {
     let blocks = readme_blocks();
     assert_eq!(
         blocks.len(),
-        2,
-        "the JWT walkthrough and the opaque-token tutorial"
+        3,
+        "the JWT walkthrough, the opaque-token tutorial, the password reset"
     );
-    // One server for both, as a reader would run them one after the other.
+    // One server for the first two, as a reader would run them one after
+    // the other; the reset walkthrough asks for a server that writes its
+    // mail into mail/ of the folder the reader is in.
     let app = spawn_app().await;
-    for block in blocks {
-        let (script, expected) = script_and_expected(&block, &app.base);
+    let folder = tempfile::tempdir().unwrap();
+    let mail_dir = folder.path().join("mail").display().to_string();
+    let mailing = spawn_app_with(&[
+        ("TESSERA__EMAIL__BACKEND", "file"),
+        ("TESSERA__EMAIL__FILE_PATH", mail_dir.as_str()),
+    ])
+    .await;
+    for (i, block) in blocks.into_iter().enumerate() {
+        let base = if i == 2 { &mailing.base } else { &app.base };
+        let (script, expected) = script_and_expected(&block, base);
         assert!(!expected.is_empty(), "{script}");
         let run = script.clone();
+        let cwd = folder.path().to_owned();
         let out = tokio::task::spawn_blocking(move || {
             Command::new("bash")
                 .args(["-euo", "pipefail", "-c", &run])
+                .current_dir(cwd)
                 .output()
                 .unwrap()
         })
