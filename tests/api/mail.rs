@@ -672,3 +672,29 @@ async fn a_link_mailed_by_django_works_for_an_imported_user() {
         .await;
     assert_eq!(ok.status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_link_used_twice_at_once_works_once() {
+    let sink = MailSink::start().await;
+    // Eight tries of one uid would be throttled past five.
+    let app = app_mailing(&sink, &[("TESSERA__THROTTLE__ENABLED", "false")]).await;
+    app.register("kate").await;
+    app.warm_connections(8).await;
+    post(&app, "reset_password", json!({"email": "kate@example.com"})).await;
+    let (uid, token) = sink.wait_for(1).await[0].link("password/reset/");
+    let attempts = (0..8).map(|i| {
+        let body =
+            json!({"uid": uid, "token": token, "new_password": format!("An0ther-Good-Pass{i}")});
+        let app = &app;
+        async move {
+            post(app, "reset_password_confirm", body)
+                .await
+                .status
+                .as_u16()
+        }
+    });
+    let mut statuses = futures::future::join_all(attempts).await;
+    statuses.sort();
+    assert_eq!(statuses[0], 204, "{statuses:?}");
+    assert!(statuses[1..].iter().all(|s| *s == 400), "{statuses:?}");
+}
