@@ -10,12 +10,14 @@ use std::time::Duration;
 use config::{Config, Environment, File, FileFormat};
 use serde::Deserialize;
 
+mod browser;
 mod jwt;
 mod mail;
 mod validate;
 mod values;
 use values::{Named, networks, optional_duration, optional_rate};
 
+pub use browser::{CookieSettings, CorsSettings, SameSite};
 pub use jwt::{JwtAlgorithm, JwtSettings, PreviousKey};
 pub use mail::{EmailBackend, EmailSettings, SmtpTls, UsersSettings};
 
@@ -70,6 +72,8 @@ pub struct Settings {
     pub throttle: ThrottleSettings,
     pub users: UsersSettings,
     pub email: EmailSettings,
+    pub cors: CorsSettings,
+    pub cookie: CookieSettings,
     pub log: LogSettings,
 }
 
@@ -80,6 +84,8 @@ pub enum AuthMethod {
     Jwt,
     /// `Authorization: Token <opaque key>`.
     Token,
+    /// The access JWT in a cookie (`cookie.access_name`), with CSRF checks.
+    Cookie,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -274,13 +280,14 @@ impl Named for LogFormat {
 }
 
 impl Named for AuthMethod {
-    const ALL: &'static [Self] = &[Self::Jwt, Self::Token];
+    const ALL: &'static [Self] = &[Self::Jwt, Self::Token, Self::Cookie];
     const EXAMPLE: &'static str =
         "[auth] methods = [\"jwt\", \"token\"], or TESSERA__AUTH__METHODS=jwt,token";
     fn name(self) -> &'static str {
         match self {
             Self::Jwt => "jwt",
             Self::Token => "token",
+            Self::Cookie => "cookie",
         }
     }
 }
@@ -295,7 +302,14 @@ macro_rules! deserialize_by_name {
         }
     )*};
 }
-deserialize_by_name!(LogFormat, AuthMethod, JwtAlgorithm, EmailBackend, SmtpTls);
+deserialize_by_name!(
+    LogFormat,
+    AuthMethod,
+    JwtAlgorithm,
+    EmailBackend,
+    SmtpTls,
+    SameSite
+);
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -335,6 +349,11 @@ impl Settings {
                 .with_list_parse_key("jwt.auth_header_types")
                 .with_list_parse_key("auth.methods")
                 .with_list_parse_key("server.trusted_proxies")
+                .with_list_parse_key("cors.allowed_origins")
+                .with_list_parse_key("cors.allowed_origin_regexes")
+                .with_list_parse_key("cors.allowed_methods")
+                .with_list_parse_key("cors.allowed_headers")
+                .with_list_parse_key("cors.expose_headers")
                 .try_parsing(true)
                 .source(Some(vars))
         };

@@ -33,7 +33,8 @@ pub(super) fn settings(s: &Settings) -> Result<(), ConfigError> {
         "must be longer than 0s, or empty",
     )?;
     password(s)?;
-    email(s)
+    email(s)?;
+    browser(s)
 }
 
 fn server(s: &Settings) -> Result<(), ConfigError> {
@@ -187,5 +188,53 @@ fn email(s: &Settings) -> Result<(), ConfigError> {
         !s.users.password_reset_timeout.is_zero(),
         "users.password_reset_timeout",
         POSITIVE,
+    )
+}
+
+fn browser(s: &Settings) -> Result<(), ConfigError> {
+    for origin in &s.cors.allowed_origins {
+        ensure(
+            (origin.starts_with("http://") || origin.starts_with("https://"))
+                && !origin.trim_end_matches('/').contains(['*', '?', '#'])
+                && origin.matches('/').count() == 2,
+            "cors.allowed_origins",
+            format!("{origin:?} is not an origin: scheme://host[:port], no path or wildcard"),
+        )?;
+    }
+    for re in &s.cors.allowed_origin_regexes {
+        if let Err(e) = regex::Regex::new(re) {
+            return Err(ConfigError::key(
+                "cors.allowed_origin_regexes",
+                format!("{re:?}: {e}"),
+            ));
+        }
+    }
+    let cookie = &s.cookie;
+    let uses_cookies = s.auth.allows(super::AuthMethod::Cookie);
+    ensure(
+        !uses_cookies || (cookie.enabled && !cookie.access_name.is_empty()),
+        "auth.methods",
+        "\"cookie\" needs cookie.enabled = true and a cookie.access_name",
+    )?;
+    ensure(
+        !cookie.enabled || !cookie.refresh_name.is_empty(),
+        "cookie.refresh_name",
+        "must not be empty",
+    )?;
+    ensure(
+        cookie.refresh_path.starts_with('/'),
+        "cookie.refresh_path",
+        "must start with /",
+    )?;
+    ensure(
+        cookie.secure || cookie.samesite != super::SameSite::None,
+        "cookie.samesite",
+        "\"None\" needs cookie.secure = true (browsers refuse it otherwise)",
+    )?;
+    let local = matches!(s.server.host.as_str(), "127.0.0.1" | "::1" | "localhost");
+    ensure(
+        !cookie.enabled || cookie.secure || local,
+        "cookie.secure",
+        "false is accepted only when server.host is 127.0.0.1, ::1 or localhost",
     )
 }

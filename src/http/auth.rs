@@ -218,8 +218,51 @@ impl<'a, M: Methods> ApiExtractor<'a> for Auth<M> {
                 _methods: PhantomData,
             });
         }
+        if M::JWT
+            && let Some(claims) = cookie_claims(app, req)?
+        {
+            let user = app.user_for_access(&claims).await.map_err(ApiError::from)?;
+            return Ok(Self {
+                user,
+                via: Via::Jwt(claims),
+                _methods: PhantomData,
+            });
+        }
         Err(ApiError::NotAuthenticated.into())
     }
+}
+
+/// The access token of the access cookie, for a request with no
+/// `Authorization` header, when `auth.methods` has `cookie`: verified as a
+/// Bearer token is, and, for an unsafe request as `method`, Django's CSRF
+/// check. `Ok(None)`: no cookie credentials.
+pub fn cookie_claims_as(
+    app: &App,
+    req: &Request,
+    method: &poem::http::Method,
+) -> Result<Option<Claims>, ApiError> {
+    let cookie = &app.settings().cookie;
+    if !app.settings().auth.allows(AuthMethod::Cookie) || authorization(req).is_some() {
+        return Ok(None);
+    }
+    let Some(token) = super::cookies::cookie(req, &cookie.access_name) else {
+        return Ok(None);
+    };
+    let cors = req
+        .data::<std::sync::Arc<super::cors::Cors>>()
+        .ok_or_else(|| {
+            tracing::error!("Cors missing from request data");
+            ApiError::Internal
+        })?;
+    super::cookies::check_csrf(req, method, cookie, cors)?;
+    let claims = app
+        .verify_token(token, Expect::Access, Utc::now().timestamp())
+        .map_err(ApiError::AccessToken)?;
+    Ok(Some(claims))
+}
+
+fn cookie_claims(app: &App, req: &Request) -> Result<Option<Claims>, ApiError> {
+    cookie_claims_as(app, req, req.method())
 }
 
 /// A request authenticated by a valid access token alone: no database

@@ -147,6 +147,7 @@ pub fn polish(spec: &str) -> String {
     polish_schemas(&mut doc);
     polish_paths(&mut doc);
     add_aliases(&mut doc);
+    add_cookie_scheme(&mut doc);
     polish_tags(&mut doc);
     serde_json::to_string(&doc).unwrap_or_else(|_| spec.to_owned())
 }
@@ -297,6 +298,43 @@ fn polish_paths(doc: &mut Value) {
         shown.insert(shown_path(&path), item);
     }
     doc["paths"] = Value::Object(shown);
+}
+
+/// Cookie mode's access cookie, beside Bearer wherever Bearer is taken.
+fn add_cookie_scheme(doc: &mut Value) {
+    if let Some(schemes) = doc
+        .pointer_mut("/components/securitySchemes")
+        .and_then(Value::as_object_mut)
+    {
+        schemes.insert(
+            "Cookie".into(),
+            json!({
+                "type": "apiKey",
+                "in": "cookie",
+                "name": "access_token",
+                "description": "Cookie mode (`cookie.enabled`, with `cookie` in `auth.methods`): the access token in the cookie named by `cookie.access_name`. Unsafe requests must repeat the `csrftoken` cookie in the `X-CSRFToken` header.",
+            }),
+        );
+    }
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    for item in paths.values_mut() {
+        let Some(ops) = item.as_object_mut() else {
+            continue;
+        };
+        for op in ops.values_mut() {
+            // whoami-stateless reads the Authorization header alone.
+            let bearer_only = op["operationId"] == "whoami_stateless";
+            let Some(security) = op.get_mut("security").and_then(Value::as_array_mut) else {
+                continue;
+            };
+            let bearer = security.iter().any(|s| s.get("Bearer").is_some());
+            if bearer && !bearer_only {
+                security.push(json!({"Cookie": []}));
+            }
+        }
+    }
 }
 
 /// Djoser's paths for the same views, each an operation of its own.

@@ -115,6 +115,9 @@ pub enum ApiError {
     /// Over a rate limit; the seconds until one more request would pass.
     #[error("throttled for {0} s")]
     Throttled(u64),
+    /// A cookie-authenticated request that failed Django's CSRF check.
+    #[error("CSRF check failed: {0}")]
+    Csrf(String),
     /// A 403 with a DRF `detail` (Djoser's stale activation link).
     #[error("forbidden: {0}")]
     ForbiddenDetail(&'static str),
@@ -188,7 +191,7 @@ impl ApiError {
             | Self::UserInactive
             | Self::AuthFailed(_)
             | Self::PasswordChanged => StatusCode::UNAUTHORIZED,
-            Self::Forbidden | Self::ForbiddenDetail(_) => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::ForbiddenDetail(_) | Self::Csrf(_) => StatusCode::FORBIDDEN,
             Self::NotFound | Self::NotFoundDetail(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -241,6 +244,8 @@ impl ApiError {
             }
             Self::Forbidden => detail("You do not have permission to perform this action."),
             Self::ForbiddenDetail(text) => detail(*text),
+            // DRF's SessionAuthentication.enforce_csrf wording.
+            Self::Csrf(reason) => detail(format!("CSRF Failed: {reason}")),
             Self::NotFound => detail("Not found."),
             Self::NotFoundDetail(text) => detail(*text),
             Self::MethodNotAllowed { method, .. } => {

@@ -5,7 +5,7 @@
 use poem::Request;
 use poem_openapi::{ApiResponse, OpenApi, Tags};
 
-use super::auth::{bearer_claims, token_key};
+use super::auth::{bearer_claims, cookie_claims_as, token_key};
 use super::error::{ApiError, WWW_AUTHENTICATE};
 use crate::app::{App, AuthError};
 use crate::config::AuthMethod;
@@ -59,6 +59,24 @@ async fn decide(app: &App, req: &Request) -> ForwardResponse {
             Ok(None) => {}
             Err(_) => return unauthorized(),
         }
+    }
+    // The method the proxy saw, for the CSRF check of a cookie.
+    let original = ["x-forwarded-method", "x-original-method"]
+        .iter()
+        .find_map(|h| req.headers().get(*h)?.to_str().ok()?.parse().ok())
+        .unwrap_or_else(|| req.method().clone());
+    match cookie_claims_as(app, req, &original) {
+        Ok(Some(claims)) => {
+            return match claims.user_id {
+                Some(serde_json::Value::String(id)) => ForwardResponse::Ok(id, "cookie".into()),
+                Some(serde_json::Value::Number(id)) => {
+                    ForwardResponse::Ok(id.to_string(), "cookie".into())
+                }
+                _ => unauthorized(),
+            };
+        }
+        Ok(None) => {}
+        Err(_) => return unauthorized(),
     }
     if methods.allows(AuthMethod::Token) {
         match token_key(req) {

@@ -5,6 +5,8 @@ mod aliases;
 pub mod auth;
 pub mod body;
 pub mod client;
+pub mod cookies;
+pub mod cors;
 mod docs;
 pub mod error;
 mod forward;
@@ -248,6 +250,8 @@ pub fn app(app: App) -> impl Endpoint<Output = Response> {
     let request_timeout = app.settings().server.request_timeout;
     let max_header_bytes = app.settings().server.max_header_bytes;
     let methods = Arc::new(app.settings().auth.clone());
+    let cors = Arc::new(cors::Cors::new(&app.settings().cors));
+    let cookie_mode = cookies::CookieMode::new(app.settings()).map(Arc::new);
     let state = app.clone();
     let api = openapi();
     let derived = api.spec();
@@ -272,6 +276,7 @@ pub fn app(app: App) -> impl Endpoint<Output = Response> {
         .nest("/", api)
         .with(NormalizePath::new(TrailingSlash::Trim))
         .data(app)
+        .data(Arc::clone(&cors))
         .around(move |ep, req| {
             let methods = Arc::clone(&methods);
             async move {
@@ -284,11 +289,14 @@ pub fn app(app: App) -> impl Endpoint<Output = Response> {
         .around(move |ep, req| {
             let table = Arc::clone(&table);
             let state = state.clone();
+            let cors = Arc::clone(&cors);
+            let cookie_mode = cookie_mode.clone();
             async move {
                 let started = std::time::Instant::now();
                 let method = req.method().clone();
                 let path = req.uri().path().to_owned();
                 let id = request_id(&req);
+                let origin = req.headers().get(header::ORIGIN).cloned();
                 // Every line logged while serving the request carries its id.
                 let span = tracing::info_span!("request", request_id = %id);
                 let header_bytes: usize = req
@@ -298,13 +306,26 @@ pub fn app(app: App) -> impl Endpoint<Output = Response> {
                     .sum();
                 let outcome = if header_bytes > max_header_bytes {
                     Err(ApiError::HeadersTooLarge.into())
+                } else if let Some(preflight) = cors.preflight(&req) {
+                    Ok(preflight)
                 } else if path == "/" {
                     // Ahead of the router, whose trailing-slash trimming
                     // leaves no path for the root.
                     Ok(ops::index(&req))
                 } else {
                     let req = aliases::resolve(req);
-                    tokio::time::timeout(request_timeout, ep.call(req))
+                    let canonical = req.uri().path().to_owned();
+                    let call = async {
+                        let Some(mode) = &cookie_mode else {
+                            return ep.call(req).await.map(IntoResponse::into_response);
+                        };
+                        let csrf_present =
+                            cookies::cookie(&req, &mode.settings().csrf_cookie_name).is_some();
+                        let req = mode.before(req, &canonical, &cors).await?;
+                        let resp = ep.call(req).await?.into_response();
+                        Ok(mode.after(resp, &method, &canonical, csrf_present).await)
+                    };
+                    tokio::time::timeout(request_timeout, call)
                         .instrument(span)
                         .await
                         .unwrap_or_else(|_| Err(ApiError::Timeout.into()))
@@ -349,6 +370,7 @@ pub fn app(app: App) -> impl Endpoint<Output = Response> {
                 if let Ok(v) = HeaderValue::from_str(&id) {
                     resp.headers_mut().insert("x-request-id", v);
                 }
+                cors.decorate(origin.as_ref(), &mut resp);
                 Ok(resp)
             }
         })

@@ -6,6 +6,7 @@ mod accounts;
 mod asymmetric;
 mod browser;
 mod cli;
+mod cookies;
 mod deploy;
 mod docs;
 mod errors;
