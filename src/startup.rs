@@ -70,6 +70,12 @@ pub async fn build_app(settings: Settings) -> Result<App, StartupError> {
              users.token_secret to keep them across key rotations"
         );
     }
+    if settings.cookie.enabled && !settings.cookie.secure {
+        tracing::warn!(
+            "cookie.secure is false: token cookies also travel over plain HTTP; \
+             accepted for a deployment on localhost only"
+        );
+    }
     Ok(App::new(settings, db, tokens, hasher)?)
 }
 

@@ -31,6 +31,15 @@ pub enum CreateUserError {
     Store(#[from] StoreError),
 }
 
+/// A write refused by the unique index on `username` is "taken".
+fn taken_or_store(e: sea_orm::DbErr) -> CreateUserError {
+    if is_unique_violation(&e) {
+        CreateUserError::UsernameTaken
+    } else {
+        CreateUserError::Store(e.into())
+    }
+}
+
 /// Inserts the user in one statement; the unique index on `username`, not a
 /// prior lookup, decides between two concurrent registrations of one name.
 pub async fn create(
@@ -50,13 +59,7 @@ pub async fn create(
         tokens_valid_after: Set(None),
         ..Default::default()
     };
-    row.insert(db).await.map_err(|e| {
-        if is_unique_violation(&e) {
-            CreateUserError::UsernameTaken
-        } else {
-            CreateUserError::Store(e.into())
-        }
-    })
+    row.insert(db).await.map_err(taken_or_store)
 }
 
 pub async fn find_by_id(db: &DatabaseConnection, id: i64) -> Result<Option<User>, StoreError> {
@@ -146,13 +149,7 @@ pub async fn set_username(
         .filter(users::Column::Id.eq(id))
         .exec(db)
         .await
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                CreateUserError::UsernameTaken
-            } else {
-                CreateUserError::Store(e.into())
-            }
-        })?;
+        .map_err(taken_or_store)?;
     Ok(())
 }
 
@@ -244,13 +241,7 @@ pub async fn reset_username(
         .col_expr(users::Column::LastLogin, Expr::value(now))
         .exec(db)
         .await
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                CreateUserError::UsernameTaken
-            } else {
-                CreateUserError::Store(e.into())
-            }
-        })?;
+        .map_err(taken_or_store)?;
     Ok(done.rows_affected == 1)
 }
 

@@ -51,6 +51,21 @@ impl<T> FormBody<T> {
         }
     }
 
+    /// A required field that only some settings ask for (Djoser's retype
+    /// fields): `None` unless `wanted`.
+    pub fn required_if(
+        &self,
+        wanted: bool,
+        name: &str,
+        errors: &mut FieldErrors,
+    ) -> Option<String> {
+        if wanted {
+            self.required(name, errors)
+        } else {
+            None
+        }
+    }
+
     /// A DRF `CharField(required=False, allow_blank=True)`: `None` when absent.
     pub fn optional(&self, name: &str, errors: &mut FieldErrors) -> Option<String> {
         let v = self.fields.get(name)?;

@@ -93,6 +93,20 @@ fn email(
     Ok(email)
 }
 
+/// reset_password/ and reset_username/: a link of `kind` to each account
+/// of the email.
+async fn mail_reset(
+    app: &App,
+    req: &Request,
+    body: &FormBody<EmailAddress>,
+    kind: Kind,
+) -> Result<NoContent, Errors<ResetErrors>> {
+    let mut errors = FieldErrors::default();
+    let email = email(app, req, body, &mut errors)?;
+    app.send_reset(kind, email, errors).await?;
+    Ok(NoContent::NoContent)
+}
+
 #[derive(Default)]
 pub struct RecoveryApi;
 
@@ -159,10 +173,7 @@ impl RecoveryApi {
         req: &Request,
         body: FormBody<EmailAddress>,
     ) -> Result<NoContent, Errors<ResetErrors>> {
-        let mut errors = FieldErrors::default();
-        let email = email(&app, req, &body, &mut errors)?;
-        app.send_reset(Kind::PasswordReset, email, errors).await?;
-        Ok(NoContent::NoContent)
+        mail_reset(&app, req, &body, Kind::PasswordReset).await
     }
 
     /// Choose a new password with a mailed link
@@ -184,12 +195,11 @@ impl RecoveryApi {
         let mut errors = FieldErrors::default();
         let link = link(&app, req, &body, &mut errors)?;
         let new_password = body.required("new_password", &mut errors);
-        let retype = app
-            .settings()
-            .users
-            .password_reset_confirm_retype
-            .then(|| body.required("re_new_password", &mut errors))
-            .flatten();
+        let retype = body.required_if(
+            app.settings().users.password_reset_confirm_retype,
+            "re_new_password",
+            &mut errors,
+        );
         app.reset_password(link, new_password, retype, errors)
             .await?;
         Ok(NoContent::NoContent)
@@ -211,10 +221,7 @@ impl RecoveryApi {
         req: &Request,
         body: FormBody<EmailAddress>,
     ) -> Result<NoContent, Errors<ResetErrors>> {
-        let mut errors = FieldErrors::default();
-        let email = email(&app, req, &body, &mut errors)?;
-        app.send_reset(Kind::UsernameReset, email, errors).await?;
-        Ok(NoContent::NoContent)
+        mail_reset(&app, req, &body, Kind::UsernameReset).await
     }
 
     /// Choose a new username with a mailed link
@@ -236,12 +243,11 @@ impl RecoveryApi {
         let mut errors = FieldErrors::default();
         let link = link(&app, req, &body, &mut errors)?;
         let new_username = body.required("new_username", &mut errors);
-        let retype = app
-            .settings()
-            .users
-            .username_reset_confirm_retype
-            .then(|| body.required("re_new_username", &mut errors))
-            .flatten();
+        let retype = body.required_if(
+            app.settings().users.username_reset_confirm_retype,
+            "re_new_username",
+            &mut errors,
+        );
         app.reset_username(link, new_username, retype, errors)
             .await?;
         Ok(NoContent::NoContent)

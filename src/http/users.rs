@@ -177,11 +177,11 @@ impl UsersApi {
         let email = body.optional("email", &mut errors);
         let username = body.required("username", &mut errors);
         let password = body.required("password", &mut errors);
-        let retype = app
-            .settings()
-            .users
-            .user_create_password_retype
-            .then(|| body.required("re_password", &mut errors));
+        let retype = body.required_if(
+            app.settings().users.user_create_password_retype,
+            "re_password",
+            &mut errors,
+        );
         // Keyed by the name that would be stored.
         let key = username.as_deref().map(validation::normalize_username);
         throttle(&app, req, Scope::Register, key.as_deref())?;
@@ -189,8 +189,7 @@ impl UsersApi {
             username,
             email,
             password: password.map(SecretString::from),
-            // Missing, it is reported already; the comparison is then moot.
-            password_retype: retype.map(|r| SecretString::from(r.unwrap_or_default())),
+            password_retype: retype.map(SecretString::from),
             superuser: false,
         };
         let user = app.register(registration, errors).await?;
@@ -364,12 +363,11 @@ impl UsersApi {
         throttle(&app, req, Scope::SetPassword, Some(&auth.user.username))?;
         let mut errors = FieldErrors::default();
         let new_password = body.required("new_password", &mut errors);
-        let retype = app
-            .settings()
-            .users
-            .set_password_retype
-            .then(|| body.required("re_new_password", &mut errors))
-            .flatten();
+        let retype = body.required_if(
+            app.settings().users.set_password_retype,
+            "re_new_password",
+            &mut errors,
+        );
         let current = body.required("current_password", &mut errors);
         app.set_password(&auth.user, new_password, current, retype, errors)
             .await?;
@@ -397,12 +395,11 @@ impl UsersApi {
         let mut errors = FieldErrors::default();
         let current = body.required("current_password", &mut errors);
         let new_username = body.required("new_username", &mut errors);
-        let retype = app
-            .settings()
-            .users
-            .set_username_retype
-            .then(|| body.required("re_new_username", &mut errors))
-            .flatten();
+        let retype = body.required_if(
+            app.settings().users.set_username_retype,
+            "re_new_username",
+            &mut errors,
+        );
         app.set_username(&auth.user, current, new_username, retype, errors)
             .await?;
         Ok(NoContent::NoContent)

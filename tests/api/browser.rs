@@ -159,19 +159,10 @@ async fn swagger_ui_logs_in_authorizes_and_reads_users_me() {
 
 /// Serves `html` at every path of a new port on 127.0.0.1 (a second origin).
 async fn serve_page(html: String) -> u16 {
-    let listener = poem::listener::TcpListener::bind("127.0.0.1:0");
-    let acceptor = poem::listener::Listener::into_acceptor(listener)
-        .await
-        .unwrap();
-    let port = poem::listener::Acceptor::local_addr(&acceptor)[0]
-        .as_socket_addr()
-        .unwrap()
-        .port();
-    let ep = poem::endpoint::make_sync(move |_| poem::web::Html(html.clone()));
-    tokio::spawn(
-        poem::Server::new_with_acceptor(acceptor).run(poem::Route::new().at("/*path", ep)),
-    );
-    port
+    serve_locally(poem::endpoint::make_sync(move |_| {
+        poem::web::Html(html.clone())
+    }))
+    .await
 }
 
 /// The frontend: step 1 registers, logs in with credentials, reads

@@ -150,7 +150,7 @@ async fn the_document_teaches() {
     assert_eq!(forward.len(), 1);
     assert_eq!(
         forward["get"]["security"],
-        serde_json::json!([{"Bearer": []}, {"Token": []}])
+        serde_json::json!([{"Bearer": []}, {"Token": []}, {"Cookie": []}])
     );
     // A body whose fields are all optional is not required.
     for method in ["put", "patch"] {

@@ -629,6 +629,14 @@ impl Drop for KillOnDrop {
 /// A tiny upstream on a free port that answers every request with `reply`
 /// applied to it. Returns its port.
 pub async fn echo_upstream(reply: fn(&poem::Request) -> String) -> u16 {
+    serve_locally(poem::endpoint::make_sync(move |req: poem::Request| {
+        reply(&req)
+    }))
+    .await
+}
+
+/// Serves `ep` at every path of a new port on 127.0.0.1; returns the port.
+pub async fn serve_locally(ep: impl poem::Endpoint + 'static) -> u16 {
     let listener = poem::listener::TcpListener::bind("127.0.0.1:0");
     let acceptor = poem::listener::Listener::into_acceptor(listener)
         .await
@@ -637,7 +645,6 @@ pub async fn echo_upstream(reply: fn(&poem::Request) -> String) -> u16 {
         .as_socket_addr()
         .unwrap()
         .port();
-    let ep = poem::endpoint::make_sync(move |req: poem::Request| reply(&req));
     tokio::spawn(
         poem::Server::new_with_acceptor(acceptor).run(poem::Route::new().at("/*path", ep)),
     );

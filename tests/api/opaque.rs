@@ -324,7 +324,7 @@ async fn the_spec_offers_both_schemes_per_route() {
     };
     assert_eq!(
         schemes(op("/api/v1/auth/users/me", "get")),
-        ["Bearer", "Token"]
+        ["Bearer", "Token", "Cookie"]
     );
     assert_eq!(schemes(op("/auth/token/logout", "post")), ["Token"]);
     assert_eq!(schemes(op("/api/v1/whoami-stateless", "get")), ["Bearer"]);
