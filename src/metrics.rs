@@ -22,6 +22,7 @@ pub struct Metrics {
     pub connections_open: IntGauge,
     pub throttled: IntCounterVec,
     pub emails: IntCounterVec,
+    pub legacy_password_hashes: IntGauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -123,8 +124,14 @@ impl Metrics {
             &["kind", "outcome"],
         )
         .expect("valid metric");
+        let legacy_password_hashes = IntGauge::new(
+            "legacy_password_hashes",
+            "Users whose password hash is still in a format imported from Django (rehashed to argon2id at their next login)",
+        )
+        .expect("valid metric");
         for m in [
-            Box::new(emails.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(legacy_password_hashes.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(emails.clone()),
             Box::new(requests.clone()),
             Box::new(latency.clone()),
             Box::new(logins.clone()),
@@ -155,6 +162,7 @@ impl Metrics {
             connections_open,
             throttled,
             emails,
+            legacy_password_hashes,
         }
     }
 

@@ -153,6 +153,37 @@ pub async fn set_username(
     Ok(())
 }
 
+/// Replaces `old` by `new` as the user's password hash if `old` is still
+/// it; whether it was. Earlier tokens stay valid: the password is the same.
+pub async fn replace_hash(
+    db: &DatabaseConnection,
+    id: i64,
+    old: &str,
+    new: &str,
+) -> Result<bool, StoreError> {
+    let done = users::Entity::update_many()
+        .col_expr(
+            users::Column::Password,
+            sea_orm::sea_query::Expr::value(new),
+        )
+        .filter(users::Column::Id.eq(id))
+        .filter(users::Column::Password.eq(old))
+        .exec(db)
+        .await?;
+    Ok(done.rows_affected == 1)
+}
+
+/// Users whose password hash is not Tessera's argon2id (imported from
+/// Django and not logged in since), unusable ones aside.
+pub async fn count_legacy_hashes(db: &DatabaseConnection) -> Result<u64, StoreError> {
+    use sea_orm::PaginatorTrait;
+    Ok(users::Entity::find()
+        .filter(users::Column::Password.not_like("$argon2id$%"))
+        .filter(users::Column::Password.not_like("!%"))
+        .count(db)
+        .await?)
+}
+
 /// The users with exactly this email and activity whose password is usable
 /// (Django marks an unusable one with a leading `!`), as Djoser's
 /// `get_user` looks them up for a reset or a resent activation.

@@ -225,10 +225,17 @@ impl App {
         Ok(())
     }
 
-    /// The metrics in Prometheus' text format, with the hashing queue as
-    /// it stands now.
-    pub fn render_metrics(&self) -> String {
+    /// The metrics in Prometheus' text format, with the hashing queue and
+    /// the users still on a legacy hash as they stand now.
+    pub async fn render_metrics(&self) -> String {
         self.metrics.hash_queue_depth.set(self.hasher.queue_depth());
+        if let Ok(db) = self.store()
+            && let Ok(n) = users::count_legacy_hashes(db).await
+        {
+            self.metrics
+                .legacy_password_hashes
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
         self.metrics.render()
     }
 
@@ -346,16 +353,48 @@ impl App {
     ) -> Result<User, AuthError> {
         let user = users::find_by_username(self.store()?, username).await?;
         let stored = user.as_ref().map(|u| u.password.clone());
-        let matches = self.hasher.verify(password, stored).await?;
+        let matches = self.hasher.verify(password.clone(), stored).await?;
         let user = match user {
             Some(user) if matches && user.is_active => user,
             _ => return Err(AuthError::BadCredentials),
         };
         // The check may have waited for the hashing pool: a password change
         // or deactivation committed meanwhile must win over this login.
-        match users::find_by_id(self.store()?, user.id).await? {
-            Some(fresh) if fresh.password == user.password && fresh.is_active => Ok(fresh),
-            _ => Err(AuthError::BadCredentials),
+        let fresh = match users::find_by_id(self.store()?, user.id).await? {
+            Some(fresh) if fresh.password == user.password && fresh.is_active => fresh,
+            _ => return Err(AuthError::BadCredentials),
+        };
+        if self.hasher.needs_upgrade(&fresh.password) {
+            return self.upgrade_hash(fresh, password).await;
+        }
+        Ok(fresh)
+    }
+
+    /// Replaces a hash imported from Django (or of an older cost) by one
+    /// of the configured argon2id cost, as Django's `must_update` does
+    /// after a login. A failure leaves the old hash, which still works.
+    async fn upgrade_hash(&self, user: User, password: SecretString) -> Result<User, AuthError> {
+        let new_hash = match self.hasher.hash(password).await {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::warn!(user_id = user.id, error = %e, "password hash not upgraded");
+                return Ok(user);
+            }
+        };
+        match users::replace_hash(self.store()?, user.id, &user.password, &new_hash).await {
+            Ok(true) => {
+                tracing::info!(user_id = user.id, "password hash upgraded to argon2id");
+                Ok(User {
+                    password: new_hash,
+                    ..user
+                })
+            }
+            // Changed meanwhile: the newer hash stays.
+            Ok(false) => Ok(user),
+            Err(e) => {
+                tracing::warn!(user_id = user.id, error = %e, "password hash not upgraded");
+                Ok(user)
+            }
         }
     }
 

@@ -208,6 +208,8 @@ pub struct PasswordSettings {
     pub argon2_parallelism: u32,
     pub hash_workers: usize,
     pub hash_queue: usize,
+    /// Accept Django's MD5 and SHA-1 digests (salted or not) at login.
+    pub allow_weak_django_hashes: bool,
 }
 
 /// Rate limits of sensitive endpoints, per client IP and per username.

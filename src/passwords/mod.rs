@@ -14,6 +14,9 @@ use tokio::sync::Semaphore;
 
 use crate::config::PasswordSettings;
 
+mod django;
+use django::Stored;
+
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordError {
     #[error("invalid argon2 parameters: {0}")]
@@ -45,6 +48,9 @@ struct Inner {
     /// against it makes a login for an unknown user cost what a wrong
     /// password costs, so timing does not reveal which usernames exist.
     dummy_hash: String,
+    /// The configured cost, to tell a hash that needs renewing.
+    params: Params,
+    allow_weak: bool,
     /// argon2 computations (hashes and verifications, dummy ones included)
     /// since start: what lets a test prove that every failed login costs
     /// exactly one.
@@ -76,7 +82,7 @@ impl PasswordHasher {
             None,
         )
         .map_err(|e| PasswordError::Params(e.to_string()))?;
-        let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+        let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
         let mut random = [0u8; 32];
         getrandom::fill(&mut random).map_err(|e| PasswordError::Hash(e.to_string()))?;
         let dummy_hash = argon2
@@ -96,9 +102,29 @@ impl PasswordHasher {
                     .unwrap_or(i64::MAX),
                 workers,
                 dummy_hash,
+                params,
+                allow_weak: settings.allow_weak_django_hashes,
                 runs: std::sync::atomic::AtomicU64::new(0),
             }),
         })
+    }
+
+    /// Whether `stored` should be replaced by a hash of the configured cost
+    /// after a successful login: any format but Tessera's own argon2id
+    /// with exactly the configured parameters (Django's `must_update`).
+    pub fn needs_upgrade(&self, stored: &str) -> bool {
+        if !stored.starts_with("$argon2id$") {
+            return !stored.starts_with('!');
+        }
+        let Ok(hash) = PasswordHash::new(stored) else {
+            return false;
+        };
+        let Ok(params) = Params::try_from(&hash) else {
+            return false;
+        };
+        let want = &self.inner.params;
+        (params.m_cost(), params.t_cost(), params.p_cost())
+            != (want.m_cost(), want.t_cost(), want.p_cost())
     }
 
     /// argon2 computations run so far (see [`Inner::runs`]).
@@ -176,22 +202,26 @@ impl PasswordHasher {
     ) -> Result<bool, PasswordError> {
         self.run(move |inner| {
             let candidate = password.expose_secret().as_bytes();
-            match &stored {
-                Some(phc) => match PasswordHash::new(phc) {
+            let dummy = || {
+                let _ = inner
+                    .argon2
+                    .verify_password(candidate, inner.dummy_hash.as_str());
+                false
+            };
+            let Some(stored) = &stored else {
+                return dummy();
+            };
+            match Stored::parse(stored) {
+                Stored::Argon2(phc) => match PasswordHash::new(phc) {
                     Ok(hash) => inner.argon2.verify_password(candidate, &hash).is_ok(),
-                    Err(_) => {
-                        let _ = inner
-                            .argon2
-                            .verify_password(candidate, inner.dummy_hash.as_str());
-                        false
-                    }
+                    Err(_) => dummy(),
                 },
-                None => {
-                    let _ = inner
-                        .argon2
-                        .verify_password(candidate, inner.dummy_hash.as_str());
-                    false
-                }
+                // A password that never matches still costs what a wrong
+                // one costs.
+                Stored::Unusable | Stored::Unknown => dummy(),
+                Stored::Weak(_) if !inner.allow_weak => dummy(),
+                // Django's own formats cost what their parameters say.
+                legacy => django::verify(&legacy, candidate, inner.allow_weak),
             }
         })
         .await
@@ -209,6 +239,7 @@ mod tests {
             argon2_parallelism: 1,
             hash_workers: 2,
             hash_queue: 8,
+            allow_weak_django_hashes: false,
         }
     }
 
@@ -231,6 +262,26 @@ mod tests {
         );
         let again = h.hash("Tr0ub4dor_3xyz".into()).await.unwrap();
         assert_ne!(phc, again, "each hash has its own salt");
+    }
+
+    #[tokio::test]
+    async fn only_the_configured_argon2id_cost_is_current() {
+        let h = PasswordHasher::new(&cheap()).unwrap();
+        let current = h.hash("pw".into()).await.unwrap();
+        assert!(!h.needs_upgrade(&current));
+        let mut stronger = cheap();
+        stronger.argon2_iterations = 2;
+        assert!(
+            PasswordHasher::new(&stronger)
+                .unwrap()
+                .needs_upgrade(&current)
+        );
+        assert!(h.needs_upgrade("pbkdf2_sha256$1000$salt$aGFzaA=="));
+        assert!(
+            h.needs_upgrade(&format!("argon2{current}")),
+            "Django's prefix"
+        );
+        assert!(!h.needs_upgrade("!unusable"));
     }
 
     #[test]

@@ -1,0 +1,168 @@
+//! Users whose password hashes came from Django log in with the password
+//! they have, and leave with Tessera's argon2id.
+
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait};
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+fn fixture() -> Value {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/django_hashes.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// A user row as an import from Django leaves it.
+async fn insert(app: &TestApp, username: &str, encoded: &str) -> i64 {
+    entity::users::ActiveModel {
+        username: Set(username.into()),
+        email: Set(String::new()),
+        password: Set(encoded.into()),
+        is_active: Set(true),
+        is_staff: Set(false),
+        is_superuser: Set(false),
+        date_joined: Set(chrono::Utc::now()),
+        last_login: Set(None),
+        tokens_valid_after: Set(None),
+        ..Default::default()
+    }
+    .insert(app.service.database())
+    .await
+    .unwrap()
+    .id
+}
+
+async fn stored_hash(app: &TestApp, id: i64) -> String {
+    entity::users::Entity::find_by_id(id)
+        .one(app.service.database())
+        .await
+        .unwrap()
+        .unwrap()
+        .password
+}
+
+async fn login_status(app: &TestApp, username: &str, password: &str) -> u16 {
+    app.post_json(
+        "/api/token/",
+        json!({"username": username, "password": password}),
+    )
+    .await
+    .status
+    .as_u16()
+}
+
+async fn legacy_gauge(app: &TestApp) -> u64 {
+    let text = app.get("/metrics", None).await.text;
+    text.lines()
+        .find_map(|l| l.strip_prefix("tessera_legacy_password_hashes "))
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn every_django_hasher_logs_in_and_is_upgraded_to_argon2id() {
+    let app = spawn_app().await;
+    let f = fixture();
+    let cases = f["cases"].as_array().unwrap();
+    let mut users = Vec::new();
+    for (i, c) in cases.iter().enumerate() {
+        let name = format!("{}{i}", c["algorithm"].as_str().unwrap());
+        let id = insert(&app, &name, c["encoded"].as_str().unwrap()).await;
+        users.push((name, id, c));
+    }
+    assert_eq!(legacy_gauge(&app).await, cases.len() as u64);
+    for (name, id, c) in &users {
+        let password = c["password"].as_str().unwrap();
+        assert_eq!(
+            login_status(&app, name, "wrong-password").await,
+            401,
+            "{name}"
+        );
+        assert_eq!(
+            stored_hash(&app, *id).await,
+            c["encoded"].as_str().unwrap(),
+            "{name}: a failed login changes nothing"
+        );
+        assert_eq!(login_status(&app, name, password).await, 200, "{name}");
+        let upgraded = stored_hash(&app, *id).await;
+        assert!(
+            upgraded.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"),
+            "{name}: {upgraded}"
+        );
+        // The same password, now checked against the new hash.
+        assert_eq!(login_status(&app, name, password).await, 200, "{name}");
+        assert_eq!(
+            stored_hash(&app, *id).await,
+            upgraded,
+            "{name}: upgraded once"
+        );
+    }
+    assert_eq!(legacy_gauge(&app).await, 0);
+}
+
+#[tokio::test]
+async fn weak_and_unusable_hashes_never_log_in_unless_weak_ones_are_allowed() {
+    let f = fixture();
+    let strict = spawn_app().await;
+    let lenient = spawn_app_with(&[("TESSERA__PASSWORD__ALLOW_WEAK_DJANGO_HASHES", "true")]).await;
+    for (i, c) in f["unsafe"].as_array().unwrap().iter().enumerate() {
+        let name = format!("weak{i}");
+        let encoded = c["encoded"].as_str().unwrap();
+        let password = c["password"].as_str().unwrap();
+        insert(&strict, &name, encoded).await;
+        assert_eq!(
+            login_status(&strict, &name, password).await,
+            401,
+            "{encoded}"
+        );
+        let id = insert(&lenient, &name, encoded).await;
+        assert_eq!(
+            login_status(&lenient, &name, "wrong").await,
+            401,
+            "{encoded}"
+        );
+        assert_eq!(
+            login_status(&lenient, &name, password).await,
+            200,
+            "{encoded}"
+        );
+        assert!(stored_hash(&lenient, id).await.starts_with("$argon2id$"));
+    }
+    let unusable = f["unusable"].as_str().unwrap();
+    let id = insert(&strict, "nopass", unusable).await;
+    assert_eq!(login_status(&strict, "nopass", "anything").await, 401);
+    assert_eq!(login_status(&strict, "nopass", unusable).await, 401);
+    assert_eq!(stored_hash(&strict, id).await, unusable);
+}
+
+#[tokio::test]
+async fn a_hash_of_another_argon2_cost_is_renewed_at_login() {
+    let app = spawn_app_with(&[("TESSERA__PASSWORD__ARGON2_ITERATIONS", "2")]).await;
+    // A hash of one pass, as a Tessera configured with less made it.
+    let older = tessera::passwords::PasswordHasher::new(&tessera::config::PasswordSettings {
+        argon2_memory_kib: 1024,
+        argon2_iterations: 1,
+        argon2_parallelism: 1,
+        hash_workers: 1,
+        hash_queue: 1,
+        allow_weak_django_hashes: false,
+    })
+    .unwrap()
+    .hash(PASSWORD.into())
+    .await
+    .unwrap();
+    let id = insert(&app, "alice", &older).await;
+    assert_eq!(
+        legacy_gauge(&app).await,
+        0,
+        "argon2id is not a legacy format"
+    );
+    assert_eq!(login_status(&app, "alice", PASSWORD).await, 200);
+    let renewed = stored_hash(&app, id).await;
+    assert!(
+        renewed.starts_with("$argon2id$v=19$m=1024,t=2,p=1$"),
+        "{renewed}"
+    );
+    assert_eq!(login_status(&app, "alice", PASSWORD).await, 200);
+}
