@@ -36,6 +36,7 @@ WORKDIR /data
 # DATABASE_URL=postgres://...
 ENV TESSERA__SERVER__HOST=0.0.0.0 \
     DATABASE_URL=sqlite:///data/tessera.db?mode=rwc \
+    TESSERA__EMAIL__BACKEND=smtp \
     TESSERA__LOG__FORMAT=json
 VOLUME /data
 EXPOSE 8000

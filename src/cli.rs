@@ -170,6 +170,7 @@ fn failed(e: impl std::fmt::Display) -> CliError {
 async fn serve(settings: Settings) -> Result<(), CliError> {
     let app = Application::build(settings).await.map_err(|e| match e {
         crate::startup::StartupError::Key(k) => CliError::Config(k.to_string()),
+        crate::startup::StartupError::Unsafe(msg) => CliError::Config(msg),
         other => failed(other),
     })?;
     app.run_until_stopped().await.map_err(failed)

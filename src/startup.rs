@@ -27,6 +27,9 @@ pub enum StartupError {
     Password(#[from] PasswordError),
     #[error(transparent)]
     Mail(#[from] crate::mail::MailError),
+    /// Settings that are valid alone but unsafe for how the server listens.
+    #[error("configuration error: {0}")]
+    Unsafe(String),
     #[error("cannot listen on {0}: {1}")]
     Bind(String, std::io::Error),
 }
@@ -100,6 +103,20 @@ pub struct Application {
 impl Application {
     /// Connects, migrates and binds. Port 0 picks a free port.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        // Checked here, with --host applied: the console backend prints
+        // every mail, reset links included, which is fine on a developer's
+        // machine and not where others can read the output or reach the
+        // server.
+        if settings.email.backend == crate::config::EmailBackend::Console
+            && !crate::config::is_loopback(&settings.server.host)
+        {
+            return Err(StartupError::Unsafe(format!(
+                "email.backend: \"console\" prints every mail, reset links included, on stdout; \
+                 it is for a loopback server.host, not {}: set email.backend to \"smtp\" \
+                 (or \"file\")",
+                settings.server.host
+            )));
+        }
         let addr = format!("{}:{}", settings.server.host, settings.server.port);
         let app = build_app(settings).await?;
         let acceptor = TcpListener::bind(addr.clone())

@@ -103,12 +103,23 @@ pub async fn list_all(db: &DatabaseConnection) -> Result<Vec<User>, StoreError> 
         .await?)
 }
 
-pub async fn set_email(db: &DatabaseConnection, id: i64, email: &str) -> Result<(), StoreError> {
-    users::Entity::update_many()
-        .col_expr(users::Column::Email, sea_orm::sea_query::Expr::value(email))
-        .filter(users::Column::Id.eq(id))
-        .exec(db)
-        .await?;
+/// Sets the email; with `deactivate`, the account waits for a new
+/// activation too.
+pub async fn set_email(
+    db: &DatabaseConnection,
+    id: i64,
+    email: &str,
+    deactivate: bool,
+) -> Result<(), StoreError> {
+    let mut update = users::Entity::update_many()
+        .col_expr(users::Column::Email, sea_orm::sea_query::Expr::value(email));
+    if deactivate {
+        update = update.col_expr(
+            users::Column::IsActive,
+            sea_orm::sea_query::Expr::value(false),
+        );
+    }
+    update.filter(users::Column::Id.eq(id)).exec(db).await?;
     Ok(())
 }
 
@@ -213,8 +224,16 @@ fn while_unchanged(user: &User) -> sea_orm::UpdateMany<users::Entity> {
         .filter(users::Column::Id.eq(user.id))
         .filter(users::Column::Password.eq(user.password.as_str()))
         .filter(users::Column::Email.eq(user.email.as_str()));
+    // At the token's precision, whole seconds: a timestamp stored with
+    // another sub-second form (imported from Django) still matches.
     match user.last_login {
-        Some(at) => update.filter(users::Column::LastLogin.eq(at)),
+        Some(at) => {
+            let second =
+                at - chrono::TimeDelta::nanoseconds(i64::from(at.timestamp_subsec_nanos()));
+            update
+                .filter(users::Column::LastLogin.gte(second))
+                .filter(users::Column::LastLogin.lt(second + chrono::TimeDelta::seconds(1)))
+        }
         None => update.filter(users::Column::LastLogin.is_null()),
     }
 }

@@ -119,7 +119,8 @@ impl App {
     }
 
     /// Updates the only writable field, `email` (absent: unchanged).
-    /// `errors` holds what reading the fields found.
+    /// `errors` holds what reading the fields found. With activation mails
+    /// on, a new email deactivates the account until its link is used.
     pub async fn update_email(
         &self,
         user: User,
@@ -134,8 +135,19 @@ impl App {
         errors.into_result()?;
         match email {
             Some(email) if email != user.email => {
-                users::set_email(self.store()?, user.id, &email).await?;
-                Ok(User { email, ..user })
+                // With activation mails, a new address is confirmed the way
+                // the first one was, as Djoser's UserSerializer does.
+                let reactivate = self.settings.users.send_activation_email;
+                users::set_email(self.store()?, user.id, &email, reactivate).await?;
+                let user = User {
+                    email,
+                    is_active: user.is_active && !reactivate,
+                    ..user
+                };
+                if reactivate {
+                    self.mail(Kind::Activation, &user);
+                }
+                Ok(user)
             }
             _ => Ok(user),
         }

@@ -20,6 +20,7 @@ use values::{Named, networks, optional_duration, optional_rate};
 pub use browser::{CookieSettings, CorsSettings, SameSite};
 pub use jwt::{JwtAlgorithm, JwtSettings, PreviousKey};
 pub use mail::{EmailBackend, EmailSettings, SmtpTls, UsersSettings};
+pub use validate::is_loopback;
 
 /// The defaults, documented key by key.
 pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");

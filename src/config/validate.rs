@@ -159,6 +159,7 @@ fn password(s: &Settings) -> Result<(), ConfigError> {
 
 fn email(s: &Settings) -> Result<(), ConfigError> {
     let email = &s.email;
+
     ensure(
         email.backend != super::EmailBackend::File || email.file_path.is_some(),
         "email.file_path",
@@ -231,10 +232,14 @@ fn browser(s: &Settings) -> Result<(), ConfigError> {
         "cookie.samesite",
         "\"None\" needs cookie.secure = true (browsers refuse it otherwise)",
     )?;
-    let local = matches!(s.server.host.as_str(), "127.0.0.1" | "::1" | "localhost");
     ensure(
-        !cookie.enabled || cookie.secure || local,
+        !cookie.enabled || cookie.secure || is_loopback(&s.server.host),
         "cookie.secure",
         "false is accepted only when server.host is 127.0.0.1, ::1 or localhost",
     )
+}
+
+/// A host only this machine can reach.
+pub fn is_loopback(host: &str) -> bool {
+    matches!(host, "127.0.0.1" | "::1" | "[::1]" | "localhost")
 }

@@ -27,6 +27,9 @@ const REFRESH: &str = "/api/token/refresh";
 const BLACKLIST: &str = "/api/token/blacklist";
 const LOGOUT_ALL: &str = "/api/v1/auth/users/me/logout_all";
 
+/// Django's CSRF_COOKIE_AGE: 52 weeks.
+const CSRF_COOKIE_AGE: u64 = 52 * 7 * 24 * 3600;
+
 /// The largest body read to look for a token: a frontend in cookie mode
 /// sends `{}` or nothing.
 const SMALL_BODY: u64 = 1024;
@@ -48,13 +51,19 @@ fn csrf_failed(reason: String) -> ApiError {
     ApiError::Csrf(reason)
 }
 
-/// Whether `origin` (`scheme://host[:port]`) is the request's own host.
+/// Whether `origin` (`scheme://host[:port]`) is the request's own host:
+/// the `Host` it was sent to, or the one a proxy in front received
+/// (`X-Forwarded-Host`, as forward auth is asked).
 fn same_host(origin: &str, req: &Request) -> bool {
     let host = origin.split_once("://").map_or("", |(_, h)| h);
-    req.headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .is_some_and(|h| h.eq_ignore_ascii_case(host))
+    [header::HOST.as_str(), "x-forwarded-host"]
+        .iter()
+        .any(|name| {
+            req.headers()
+                .get(*name)
+                .and_then(|h| h.to_str().ok())
+                .is_some_and(|h| h.eq_ignore_ascii_case(host))
+        })
 }
 
 /// The origin part of a Referer URL.
@@ -78,22 +87,7 @@ pub fn check_csrf(
     ) {
         return Ok(());
     }
-    let claimed = match req.headers().get(header::ORIGIN) {
-        Some(o) => Some(o.to_str().unwrap_or_default().to_owned()),
-        None => req
-            .headers()
-            .get(header::REFERER)
-            .and_then(|r| r.to_str().ok())
-            .and_then(referer_origin)
-            .map(str::to_owned),
-    };
-    if let Some(origin) = claimed
-        && !(same_host(&origin, req) || cors.allows(&origin))
-    {
-        return Err(csrf_failed(format!(
-            "Origin checking failed - {origin} does not match any trusted origins."
-        )));
-    }
+    check_origin(req, cors)?;
     let Some(expected) = cookie(req, &settings.csrf_cookie_name) else {
         return Err(csrf_failed("CSRF cookie not set.".into()));
     };
@@ -114,6 +108,27 @@ pub fn check_csrf(
         Ok(())
     } else {
         Err(csrf_failed("CSRF token incorrect.".into()))
+    }
+}
+
+/// Django's origin check: the request's `Origin` (or, without one, its
+/// `Referer`'s origin) is this service's own or an allowed CORS origin.
+/// Neither header: nothing to check (the token check decides).
+pub fn check_origin(req: &Request, cors: &Cors) -> Result<(), ApiError> {
+    let claimed = match req.headers().get(header::ORIGIN) {
+        Some(o) => Some(o.to_str().unwrap_or_default().to_owned()),
+        None => req
+            .headers()
+            .get(header::REFERER)
+            .and_then(|r| r.to_str().ok())
+            .and_then(referer_origin)
+            .map(str::to_owned),
+    };
+    match claimed {
+        Some(origin) if !(same_host(&origin, req) || cors.allows(&origin)) => Err(csrf_failed(
+            format!("Origin checking failed - {origin} does not match any trusted origins."),
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -166,7 +181,14 @@ impl CookieMode {
         cors: &Cors,
     ) -> Result<Request, ApiError> {
         let path = path.trim_end_matches('/');
-        if req.method() != Method::POST || !(path == REFRESH || path == BLACKLIST) {
+        if req.method() != Method::POST || !(path == OBTAIN || path == REFRESH || path == BLACKLIST)
+        {
+            return Ok(req);
+        }
+        // Answers to these set or clear cookies: a page of an untrusted
+        // origin may not cause that (login CSRF), whatever the body holds.
+        check_origin(&req, cors)?;
+        if path == OBTAIN {
             return Ok(req);
         }
         let Some(token) = cookie(&req, &self.settings.refresh_name).map(str::to_owned) else {
@@ -187,11 +209,15 @@ impl CookieMode {
         if !json_or_none || !small {
             return Ok(req);
         }
+        // Bounded as every body is: no Content-Length (HTTP/2) must not
+        // mean no limit.
         let bytes = req
             .take_body()
-            .into_bytes()
+            .into_bytes_limit(super::body::MAX_BODY_BYTES)
             .await
-            .map_err(|e| ApiError::Malformed(format!("JSON parse error - {e}")))?;
+            .map_err(|_| ApiError::PayloadTooLarge {
+                limit: super::body::MAX_BODY_BYTES,
+            })?;
         let names_token = serde_json::from_slice::<Value>(&bytes)
             .ok()
             .and_then(|v| v.get("refresh").cloned())
@@ -221,7 +247,7 @@ impl CookieMode {
         mut resp: Response,
         method: &Method,
         path: &str,
-        csrf_present: bool,
+        csrf_present: Option<String>,
     ) -> Response {
         let path = path.trim_end_matches('/');
         if *method != Method::POST {
@@ -264,15 +290,19 @@ impl CookieMode {
                         body.remove("access");
                     }
                 }
-                if !csrf_present {
-                    cookies.push(self.set_cookie(
-                        &s.csrf_cookie_name,
-                        &new_csrf_token(),
-                        "/",
-                        self.refresh_max_age,
-                        false,
-                    ));
-                }
+                // A new CSRF token at each login, as Django's login()
+                // rotates it; refresh renews the one the browser has.
+                let csrf = match (path, csrf_present) {
+                    (REFRESH, Some(current)) => current,
+                    _ => new_csrf_token(),
+                };
+                cookies.push(self.set_cookie(
+                    &s.csrf_cookie_name,
+                    &csrf,
+                    "/",
+                    CSRF_COOKIE_AGE,
+                    false,
+                ));
                 for c in cookies {
                     if let Ok(v) = HeaderValue::from_str(&c) {
                         resp.headers_mut().append(header::SET_COOKIE, v);

@@ -35,7 +35,8 @@ impl Cors {
             patterns: s
                 .allowed_origin_regexes
                 .iter()
-                .filter_map(|r| Regex::new(r).ok())
+                // Python's re.match: anchored at the start.
+                .filter_map(|r| Regex::new(&format!("^(?:{r})")).ok())
                 .collect(),
             credentials: s.allow_credentials,
             methods: joined(&s.allowed_methods),
@@ -106,6 +107,18 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    fn settings() -> CorsSettings {
+        CorsSettings {
+            allowed_origins: vec![],
+            allowed_origin_regexes: vec![],
+            allow_credentials: false,
+            allowed_methods: vec![],
+            allowed_headers: vec![],
+            expose_headers: vec![],
+            preflight_max_age: Duration::ZERO,
+        }
+    }
+
     fn cors() -> Cors {
         Cors::new(&CorsSettings {
             allowed_origins: vec!["http://localhost:3000".into()],
@@ -126,6 +139,14 @@ mod tests {
         assert!(!c.allows("http://localhost:3001"));
         assert!(!c.allows("https://app.example.com.evil.org"));
         assert!(!c.allows("null"));
+        let unanchored = Cors::new(&CorsSettings {
+            allowed_origin_regexes: vec![r"example\.com".into()],
+            ..settings()
+        });
+        assert!(
+            !unanchored.allows("https://notexample.com"),
+            "anchored at the start, as re.match"
+        );
     }
 
     #[test]

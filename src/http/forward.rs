@@ -60,10 +60,22 @@ async fn decide(app: &App, req: &Request) -> ForwardResponse {
             Err(_) => return unauthorized(),
         }
     }
-    // The method the proxy saw, for the CSRF check of a cookie.
-    let original = ["x-forwarded-method", "x-original-method"]
+    // The method the proxy saw, for the CSRF check of a cookie: if any
+    // header naming it says an unsafe one, the check runs (a client may
+    // send one of these headers itself, which proxies pass on).
+    let unsafe_method = |m: &poem::http::Method| {
+        !matches!(
+            *m,
+            poem::http::Method::GET
+                | poem::http::Method::HEAD
+                | poem::http::Method::OPTIONS
+                | poem::http::Method::TRACE
+        )
+    };
+    let original = ["x-original-method", "x-forwarded-method"]
         .iter()
-        .find_map(|h| req.headers().get(*h)?.to_str().ok()?.parse().ok())
+        .filter_map(|h| req.headers().get(*h)?.to_str().ok()?.parse().ok())
+        .find(|m| unsafe_method(m))
         .unwrap_or_else(|| req.method().clone());
     match cookie_claims_as(app, req, &original) {
         Ok(Some(claims)) => {

@@ -306,7 +306,12 @@ pub fn app(app: App) -> impl Endpoint<Output = Response> {
                     .sum();
                 let outcome = if header_bytes > max_header_bytes {
                     Err(ApiError::HeadersTooLarge.into())
-                } else if let Some(preflight) = cors.preflight(&req) {
+                } else if let Some(preflight) = (path.trim_end_matches('/') != forward::PATH)
+                    .then(|| cors.preflight(&req))
+                    .flatten()
+                {
+                    // Forward auth answers every method itself: a proxy asking
+                    // about a preflight-shaped request gets a real decision.
                     Ok(preflight)
                 } else if path == "/" {
                     // Ahead of the router, whose trailing-slash trimming
@@ -319,8 +324,8 @@ pub fn app(app: App) -> impl Endpoint<Output = Response> {
                         let Some(mode) = &cookie_mode else {
                             return ep.call(req).await.map(IntoResponse::into_response);
                         };
-                        let csrf_present =
-                            cookies::cookie(&req, &mode.settings().csrf_cookie_name).is_some();
+                        let csrf_present = cookies::cookie(&req, &mode.settings().csrf_cookie_name)
+                            .map(str::to_owned);
                         let req = mode.before(req, &canonical, &cors).await?;
                         let resp = ep.call(req).await?.into_response();
                         Ok(mode.after(resp, &method, &canonical, csrf_present).await)

@@ -230,6 +230,18 @@ async fn login_puts_the_tokens_in_httponly_cookies() {
     assert!(!csrf.contains("HttpOnly"), "JavaScript must read {csrf}");
     assert_eq!(jar.get("csrftoken").len(), 32);
     assert_eq!(claims(jar.get("refresh_token"))["token_type"], "refresh");
+    // A login from a page Tessera does not trust would set cookies in the
+    // victim's browser (login CSRF): refused.
+    let a = app
+        .client
+        .post(app.url("/api/token/"))
+        .header("origin", "http://evil.test")
+        .json(&json!({"username": "alice", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(a.status(), 403);
+    assert!(a.headers().get("set-cookie").is_none());
 }
 
 #[tokio::test]
@@ -410,6 +422,7 @@ async fn the_access_cookie_authenticates_with_csrf_on_unsafe_methods() {
 #[tokio::test]
 async fn without_cookie_in_auth_methods_the_access_cookie_is_ignored() {
     let app = spawn_app_with(&[
+        ("TESSERA__CORS__ALLOWED_ORIGINS", FRONTEND),
         ("TESSERA__COOKIE__ENABLED", "true"),
         ("TESSERA__COOKIE__OMIT_FROM_BODY", "false"),
     ])
@@ -458,4 +471,43 @@ async fn cookie_settings_that_cannot_work_are_refused_at_start_up() {
         assert_eq!(out.status.code(), Some(2), "{err}");
         assert!(err.contains(key), "{err}");
     }
+}
+
+#[tokio::test]
+async fn the_console_mail_backend_is_refused_on_a_public_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port().to_string();
+    let mut cmd = tessera(
+        dir.path(),
+        &[
+            ("TESSERA__SERVER__HOST", "0.0.0.0"),
+            ("TESSERA__SERVER__PORT", port.as_str()),
+            ("DATABASE_URL", "sqlite::memory:"),
+        ],
+    );
+    cmd.arg("serve");
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        tokio::task::spawn_blocking(move || cmd.output().unwrap()),
+    )
+    .await
+    .expect("refused at once, not served")
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("email.backend"), "{err}");
+}
+
+#[tokio::test]
+async fn forward_auth_decides_preflight_shaped_requests_itself() {
+    let app = spawn_app_with(&[("TESSERA__CORS__ALLOWED_ORIGINS", FRONTEND)]).await;
+    let a = app
+        .client
+        .request(reqwest::Method::OPTIONS, app.url("/api/v1/auth/forward/"))
+        .header("origin", FRONTEND)
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(a.status(), 401, "no credentials: not let through");
 }

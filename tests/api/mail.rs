@@ -698,3 +698,37 @@ async fn a_link_used_twice_at_once_works_once() {
     assert_eq!(statuses[0], 204, "{statuses:?}");
     assert!(statuses[1..].iter().all(|s| *s == 400), "{statuses:?}");
 }
+
+#[tokio::test]
+async fn a_new_email_waits_for_its_own_activation() {
+    let sink = MailSink::start().await;
+    let app = app_mailing(&sink, &[("TESSERA__USERS__SEND_ACTIVATION_EMAIL", "true")]).await;
+    app.register("lena").await;
+    let (uid, token) = sink.wait_for(1).await[0].link("activate/");
+    post(&app, "activation", json!({"uid": uid, "token": token})).await;
+    let (_, access) = app.login("lena").await;
+    let a = app
+        .call(
+            "PATCH",
+            &format!("{USERS}/me/"),
+            Some(&bearer(&access)),
+            Some(json!({"email": "lena@new.example.com"})),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let mail = &sink.wait_for(2).await[1];
+    assert_eq!(mail.to, ["lena@new.example.com"]);
+    // As in Djoser: inactive until the new address's link is used.
+    let refused = app
+        .post_json("/api/token/", login_body("lena", PASSWORD))
+        .await;
+    assert_eq!(refused.status, 401);
+    let (uid, token) = mail.link("activate/");
+    assert_eq!(
+        post(&app, "activation", json!({"uid": uid, "token": token}))
+            .await
+            .status,
+        204
+    );
+    app.login("lena").await;
+}
