@@ -69,6 +69,32 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Take over a deployment's data.
+    Import {
+        #[command(subcommand)]
+        command: ImportCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// Copy users (with their password hashes), DRF Token keys and Simple
+    /// JWT's blacklisted tokens from a Django database, read-only. User ids
+    /// are kept; a second run updates what changed.
+    Django {
+        /// The Django database: sqlite://PATH or postgres://USER@HOST/DB.
+        #[arg(long = "from")]
+        from: String,
+        /// Report what would change, and write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Django's user table (a custom user model's, e.g. accounts_user).
+        #[arg(long, default_value = "auth_user")]
+        user_table: String,
+        /// When a target user has the id of a different Django user.
+        #[arg(long, value_enum, default_value = "refuse")]
+        on_conflict: crate::import::Conflict,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -142,6 +168,22 @@ pub async fn run() -> ExitCode {
             Ok(())
         }
         Command::Keys { .. } => unreachable!("handled before loading settings"),
+        Command::Import {
+            command:
+                ImportCommand::Django {
+                    from,
+                    dry_run,
+                    user_table,
+                    on_conflict,
+                },
+        } => {
+            let opts = crate::import::Options {
+                dry_run,
+                user_table,
+                on_conflict,
+            };
+            import_django(settings, &from, &opts).await
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -301,6 +343,57 @@ async fn flush(settings: Settings) -> Result<(), CliError> {
         purged.blacklist, purged.families
     );
     Ok(())
+}
+
+async fn import_django(
+    settings: Settings,
+    from: &str,
+    opts: &crate::import::Options,
+) -> Result<(), CliError> {
+    let source = open_source(from).await?;
+    let target = open_database(&settings).await?;
+    db::migrate(&target).await.map_err(failed)?;
+    let report = crate::import::import_django(&source, &target, opts)
+        .await
+        .map_err(|e| match e {
+            crate::import::ImportError::Conflict(_) | crate::import::ImportError::BadTable(_) => {
+                CliError::Config(e.to_string())
+            }
+            other => failed(other),
+        })?;
+    let what = if opts.dry_run { "would be" } else { "were" };
+    eprintln!("tessera: users {what}: {}", report.users);
+    eprintln!("tessera: Token keys {what}: {}", report.tokens);
+    eprintln!(
+        "tessera: blacklisted refresh tokens {what}: {}",
+        report.blacklist
+    );
+    if opts.dry_run {
+        eprintln!("tessera: dry run: nothing was written");
+    }
+    Ok(())
+}
+
+/// The Django database, opened so that nothing can be written to it.
+async fn open_source(url: &str) -> Result<sea_orm::DatabaseConnection, CliError> {
+    use sea_orm::ConnectionTrait;
+    let url = if url.starts_with("sqlite:") {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!("{}{sep}mode=ro", url.replace("mode=rwc", "mode=ro"))
+    } else {
+        url.to_owned()
+    };
+    let mut options = sea_orm::ConnectOptions::new(url);
+    options.max_connections(1).sqlx_logging(false);
+    let conn = sea_orm::Database::connect(options)
+        .await
+        .map_err(|e| CliError::Config(format!("--from: cannot open the Django database: {e}")))?;
+    if conn.get_database_backend() == sea_orm::DbBackend::Postgres {
+        conn.execute_unprepared("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+            .await
+            .map_err(failed)?;
+    }
+    Ok(conn)
 }
 
 /// A plain HTTP/1.0 GET of /healthz on the configured port, so the check needs

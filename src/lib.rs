@@ -9,6 +9,7 @@ pub mod config;
 pub mod db;
 pub mod families;
 pub mod http;
+pub mod import;
 pub mod listener;
 pub mod mail;
 pub mod metrics;

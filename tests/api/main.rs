@@ -8,6 +8,7 @@ mod browser;
 mod cli;
 mod cookies;
 mod deploy;
+mod django_import;
 mod django_passwords;
 mod docs;
 mod errors;

@@ -1,0 +1,377 @@
+//! `tessera import django`: users, DRF Token keys and Simple JWT's
+//! blacklist, copied from a Django database (read-only) into Tessera's.
+//! User ids are kept, so tokens Simple JWT issued with the same signing key
+//! name the same users. Each table is copied in one transaction; a dry run
+//! rolls it back. Running it again updates what changed.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use entity::{auth_tokens, users};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{
+    ActiveValue::Set, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend,
+    EntityTrait, QueryResult, Statement, TransactionTrait,
+};
+
+use crate::db::StoreError;
+use crate::{blacklist, opaque};
+
+/// What to do with a target user whose id a different Django user has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Conflict {
+    /// Stop before writing anything (the default).
+    Refuse,
+    /// Replace the target's user with Django's.
+    Overwrite,
+    /// Keep the target's user; Django's is not imported.
+    Skip,
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub dry_run: bool,
+    /// Django's user table (a custom user model's, e.g. `accounts_user`).
+    pub user_table: String,
+    pub on_conflict: Conflict,
+}
+
+/// What one table's import did, with a count per reason for each skip.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct TableReport {
+    pub added: u64,
+    pub updated: u64,
+    pub skipped: BTreeMap<&'static str, u64>,
+}
+
+impl TableReport {
+    fn skip(&mut self, why: &'static str) {
+        *self.skipped.entry(why).or_default() += 1;
+    }
+}
+
+impl std::fmt::Display for TableReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} added, {} updated", self.added, self.updated)?;
+        let skipped: u64 = self.skipped.values().sum();
+        write!(f, ", {skipped} skipped")?;
+        if skipped > 0 {
+            let why: Vec<String> = self
+                .skipped
+                .iter()
+                .map(|(k, n)| format!("{n} {k}"))
+                .collect();
+            write!(f, " ({})", why.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Report {
+    pub users: TableReport,
+    pub tokens: TableReport,
+    pub blacklist: TableReport,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("reading the Django database: {0}")]
+    Source(String),
+    #[error(transparent)]
+    Target(#[from] StoreError),
+    #[error(
+        "the target already holds different users with the ids {0}; choose --on-conflict overwrite or skip"
+    )]
+    Conflict(String),
+    #[error("--user-table {0:?} is not a table name")]
+    BadTable(String),
+}
+
+fn source_err(e: impl std::fmt::Display) -> ImportError {
+    ImportError::Source(e.to_string())
+}
+
+/// A column as an integer, whatever width the source stores.
+fn int(row: &QueryResult, col: &str) -> Result<i64, ImportError> {
+    row.try_get::<i64>("", col)
+        .or_else(|_| row.try_get::<i32>("", col).map(i64::from))
+        .map_err(source_err)
+}
+
+fn boolean(row: &QueryResult, col: &str) -> Result<bool, ImportError> {
+    row.try_get::<bool>("", col)
+        .or_else(|_| int(row, col).map(|n| n != 0))
+        .map_err(source_err)
+}
+
+fn text(row: &QueryResult, col: &str) -> Result<String, ImportError> {
+    row.try_get::<String>("", col).map_err(source_err)
+}
+
+/// A timestamp column: `timestamptz` in PostgreSQL, naive UTC text in SQLite.
+fn time(row: &QueryResult, col: &str) -> Result<Option<DateTime<Utc>>, ImportError> {
+    if let Ok(t) = row.try_get::<Option<DateTime<Utc>>>("", col) {
+        return Ok(t);
+    }
+    if let Ok(t) = row.try_get::<Option<NaiveDateTime>>("", col) {
+        return Ok(t.map(|t| t.and_utc()));
+    }
+    match row.try_get::<Option<String>>("", col).map_err(source_err)? {
+        None => Ok(None),
+        Some(s) => {
+            NaiveDateTime::parse_from_str(s.trim_end_matches("+00:00"), "%Y-%m-%d %H:%M:%S%.f")
+                .map(|t| Some(t.and_utc()))
+                .map_err(|e| ImportError::Source(format!("{col} {s:?}: {e}")))
+        }
+    }
+}
+
+async fn rows(source: &DatabaseConnection, sql: &str) -> Result<Vec<QueryResult>, ImportError> {
+    source
+        .query_all_raw(Statement::from_string(source.get_database_backend(), sql))
+        .await
+        .map_err(source_err)
+}
+
+/// Logs progress on large tables, every 1,000 rows.
+fn progress(table: &str, done: usize, total: usize) {
+    if done.is_multiple_of(1000) && total > 1000 {
+        tracing::info!(table, done, total, "importing");
+    }
+}
+
+/// Copies the three tables, in order (tokens and blacklist rows name users).
+pub async fn import_django(
+    source: &DatabaseConnection,
+    target: &DatabaseConnection,
+    opts: &Options,
+) -> Result<Report, ImportError> {
+    if !opts
+        .user_table
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        return Err(ImportError::BadTable(opts.user_table.clone()));
+    }
+    // One transaction per table, so a failure leaves whole tables; a dry
+    // run does all three in one and rolls it back.
+    let mut report = Report::default();
+    let txn = target.begin().await.map_err(StoreError::from)?;
+    report.users = import_users(source, &txn, opts).await?;
+    let txn = next(txn, target, opts).await?;
+    report.tokens = import_tokens(source, &txn).await?;
+    let txn = next(txn, target, opts).await?;
+    report.blacklist = import_blacklist(source, &txn).await?;
+    if opts.dry_run {
+        txn.rollback().await.map_err(StoreError::from)?;
+    } else {
+        txn.commit().await.map_err(StoreError::from)?;
+    }
+    Ok(report)
+}
+
+/// The transaction for the next table: this one committed and a new one,
+/// or, in a dry run, this one still.
+async fn next(
+    txn: DatabaseTransaction,
+    target: &DatabaseConnection,
+    opts: &Options,
+) -> Result<DatabaseTransaction, ImportError> {
+    if opts.dry_run {
+        return Ok(txn);
+    }
+    txn.commit().await.map_err(StoreError::from)?;
+    Ok(target.begin().await.map_err(StoreError::from)?)
+}
+
+async fn import_users(
+    source: &DatabaseConnection,
+    txn: &DatabaseTransaction,
+    opts: &Options,
+) -> Result<TableReport, ImportError> {
+    let found = rows(
+        source,
+        &format!(
+            "SELECT id, username, email, password, is_active, is_staff, is_superuser, \
+             date_joined, last_login FROM {} ORDER BY id",
+            opts.user_table
+        ),
+    )
+    .await?;
+    let mut report = TableReport::default();
+    let mut conflicts = Vec::new();
+    for (i, row) in found.iter().enumerate() {
+        progress("users", i, found.len());
+        let id = int(row, "id")?;
+        let incoming = users::ActiveModel {
+            id: Set(id),
+            username: Set(text(row, "username")?),
+            email: Set(text(row, "email")?),
+            password: Set(text(row, "password")?),
+            is_active: Set(boolean(row, "is_active")?),
+            is_staff: Set(boolean(row, "is_staff")?),
+            is_superuser: Set(boolean(row, "is_superuser")?),
+            date_joined: Set(time(row, "date_joined")?.unwrap_or_else(Utc::now)),
+            last_login: Set(time(row, "last_login")?),
+            tokens_valid_after: Set(None),
+        };
+        let existing = users::Entity::find_by_id(id)
+            .one(txn)
+            .await
+            .map_err(StoreError::from)?;
+        match existing {
+            None => {
+                let taken = users::Entity::insert(incoming)
+                    .exec_without_returning(txn)
+                    .await;
+                match taken {
+                    Ok(_) => report.added += 1,
+                    Err(e) if crate::db::is_unique_violation(&e) => {
+                        report.skip("usernames taken by another id")
+                    }
+                    Err(e) => return Err(StoreError::from(e).into()),
+                }
+            }
+            Some(current) if current.username != *incoming.username.as_ref() => {
+                match opts.on_conflict {
+                    Conflict::Refuse => conflicts.push(id.to_string()),
+                    Conflict::Skip => report.skip("ids held by another user"),
+                    Conflict::Overwrite => {
+                        update(txn, incoming, &current).await?;
+                        report.updated += 1;
+                    }
+                }
+            }
+            Some(current) => {
+                if update(txn, incoming, &current).await? {
+                    report.updated += 1;
+                } else {
+                    report.skip("unchanged");
+                }
+            }
+        }
+    }
+    if !conflicts.is_empty() {
+        conflicts.truncate(20);
+        return Err(ImportError::Conflict(conflicts.join(", ")));
+    }
+    if txn.get_database_backend() == DbBackend::Postgres {
+        // Ids were given: the next registration must start after them.
+        txn.execute_unprepared(
+            "SELECT setval(pg_get_serial_sequence('users', 'id'), \
+             GREATEST((SELECT MAX(id) FROM users), 1))",
+        )
+        .await
+        .map_err(StoreError::from)?;
+    }
+    Ok(report)
+}
+
+/// Brings `current` to `incoming`; whether anything changed. A password
+/// already upgraded here to argon2id is kept: Django's row still has the
+/// hash it replaced (and the password is the same).
+async fn update(
+    txn: &impl ConnectionTrait,
+    mut incoming: users::ActiveModel,
+    current: &users::Model,
+) -> Result<bool, ImportError> {
+    if current.password.starts_with("$argon2id$") && !incoming.password.as_ref().starts_with('!') {
+        incoming.password = Set(current.password.clone());
+    }
+    incoming.tokens_valid_after = Set(current.tokens_valid_after);
+    let same = current.username == *incoming.username.as_ref()
+        && current.email == *incoming.email.as_ref()
+        && current.password == *incoming.password.as_ref()
+        && current.is_active == *incoming.is_active.as_ref()
+        && current.is_staff == *incoming.is_staff.as_ref()
+        && current.is_superuser == *incoming.is_superuser.as_ref()
+        && current.last_login.map(|t| t.timestamp())
+            == incoming.last_login.as_ref().map(|t| t.timestamp());
+    if same {
+        return Ok(false);
+    }
+    users::Entity::update(incoming)
+        .exec(txn)
+        .await
+        .map_err(StoreError::from)?;
+    Ok(true)
+}
+
+async fn import_tokens(
+    source: &DatabaseConnection,
+    txn: &DatabaseTransaction,
+) -> Result<TableReport, ImportError> {
+    let found = rows(source, "SELECT key, user_id, created FROM authtoken_token").await?;
+    let mut report = TableReport::default();
+    for (i, row) in found.iter().enumerate() {
+        progress("tokens", i, found.len());
+        let user_id = int(row, "user_id")?;
+        if users::Entity::find_by_id(user_id)
+            .one(txn)
+            .await
+            .map_err(StoreError::from)?
+            .is_none()
+        {
+            report.skip("of users not imported");
+            continue;
+        }
+        // Stored as Tessera stores keys: the digest only. The app's existing
+        // `Authorization: Token <key>` keeps working.
+        let inserted = auth_tokens::Entity::insert(auth_tokens::ActiveModel {
+            digest: Set(opaque::digest(&text(row, "key")?)),
+            user_id: Set(user_id),
+            created_at: Set(time(row, "created")?.unwrap_or_else(Utc::now)),
+            ..Default::default()
+        })
+        .on_conflict(
+            OnConflict::column(auth_tokens::Column::Digest)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(txn)
+        .await
+        .map_err(StoreError::from)?;
+        if inserted == 1 {
+            report.added += 1;
+        } else {
+            report.skip("already imported");
+        }
+    }
+    Ok(report)
+}
+
+async fn import_blacklist(
+    source: &DatabaseConnection,
+    txn: &DatabaseTransaction,
+) -> Result<TableReport, ImportError> {
+    let found = rows(
+        source,
+        "SELECT o.jti AS jti, o.user_id AS user_id, o.expires_at AS expires_at \
+         FROM token_blacklist_blacklistedtoken b \
+         JOIN token_blacklist_outstandingtoken o ON o.id = b.token_id",
+    )
+    .await?;
+    let mut report = TableReport::default();
+    let now = Utc::now();
+    for (i, row) in found.iter().enumerate() {
+        progress("blacklist", i, found.len());
+        let Some(expires_at) = time(row, "expires_at")?.filter(|t| *t > now) else {
+            report.skip("expired");
+            continue;
+        };
+        let user_id = row
+            .try_get::<Option<i64>>("", "user_id")
+            .or_else(|_| {
+                row.try_get::<Option<i32>>("", "user_id")
+                    .map(|v| v.map(i64::from))
+            })
+            .map_err(source_err)?;
+        if blacklist::add(txn, &text(row, "jti")?, user_id, expires_at, now).await? {
+            report.added += 1;
+        } else {
+            report.skip("already blacklisted");
+        }
+    }
+    Ok(report)
+}
