@@ -45,6 +45,16 @@ pub fn is_unreachable(err: &DbErr) -> bool {
     }
 }
 
+/// No connection within `database.acquire_timeout`.
+fn is_pool_timeout(err: &DbErr) -> bool {
+    use sea_orm::sqlx::Error as Sqlx;
+    match err {
+        DbErr::ConnectionAcquire(_) => true,
+        DbErr::Conn(RuntimeErr::SqlxError(e)) => matches!(e.as_ref(), Sqlx::PoolTimedOut),
+        _ => false,
+    }
+}
+
 /// SQLITE_BUSY or SQLITE_LOCKED: another connection holds the file for a
 /// moment.
 fn is_sqlite_busy(err: &DbErr) -> bool {
@@ -173,12 +183,15 @@ pub async fn connect_with_retry(settings: &DatabaseSettings) -> Result<DatabaseC
         match connect(settings).await {
             Ok(db) => return Ok(db),
             // A server may come up later; a SQLite file only stops being
-            // busy (another instance setting it up at the same moment): any
-            // other problem with the file will not heal by waiting.
+            // busy (another instance setting it up at the same moment), or
+            // opens slowly on a loaded machine: any other problem with the
+            // file will not heal by waiting.
             Err(e)
                 if attempt < attempts
                     && is_unreachable(&e)
-                    && (!settings.url.starts_with("sqlite:") || is_sqlite_busy(&e)) =>
+                    && (!settings.url.starts_with("sqlite:")
+                        || is_sqlite_busy(&e)
+                        || is_pool_timeout(&e)) =>
             {
                 tracing::warn!(
                     attempt,

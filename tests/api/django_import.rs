@@ -1,6 +1,7 @@
 //! `tessera import django` from a database made by the real Django
 //! (tests/fixtures/django.sqlite3, made by make_django_db.py).
 
+use sea_orm::EntityTrait;
 use serde_json::{Value, json};
 
 use crate::helpers::*;
@@ -85,6 +86,15 @@ async fn a_django_deployment_is_taken_over() {
         assert_eq!(a.status, 200, "{name}: {}", a.text);
         let me = app.me(a.json["access"].as_str().unwrap()).await;
         assert_eq!(me.json["id"], u["id"], "{name} keeps the id Django gave");
+        let row = entity::users::Entity::find_by_id(u["id"].as_i64().unwrap())
+            .one(app.service.database())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            row.password.starts_with("$argon2id$"),
+            "{name}: upgraded at login"
+        );
     }
     assert_eq!(login(&app, "inactive", password).await.status, 401);
     assert_eq!(login(&app, "nopass", password).await.status, 401);
