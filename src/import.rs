@@ -92,11 +92,18 @@ fn source_err(e: impl std::fmt::Display) -> ImportError {
     ImportError::Source(e.to_string())
 }
 
-/// A column as an integer, whatever width the source stores.
-fn int(row: &QueryResult, col: &str) -> Result<i64, ImportError> {
-    row.try_get::<i64>("", col)
-        .or_else(|_| row.try_get::<i32>("", col).map(i64::from))
+/// A nullable integer column, whatever width the source stores.
+fn opt_int(row: &QueryResult, col: &str) -> Result<Option<i64>, ImportError> {
+    row.try_get::<Option<i64>>("", col)
+        .or_else(|_| {
+            row.try_get::<Option<i32>>("", col)
+                .map(|v| v.map(i64::from))
+        })
         .map_err(source_err)
+}
+
+fn int(row: &QueryResult, col: &str) -> Result<i64, ImportError> {
+    opt_int(row, col)?.ok_or_else(|| ImportError::Source(format!("{col} is null")))
 }
 
 fn boolean(row: &QueryResult, col: &str) -> Result<bool, ImportError> {
@@ -360,13 +367,7 @@ async fn import_blacklist(
             report.skip("expired");
             continue;
         };
-        let user_id = row
-            .try_get::<Option<i64>>("", "user_id")
-            .or_else(|_| {
-                row.try_get::<Option<i32>>("", "user_id")
-                    .map(|v| v.map(i64::from))
-            })
-            .map_err(source_err)?;
+        let user_id = opt_int(row, "user_id")?;
         if blacklist::add(txn, &text(row, "jti")?, user_id, expires_at, now).await? {
             report.added += 1;
         } else {

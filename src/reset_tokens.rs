@@ -117,12 +117,9 @@ pub fn check_token(
     };
     let expected = token_at(user, timestamp, secret);
     // Constant time, as Django's constant_time_compare.
-    let same = expected.len() == token.len()
-        && expected
-            .bytes()
-            .zip(token.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
+    let same =
+        aws_lc_rs::constant_time::verify_slices_are_equal(expected.as_bytes(), token.as_bytes())
+            .is_ok();
     let age = num_seconds(now) - i64::try_from(timestamp).unwrap_or(i64::MAX);
     same && age <= i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX)
 }

@@ -72,6 +72,28 @@ impl serde::Serialize for FieldErrors {
     }
 }
 
+/// Djoser's retype check (`re_password`, `re_new_password`): the second
+/// field, when a setting asks for it, repeats the first.
+pub fn password_retyped(retyped: Option<&str>, password: &str) -> Result<(), FieldErrors> {
+    retype_matches(retyped.is_none_or(|r| r == password), PASSWORD_MISMATCH)
+}
+
+/// `re_new_username`, compared as the name would be stored.
+pub fn username_retyped(retyped: Option<&str>, username: &str) -> Result<(), FieldErrors> {
+    retype_matches(
+        retyped.is_none_or(|r| normalize_username(r) == username),
+        USERNAME_MISMATCH,
+    )
+}
+
+fn retype_matches(same: bool, mismatch: &str) -> Result<(), FieldErrors> {
+    if same {
+        Ok(())
+    } else {
+        Err(FieldErrors::single("non_field_errors", mismatch))
+    }
+}
+
 /// Django's `AbstractBaseUser.normalize_username`: NFKC, so that a
 /// fullwidth `ａｌｉｃｅ` or `ＡＤＭＩＮ` is the same name as `alice` or
 /// `ADMIN`. Every lookup and write of a username goes through it.

@@ -209,11 +209,7 @@ impl App {
         }
         errors.into_result()?;
         // `re_new_password`, with users.set_password_retype.
-        if retype.is_some_and(|r| r != new_password) {
-            return Err(
-                FieldErrors::single("non_field_errors", validation::PASSWORD_MISMATCH).into(),
-            );
-        }
+        validation::password_retyped(retype.as_deref(), &new_password)?;
         let hash = self.hasher.hash(SecretString::from(new_password)).await?;
         let valid_after = revocation_instant(Utc::now());
         let txn = self.store()?.begin().await.map_err(StoreError::from)?;
@@ -249,11 +245,7 @@ impl App {
             return Err(errors.into());
         };
         // `re_new_username`, with users.set_username_retype.
-        if retype.is_some_and(|r| validation::normalize_username(&r) != new_username) {
-            return Err(
-                FieldErrors::single("non_field_errors", validation::USERNAME_MISMATCH).into(),
-            );
-        }
+        validation::username_retyped(retype.as_deref(), &new_username)?;
         users::set_username(self.store()?, user.id, &new_username)
             .await
             .map_err(|e| match e {

@@ -275,14 +275,12 @@ impl App {
         }
         errors.into_result()?;
         // Compared only once the password passed its rules, as Djoser.
-        if r.password_retype.is_some_and(|retyped| {
-            secrecy::ExposeSecret::expose_secret(&retyped)
-                != secrecy::ExposeSecret::expose_secret(&password)
-        }) {
-            return Err(
-                FieldErrors::single("non_field_errors", validation::PASSWORD_MISMATCH).into(),
-            );
-        }
+        validation::password_retyped(
+            r.password_retype
+                .as_ref()
+                .map(secrecy::ExposeSecret::expose_secret),
+            secrecy::ExposeSecret::expose_secret(&password),
+        )?;
         let password_hash = self.hasher.hash(password).await?;
         // With activation mails, a new account waits for its link (a
         // superuser made on the command line does not).

@@ -196,11 +196,7 @@ impl App {
             errors.add("new_password", m);
         }
         errors.into_result()?;
-        if retype.is_some_and(|r| r != new_password) {
-            return Err(
-                FieldErrors::single("non_field_errors", validation::PASSWORD_MISMATCH).into(),
-            );
-        }
+        validation::password_retyped(retype.as_deref(), &new_password)?;
         let user = self.user_by_link(&uid, &token).await?;
         let hash = self.hasher.hash(SecretString::from(new_password)).await?;
         let now = Utc::now();
@@ -239,11 +235,7 @@ impl App {
         else {
             return Err(errors.into());
         };
-        if retype.is_some_and(|r| validation::normalize_username(&r) != new_username) {
-            return Err(
-                FieldErrors::single("non_field_errors", validation::USERNAME_MISMATCH).into(),
-            );
-        }
+        validation::username_retyped(retype.as_deref(), &new_username)?;
         let user = self.user_by_link(&uid, &token).await?;
         match users::reset_username(self.store()?, &user, &new_username, Utc::now()).await {
             Ok(true) => {}

@@ -6,9 +6,11 @@ use poem::Request;
 use poem_openapi::{ApiResponse, OpenApi, Tags};
 
 use super::auth::{bearer_claims, cookie_claims_as, token_key};
+use super::cookies::is_safe;
 use super::error::{ApiError, WWW_AUTHENTICATE};
 use crate::app::{App, AuthError};
 use crate::config::AuthMethod;
+use crate::tokens::Claims;
 
 #[derive(Tags)]
 enum Tag {
@@ -41,54 +43,39 @@ fn unauthorized() -> ForwardResponse {
     ForwardResponse::Unauthorized(WWW_AUTHENTICATE.to_owned())
 }
 
+/// The answer for verified (or refused) access-token claims, `via` the
+/// method that carried them; `None` when none were sent.
+fn answer_for(outcome: Result<Option<Claims>, ApiError>, via: &str) -> Option<ForwardResponse> {
+    match outcome {
+        Ok(None) => None,
+        Ok(Some(claims)) => Some(match claims.user_id {
+            Some(serde_json::Value::String(id)) => ForwardResponse::Ok(id, via.into()),
+            Some(serde_json::Value::Number(id)) => ForwardResponse::Ok(id.to_string(), via.into()),
+            _ => unauthorized(),
+        }),
+        Err(_) => Some(unauthorized()),
+    }
+}
+
 /// The answer for one request: a Bearer JWT is checked from the token alone,
 /// an opaque key with one query.
 async fn decide(app: &App, req: &Request) -> ForwardResponse {
     let methods = &app.settings().auth;
-    if methods.allows(AuthMethod::Jwt) {
-        match bearer_claims(app, req) {
-            Ok(Some(claims)) => {
-                return match claims.user_id {
-                    Some(serde_json::Value::String(id)) => ForwardResponse::Ok(id, "jwt".into()),
-                    Some(serde_json::Value::Number(id)) => {
-                        ForwardResponse::Ok(id.to_string(), "jwt".into())
-                    }
-                    _ => unauthorized(),
-                };
-            }
-            Ok(None) => {}
-            Err(_) => return unauthorized(),
-        }
+    if methods.allows(AuthMethod::Jwt)
+        && let Some(answer) = answer_for(bearer_claims(app, req), "jwt")
+    {
+        return answer;
     }
     // The method the proxy saw, for the CSRF check of a cookie: if any
     // header naming it says an unsafe one, the check runs (a client may
     // send one of these headers itself, which proxies pass on).
-    let unsafe_method = |m: &poem::http::Method| {
-        !matches!(
-            *m,
-            poem::http::Method::GET
-                | poem::http::Method::HEAD
-                | poem::http::Method::OPTIONS
-                | poem::http::Method::TRACE
-        )
-    };
     let original = ["x-original-method", "x-forwarded-method"]
         .iter()
         .filter_map(|h| req.headers().get(*h)?.to_str().ok()?.parse().ok())
-        .find(|m| unsafe_method(m))
+        .find(|m| !is_safe(m))
         .unwrap_or_else(|| req.method().clone());
-    match cookie_claims_as(app, req, &original) {
-        Ok(Some(claims)) => {
-            return match claims.user_id {
-                Some(serde_json::Value::String(id)) => ForwardResponse::Ok(id, "cookie".into()),
-                Some(serde_json::Value::Number(id)) => {
-                    ForwardResponse::Ok(id.to_string(), "cookie".into())
-                }
-                _ => unauthorized(),
-            };
-        }
-        Ok(None) => {}
-        Err(_) => return unauthorized(),
+    if let Some(answer) = answer_for(cookie_claims_as(app, req, &original), "cookie") {
+        return answer;
     }
     if methods.allows(AuthMethod::Token) {
         match token_key(req) {

@@ -109,7 +109,7 @@ impl<'a> Stored<'a> {
 }
 
 fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    aws_lc_rs::constant_time::verify_slices_are_equal(a, b).is_ok()
 }
 
 /// Whether `password` matches a stored hash in one of Django's formats
