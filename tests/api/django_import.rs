@@ -7,9 +7,7 @@ use serde_json::{Value, json};
 use crate::helpers::*;
 
 fn fixture() -> Value {
-    let path =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/django_db.json");
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    fixture_json("django_db.json")
 }
 
 /// A copy of the Django database (the import opens it read-only).

@@ -1,35 +1,18 @@
 //! Users whose password hashes came from Django log in with the password
 //! they have, and leave with Tessera's argon2id.
 
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait};
+use sea_orm::EntityTrait;
 use serde_json::{Value, json};
 
 use crate::helpers::*;
 
 fn fixture() -> Value {
-    let path =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/django_hashes.json");
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    fixture_json("django_hashes.json")
 }
 
 /// A user row as an import from Django leaves it.
 async fn insert(app: &TestApp, username: &str, encoded: &str) -> i64 {
-    entity::users::ActiveModel {
-        username: Set(username.into()),
-        email: Set(String::new()),
-        password: Set(encoded.into()),
-        is_active: Set(true),
-        is_staff: Set(false),
-        is_superuser: Set(false),
-        date_joined: Set(chrono::Utc::now()),
-        last_login: Set(None),
-        tokens_valid_after: Set(None),
-        ..Default::default()
-    }
-    .insert(app.service.database())
-    .await
-    .unwrap()
-    .id
+    app.insert_user(None, username, "", encoded).await
 }
 
 async fn stored_hash(app: &TestApp, id: i64) -> String {

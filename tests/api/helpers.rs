@@ -316,7 +316,44 @@ pub fn vectors_path() -> PathBuf {
         })
 }
 
+/// A JSON file of `tests/fixtures/`.
+pub fn fixture_json(name: &str) -> Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
 impl TestApp {
+    /// Writes an active user row directly, as an import from Django (or a
+    /// fixture) leaves it: `id` as given (or the next one), the stored
+    /// password hash as it is. Returns the id.
+    pub async fn insert_user(
+        &self,
+        id: Option<i64>,
+        username: &str,
+        email: &str,
+        password_hash: &str,
+    ) -> i64 {
+        use sea_orm::{ActiveModelTrait, ActiveValue::NotSet, ActiveValue::Set};
+        entity::users::ActiveModel {
+            id: id.map_or(NotSet, Set),
+            username: Set(username.into()),
+            email: Set(email.into()),
+            password: Set(password_hash.into()),
+            is_active: Set(true),
+            is_staff: Set(false),
+            is_superuser: Set(false),
+            date_joined: Set(chrono::Utc::now()),
+            last_login: Set(None),
+            tokens_valid_after: Set(None),
+        }
+        .insert(self.service.database())
+        .await
+        .unwrap()
+        .id
+    }
+
     /// Any method, with an optional Authorization header and JSON body.
     pub async fn call(
         &self,

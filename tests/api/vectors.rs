@@ -1,7 +1,6 @@
 //! Tokens issued by the real Simple JWT (tests/fixtures) must get the
 //! outcome Simple JWT gave them, both through the token service and over HTTP.
 
-use sea_orm::{ActiveModelTrait, ActiveValue::Set};
 use serde_json::{Value, json};
 
 use crate::helpers::*;
@@ -71,21 +70,13 @@ async fn simple_jwt_vectors_get_simple_jwt_outcomes_over_http() {
             .hash(PASSWORD.into())
             .await
             .unwrap();
-        entity::users::ActiveModel {
-            id: Set(user_id),
-            username: Set(doc["user"]["username"].as_str().unwrap().to_owned()),
-            email: Set(String::new()),
-            password: Set(hash),
-            is_active: Set(true),
-            is_staff: Set(false),
-            is_superuser: Set(false),
-            date_joined: Set(chrono::Utc::now()),
-            last_login: Set(None),
-            tokens_valid_after: Set(None),
-        }
-        .insert(app.service.database())
-        .await
-        .unwrap();
+        app.insert_user(
+            Some(user_id),
+            doc["user"]["username"].as_str().unwrap(),
+            "",
+            &hash,
+        )
+        .await;
         for (v, verified_as) in hs256_vectors(&doc, keyset) {
             let name = v["name"].as_str().unwrap();
             let token = v["token"].as_str().unwrap();
