@@ -119,6 +119,8 @@ pub struct App {
     mailer: Mailer,
     /// What account tokens are keyed with (Django's `SECRET_KEY`).
     account_secret: Arc<secrecy::SecretBox<[u8]>>,
+    /// Whether a count of legacy password hashes is running.
+    legacy_counting: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The issue time for new tokens and keys: now, or, within the second in
@@ -165,6 +167,7 @@ impl App {
             policy: RotationPolicy::new(&settings.jwt),
             mailer,
             account_secret: Arc::new(account_secret.into()),
+            legacy_counting: Arc::default(),
             settings: Arc::new(settings),
         })
     }
@@ -225,16 +228,26 @@ impl App {
         Ok(())
     }
 
-    /// The metrics in Prometheus' text format, with the hashing queue and
-    /// the users still on a legacy hash as they stand now.
-    pub async fn render_metrics(&self) -> String {
+    /// The metrics in Prometheus' text format, with the hashing queue as
+    /// it stands now. The users still on a legacy hash are counted off the
+    /// request path (a scrape must not wait for the database): each scrape
+    /// shows the last count and starts the next, one at a time.
+    pub fn render_metrics(&self) -> String {
         self.metrics.hash_queue_depth.set(self.hasher.queue_depth());
-        if let Ok(db) = self.store()
-            && let Ok(n) = users::count_legacy_hashes(db).await
-        {
-            self.metrics
-                .legacy_password_hashes
-                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        let counting = std::sync::atomic::Ordering::AcqRel;
+        if !self.legacy_counting.swap(true, counting) {
+            let app = self.clone();
+            tokio::spawn(async move {
+                if let Ok(db) = app.store()
+                    && let Ok(n) = users::count_legacy_hashes(db).await
+                {
+                    app.metrics
+                        .legacy_password_hashes
+                        .set(i64::try_from(n).unwrap_or(i64::MAX));
+                }
+                app.legacy_counting
+                    .store(false, std::sync::atomic::Ordering::Release);
+            });
         }
         self.metrics.render()
     }

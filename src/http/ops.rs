@@ -62,7 +62,7 @@ impl OpsApi {
         operation_id = "metrics"
     )]
     async fn metrics(&self, app: poem::web::Data<&App>) -> MetricsResponse {
-        MetricsResponse::Ok(poem_openapi::payload::PlainText(app.render_metrics().await))
+        MetricsResponse::Ok(poem_openapi::payload::PlainText(app.render_metrics()))
     }
 
     /// Readiness: the database answers

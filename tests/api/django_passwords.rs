@@ -34,13 +34,26 @@ async fn login_status(app: &TestApp, username: &str, password: &str) -> u16 {
     .as_u16()
 }
 
-async fn legacy_gauge(app: &TestApp) -> u64 {
-    let text = app.get("/metrics", None).await.text;
-    text.lines()
-        .find_map(|l| l.strip_prefix("tessera_legacy_password_hashes "))
-        .unwrap()
-        .parse()
-        .unwrap()
+/// The legacy-hash gauge once it shows `expected`, or its last value after
+/// 5 s. It is counted off the request path, each scrape starting the next
+/// count, so at least two scrapes are read: the last one shows a count made
+/// after the call began.
+async fn legacy_gauge(app: &TestApp, expected: u64) -> u64 {
+    let mut last = u64::MAX;
+    for scrape in 0..50 {
+        let text = app.get("/metrics", None).await.text;
+        last = text
+            .lines()
+            .find_map(|l| l.strip_prefix("tessera_legacy_password_hashes "))
+            .unwrap()
+            .parse()
+            .unwrap();
+        if scrape > 0 && last == expected {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    last
 }
 
 #[tokio::test]
@@ -54,7 +67,10 @@ async fn every_django_hasher_logs_in_and_is_upgraded_to_argon2id() {
         let id = insert(&app, &name, c["encoded"].as_str().unwrap()).await;
         users.push((name, id, c));
     }
-    assert_eq!(legacy_gauge(&app).await, cases.len() as u64);
+    assert_eq!(
+        legacy_gauge(&app, cases.len() as u64).await,
+        cases.len() as u64
+    );
     for (name, id, c) in &users {
         let password = c["password"].as_str().unwrap();
         assert_eq!(
@@ -81,7 +97,7 @@ async fn every_django_hasher_logs_in_and_is_upgraded_to_argon2id() {
             "{name}: upgraded once"
         );
     }
-    assert_eq!(legacy_gauge(&app).await, 0);
+    assert_eq!(legacy_gauge(&app, 0).await, 0);
 }
 
 #[tokio::test]
@@ -137,7 +153,7 @@ async fn a_hash_of_another_argon2_cost_is_renewed_at_login() {
     .unwrap();
     let id = insert(&app, "alice", &older).await;
     assert_eq!(
-        legacy_gauge(&app).await,
+        legacy_gauge(&app, 0).await,
         0,
         "argon2id is not a legacy format"
     );
