@@ -5,7 +5,7 @@
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use tessera::config::{JwtAlgorithm, Settings};
 use tessera::tokens::keys::generate;
-use tessera::tokens::{Expect, SigningKey, TokenService};
+use tessera::tokens::{Expect, SigningKey, Subject, TokenService};
 
 fn service(alg: JwtAlgorithm, dir: &std::path::Path) -> TokenService {
     let settings = Settings::load_from(None, Default::default()).expect("default settings");
@@ -29,13 +29,13 @@ fn tokens(c: &mut Criterion) {
     let mut sign = c.benchmark_group("sign access token");
     for (alg, svc) in &services {
         sign.bench_with_input(BenchmarkId::from_parameter(alg.as_str()), &svc, |b, svc| {
-            b.iter(|| svc.access(42, now))
+            b.iter(|| svc.access(&Subject::new(42), now))
         });
     }
     sign.finish();
     let mut verify = c.benchmark_group("verify access token");
     for (alg, svc) in &services {
-        let token = svc.access(42, now).token;
+        let token = svc.access(&Subject::new(42), now).token;
         verify.bench_with_input(
             BenchmarkId::from_parameter(alg.as_str()),
             &token,

@@ -1,5 +1,5 @@
-//! `tessera import django`: users, DRF Token keys and Simple JWT's
-//! blacklist, copied from a Django database (read-only) into Tessera's.
+//! `tessera import django`: users, their groups, DRF Token keys and Simple
+//! JWT's blacklist, copied from a Django database (read-only) into Tessera's.
 //! User ids are kept, so tokens Simple JWT issued with the same signing key
 //! name the same users. Each table is copied in one transaction; a dry run
 //! rolls it back. Running it again updates what changed.
@@ -15,7 +15,7 @@ use sea_orm::{
 };
 
 use crate::db::StoreError;
-use crate::{blacklist, opaque};
+use crate::{blacklist, groups, opaque, validation};
 
 /// What to do with a target user whose id a different Django user has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -70,6 +70,8 @@ impl std::fmt::Display for TableReport {
 #[derive(Debug, Default)]
 pub struct Report {
     pub users: TableReport,
+    pub groups: TableReport,
+    pub memberships: TableReport,
     pub tokens: TableReport,
     pub blacklist: TableReport,
 }
@@ -148,7 +150,8 @@ fn progress(table: &str, done: usize, total: usize) {
     }
 }
 
-/// Copies the three tables, in order (tokens and blacklist rows name users).
+/// Copies the tables, in order (memberships, tokens and blacklist rows name
+/// users).
 pub async fn import_django(
     source: &DatabaseConnection,
     target: &DatabaseConnection,
@@ -161,11 +164,14 @@ pub async fn import_django(
     {
         return Err(ImportError::BadTable(opts.user_table.clone()));
     }
-    // One transaction per table, so a failure leaves whole tables; a dry
-    // run does all three in one and rolls it back.
+    // One transaction per table, so a failure leaves whole tables (groups
+    // and memberships count as one); a dry run does all in one and rolls it
+    // back.
     let mut report = Report::default();
     let txn = target.begin().await.map_err(StoreError::from)?;
     report.users = import_users(source, &txn, opts).await?;
+    let txn = next(txn, target, opts).await?;
+    (report.groups, report.memberships) = import_groups(source, &txn, opts).await?;
     let txn = next(txn, target, opts).await?;
     report.tokens = import_tokens(source, &txn).await?;
     let txn = next(txn, target, opts).await?;
@@ -305,6 +311,15 @@ async fn update(
     Ok(true)
 }
 
+/// Whether the user `id` is in the target (imported, or skipped and kept).
+async fn imported(txn: &DatabaseTransaction, id: i64) -> Result<bool, ImportError> {
+    let found = users::Entity::find_by_id(id)
+        .one(txn)
+        .await
+        .map_err(StoreError::from)?;
+    Ok(found.is_some())
+}
+
 async fn import_tokens(
     source: &DatabaseConnection,
     txn: &DatabaseTransaction,
@@ -314,12 +329,7 @@ async fn import_tokens(
     for (i, row) in found.iter().enumerate() {
         progress("tokens", i, found.len());
         let user_id = int(row, "user_id")?;
-        if users::Entity::find_by_id(user_id)
-            .one(txn)
-            .await
-            .map_err(StoreError::from)?
-            .is_none()
-        {
+        if !imported(txn, user_id).await? {
             report.skip("of users not imported");
             continue;
         }
@@ -375,4 +385,77 @@ async fn import_blacklist(
         }
     }
     Ok(report)
+}
+
+/// Django's groups, by name (the target may hold groups of its own, under
+/// other ids), then the memberships of imported users. A second run adds
+/// what is new and removes nothing.
+async fn import_groups(
+    source: &DatabaseConnection,
+    txn: &DatabaseTransaction,
+    opts: &Options,
+) -> Result<(TableReport, TableReport), ImportError> {
+    let mut report = TableReport::default();
+    // Django's group id -> ours.
+    let mut ids = BTreeMap::new();
+    for row in rows(source, "SELECT id, name FROM auth_group ORDER BY id").await? {
+        let name = text(&row, "name")?;
+        if !validation::group_name(&name).is_empty() {
+            report.skip("names with a comma or control character");
+            continue;
+        }
+        let id = match groups::find_by_name(txn, &name).await? {
+            Some(group) => {
+                report.skip("already imported");
+                group.id
+            }
+            None => match groups::create(txn, &name).await {
+                Ok(group) => {
+                    report.added += 1;
+                    group.id
+                }
+                Err(groups::CreateGroupError::NameTaken) => {
+                    return Err(ImportError::Source(format!(
+                        "the group {name:?} was created in the target meanwhile; run the import again"
+                    )));
+                }
+                Err(groups::CreateGroupError::Store(e)) => return Err(e.into()),
+            },
+        };
+        ids.insert(int(&row, "id")?, id);
+    }
+    // The many-to-many table of the user model: auth_user_groups, or
+    // accounts_user_groups for a custom `accounts.User`.
+    let mut members = TableReport::default();
+    let sql = format!(
+        "SELECT user_id, group_id FROM {}_groups ORDER BY id",
+        opts.user_table
+    );
+    let found = match rows(source, &sql).await {
+        Ok(found) => found,
+        // A custom user model without PermissionsMixin has no groups.
+        Err(e) if ids.is_empty() => {
+            tracing::info!(error = %e, "no user-groups table in the Django database");
+            Vec::new()
+        }
+        Err(e) => return Err(e),
+    };
+    for (i, row) in found.iter().enumerate() {
+        progress("memberships", i, found.len());
+        let Some(group_id) = ids.get(&int(row, "group_id")?) else {
+            members.skip("of groups not imported");
+            continue;
+        };
+        let user_id = int(row, "user_id")?;
+        if !imported(txn, user_id).await? {
+            members.skip("of users not imported");
+            continue;
+        }
+        if groups::add_member(txn, user_id, *group_id).await? {
+            members.added += 1;
+        } else {
+            members.skip("already imported");
+        }
+    }
+    Ok((report, members))
 }

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod families;
+pub mod groups;
 pub mod http;
 pub mod import;
 pub mod listener;

@@ -110,6 +110,23 @@ fn max_len_message(max: usize) -> String {
     format!("Ensure this field has no more than {max} characters.")
 }
 
+/// Django's `Group.name` (at most 150 characters), and, because group
+/// names travel comma-separated in `X-Auth-Groups`, no comma or control
+/// character.
+pub fn group_name(value: &str) -> Vec<String> {
+    let mut errors = Vec::new();
+    if value.chars().count() > GROUP_NAME_MAX_LEN {
+        errors.push(max_len_message(GROUP_NAME_MAX_LEN));
+    }
+    if value.chars().any(|c| c == ',' || c.is_control()) {
+        errors.push("Group names cannot contain commas or control characters.".to_owned());
+    }
+    errors
+}
+
+/// Django's `Group.name` max_length.
+pub const GROUP_NAME_MAX_LEN: usize = 150;
+
 /// Django's `UnicodeUsernameValidator` (`^[\w.@+-]+\Z`) and max length.
 pub fn username(value: &str) -> Vec<String> {
     let mut errors = Vec::new();

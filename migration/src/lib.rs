@@ -8,6 +8,7 @@ mod m20261128_000002_create_token_blacklist;
 mod m20261128_000003_create_auth_tokens;
 mod m20261128_000004_create_token_families;
 mod m20261201_000005_normalize_usernames;
+mod m20261202_000006_create_groups;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000003_create_auth_tokens::Migration),
             Box::new(m20261128_000004_create_token_families::Migration),
             Box::new(m20261201_000005_normalize_usernames::Migration),
+            Box::new(m20261202_000006_create_groups::Migration),
         ]
     }
 }

@@ -5,8 +5,10 @@
 //! and only they see the state's parts.
 
 mod accounts;
+mod groups;
 mod recovery;
 mod sessions;
+mod sliding;
 
 pub use recovery::Link;
 pub use sessions::Refreshed;
@@ -17,14 +19,14 @@ use chrono::{DateTime, Utc};
 use sea_orm::DatabaseConnection;
 use secrecy::SecretString;
 
-use crate::config::Settings;
+use crate::config::{AuthTokenClass, Settings};
 use crate::db::{DbHealth, StoreError};
 use crate::mail::{Kind, MailError, Mailer};
 use crate::metrics::Metrics;
 use crate::passwords::{PasswordError, PasswordHasher};
 use crate::refresh::RotationPolicy;
 use crate::throttle::Throttle;
-use crate::tokens::{Claims, Expect, TokenError, TokenService};
+use crate::tokens::{Claims, Expect, Subject, TokenError, TokenService};
 use crate::users::{self, CreateUserError, NewUser, User};
 use crate::validation::{self, FieldErrors};
 
@@ -36,6 +38,10 @@ pub enum AuthError {
     BadCredentials,
     #[error(transparent)]
     Token(#[from] TokenError),
+    /// A Bearer token that no class of `jwt.auth_token_classes` accepted,
+    /// with each class's reason.
+    #[error("bearer token refused")]
+    BearerRefused(Vec<(AuthTokenClass, TokenError)>),
     #[error("token is blacklisted")]
     Blacklisted,
     #[error("no active account for the token")]
@@ -61,6 +67,9 @@ pub enum AuthError {
     /// A user id that names no user.
     #[error("no such user")]
     NoSuchUser,
+    /// No such group, or (for a removal) the user is not in it.
+    #[error("no such group")]
+    NoSuchGroup,
     /// A user the requester may not see.
     #[error("user hidden from the requester")]
     Hidden,
@@ -406,6 +415,38 @@ impl App {
                 tracing::warn!(user_id = user.id, error = %e, "password hash not upgraded");
                 Ok(user)
             }
+        }
+    }
+
+    /// The claims tokens carry beyond Simple JWT's, and their names.
+    pub fn token_claims(&self) -> &crate::tokens::ClaimSet {
+        self.tokens.claims()
+    }
+
+    /// Whom tokens for `user` are issued to; the groups are read only
+    /// when a configured claim carries them.
+    pub async fn subject(&self, user: &User) -> Result<Subject, AuthError> {
+        let groups = if self.tokens.claims().needs_groups() {
+            crate::groups::names_of(self.store()?, user.id).await?
+        } else {
+            Vec::new()
+        };
+        Ok(Subject {
+            id: user.id,
+            username: user.username.clone(),
+            email: user.email.clone(),
+            is_staff: user.is_staff,
+            is_superuser: user.is_superuser,
+            groups,
+        })
+    }
+
+    /// [`Self::subject`] for the user a refresh found: every action that
+    /// issues tokens has an active one (the policy refuses first without).
+    async fn subject_of(&self, user: Option<&User>) -> Result<Subject, AuthError> {
+        match user {
+            Some(user) => self.subject(user).await,
+            None => Err(AuthError::NoActiveAccount),
         }
     }
 

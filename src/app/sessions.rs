@@ -14,7 +14,7 @@ use crate::db::StoreError;
 use crate::families::{self, Orphan, Rotation};
 use crate::refresh::{Action, Facts, Family, Holder, Logout, Refusal, Standing, Verdict};
 use crate::time::{epoch, from_epoch};
-use crate::tokens::{Claims, Expect, Pair};
+use crate::tokens::{Claims, Expect, Pair, Subject};
 use crate::users::{self, User};
 
 /// What a refresh returns: always an access token, and a new refresh token
@@ -66,18 +66,30 @@ impl App {
         username: &str,
         password: SecretString,
     ) -> Result<Pair, AuthError> {
+        let (subject, now) = self.jwt_login(username, password, "jwt").await?;
+        let pair = self.tokens.pair(&subject, epoch(now));
+        families::start(self.store()?, subject.id, &pair, epoch(now), Utc::now()).await?;
+        self.metrics.pair_issued();
+        Ok(pair)
+    }
+
+    /// The password check of a JWT login (counted under `kind`), and
+    /// `UPDATE_LAST_LOGIN`: whom to issue tokens to, and when.
+    pub(super) async fn jwt_login(
+        &self,
+        username: &str,
+        password: SecretString,
+        kind: &str,
+    ) -> Result<(Subject, DateTime<Utc>), AuthError> {
         let outcome = self.authenticate(username, password).await;
         let label = if outcome.is_ok() { "ok" } else { "failed" };
-        self.metrics.logins.with_label_values(&["jwt", label]).inc();
+        self.metrics.logins.with_label_values(&[kind, label]).inc();
         let user = outcome?;
         let now = not_before_revocation(&user).await;
         if self.settings().jwt.update_last_login {
             users::set_last_login(self.store()?, user.id, now).await?;
         }
-        let pair = self.tokens.pair(user.id, epoch(now));
-        families::start(self.store()?, user.id, &pair, epoch(now), Utc::now()).await?;
-        self.metrics.pair_issued();
-        Ok(pair)
+        Ok((self.subject(&user).await?, now))
     }
 
     /// A new access token (and, with rotation, a new refresh token) for a
@@ -115,18 +127,28 @@ impl App {
             match self.policy.refresh(&facts) {
                 Action::Refuse(r) => return Err(self.refused(r)),
                 Action::RevokeFamily => return Err(self.revoke_for_reuse(&claims, now).await?),
-                Action::IssueAccess => return Ok(self.issue_access(user_id()?, now)),
+                Action::IssueAccess => {
+                    let subject = self.subject_of(user.as_ref()).await?;
+                    return Ok(self.issue_access(&subject, now));
+                }
                 Action::Advance { adopt } => {
-                    return self.advance(&claims, user_id()?, adopt, now).await;
+                    let subject = self.subject_of(user.as_ref()).await?;
+                    return self.advance(&claims, &subject, adopt, now).await;
                 }
                 Action::Replay => match &row {
-                    Some(row) => return Ok(self.replay(&claims, user_id()?, row)),
+                    Some(row) => {
+                        let subject = self.subject_of(user.as_ref()).await?;
+                        return Ok(self.replay(&claims, &subject, row));
+                    }
                     None => return Err(self.refused(Refusal::Blacklisted)),
                 },
                 Action::Adopt => {
                     row = families::adopt(self.store()?, &orphan(&claims, user_id()?), now).await?;
                 }
-                Action::Rotate => match self.rotate(&claims, user_id()?, now).await? {
+                Action::Rotate => match self
+                    .rotate(&claims, &self.subject_of(user.as_ref()).await?, now)
+                    .await?
+                {
                     Some(pair) => return Ok(self.rotated(pair)),
                     // Another request rotated this token meanwhile.
                     None => row = families::find(self.store()?, claims.family_id()).await?,
@@ -145,9 +167,14 @@ impl App {
     pub async fn verify(&self, token: &str) -> Result<(), AuthError> {
         let now = Utc::now();
         let claims = self.verify_token(token, Expect::Untyped, epoch(now))?;
-        // Only refresh tokens are ever revoked, so only they cost a query.
-        if claims.token_type.as_deref() != Some("refresh") {
-            return Ok(());
+        // Only refresh and sliding tokens are ever revoked, so only they
+        // cost a query.
+        match claims.token_type.as_deref() {
+            Some("refresh") => {}
+            Some("sliding") if self.sliding_blacklisted(&claims).await? => {
+                return Err(self.refused(Refusal::Blacklisted));
+            }
+            _ => return Ok(()),
         }
         let row = families::find(self.store()?, claims.family_id()).await?;
         let user = match claims.user_id() {
@@ -276,7 +303,7 @@ impl App {
         })
     }
 
-    fn refused(&self, refusal: Refusal) -> AuthError {
+    pub(super) fn refused(&self, refusal: Refusal) -> AuthError {
         match refusal {
             Refusal::Blacklisted => {
                 self.metrics
@@ -327,14 +354,14 @@ impl App {
     }
 
     /// No rotation: a new access token only.
-    fn issue_access(&self, user_id: i64, now: DateTime<Utc>) -> Refreshed {
+    fn issue_access(&self, subject: &Subject, now: DateTime<Utc>) -> Refreshed {
         self.metrics.refreshed.inc();
         self.metrics
             .tokens_issued
             .with_label_values(&["access"])
             .inc();
         Refreshed {
-            access: self.tokens.access(user_id, epoch(now)).token,
+            access: self.tokens.access(subject, epoch(now)).token,
             refresh: None,
         }
     }
@@ -348,9 +375,9 @@ impl App {
 
     /// The tokens handed out for the token the family's current one
     /// replaced, re-signed from the ids and issue time kept in its row.
-    fn replay(&self, claims: &Claims, user_id: i64, row: &FamilyRow) -> Refreshed {
+    fn replay(&self, claims: &Claims, subject: &Subject, row: &FamilyRow) -> Refreshed {
         let pair = self.tokens.reissued_pair(
-            user_id,
+            subject,
             row.issued_at,
             row.current_jti.clone(),
             row.access_jti.clone(),
@@ -367,12 +394,13 @@ impl App {
     async fn rotate(
         &self,
         claims: &Claims,
-        user_id: i64,
+        subject: &Subject,
         now: DateTime<Utc>,
     ) -> Result<Option<Pair>, AuthError> {
         let db = self.store()?;
         let family = claims.family_id();
-        let pair = self.tokens.rotated_pair(user_id, epoch(now), family);
+        let user_id = subject.id;
+        let pair = self.tokens.rotated_pair(subject, epoch(now), family);
         if !self.policy.blacklist_after_rotation {
             // One statement: the compare-and-swap is the whole write.
             let won = families::rotate(db, &rotation(claims, &pair, now)).await?;
@@ -406,13 +434,14 @@ impl App {
     async fn advance(
         &self,
         claims: &Claims,
-        user_id: i64,
+        subject: &Subject,
         adopt: bool,
         now: DateTime<Utc>,
     ) -> Result<Refreshed, AuthError> {
+        let user_id = subject.id;
         let pair = self
             .tokens
-            .rotated_pair(user_id, epoch(now), claims.family_id());
+            .rotated_pair(subject, epoch(now), claims.family_id());
         let db = self.store()?;
         let recorded = if self.policy.blacklist_after_rotation {
             // Two writes that stand or fall together.

@@ -1,11 +1,13 @@
 //! The `[jwt]` section: algorithm, keys and token lifetimes.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
 use secrecy::SecretString;
 use serde::Deserialize;
 
+use super::claims::{AuthTokenClass, UserClaim};
 use super::values::{self, Named, empty_is_none, secret_string};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -153,6 +155,20 @@ pub struct JwtSettings {
     pub issuer: Option<String>,
     pub auth_header_types: Vec<String>,
     pub user_id_claim: String,
+    /// User fields access and sliding tokens carry.
+    pub extra_claims: Vec<UserClaim>,
+    /// User fields refresh tokens carry.
+    pub refresh_extra_claims: Vec<UserClaim>,
+    /// Field name -> claim name, for fields not carried under their own.
+    pub claim_names: BTreeMap<String, String>,
+    /// Claims every token carries, with fixed values.
+    pub static_claims: serde_json::Map<String, serde_json::Value>,
+    /// The kinds of token that authenticate requests, tried in order.
+    pub auth_token_classes: Vec<AuthTokenClass>,
+    #[serde(deserialize_with = "values::duration")]
+    pub sliding_token_lifetime: Duration,
+    #[serde(deserialize_with = "values::duration")]
+    pub sliding_token_refresh_lifetime: Duration,
 }
 
 impl Named for JwtAlgorithm {

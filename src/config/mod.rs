@@ -11,6 +11,7 @@ use config::{Config, Environment, File, FileFormat};
 use serde::Deserialize;
 
 mod browser;
+mod claims;
 mod jwt;
 mod mail;
 mod validate;
@@ -18,6 +19,7 @@ mod values;
 use values::{Named, networks, optional_duration, optional_rate};
 
 pub use browser::{CookieSettings, CorsSettings, SameSite};
+pub use claims::{AuthTokenClass, UserClaim};
 pub use jwt::{JwtAlgorithm, JwtSettings, PreviousKey};
 pub use mail::{EmailBackend, EmailSettings, SmtpTls, UsersSettings};
 pub use validate::is_loopback;
@@ -306,6 +308,8 @@ macro_rules! deserialize_by_name {
     )*};
 }
 deserialize_by_name!(
+    UserClaim,
+    AuthTokenClass,
     LogFormat,
     AuthMethod,
     JwtAlgorithm,
@@ -351,6 +355,9 @@ impl Settings {
                 .list_separator(",")
                 .with_list_parse_key("jwt.auth_header_types")
                 .with_list_parse_key("auth.methods")
+                .with_list_parse_key("jwt.extra_claims")
+                .with_list_parse_key("jwt.refresh_extra_claims")
+                .with_list_parse_key("jwt.auth_token_classes")
                 .with_list_parse_key("server.trusted_proxies")
                 .with_list_parse_key("cors.allowed_origins")
                 .with_list_parse_key("cors.allowed_origin_regexes")

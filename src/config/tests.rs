@@ -162,3 +162,46 @@ fn debug_prints_no_secret() {
     );
     assert_eq!(redacted_url("postgres://u@h/d"), "postgres://u@h/d");
 }
+
+#[test]
+fn claim_settings_from_a_file_keep_their_names_and_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.toml");
+    std::fs::write(
+        &path,
+        r#"
+[jwt]
+extra_claims = ["groups", "username", "groups"]
+claim_names = { username = "preferredUsername" }
+static_claims = { "https://example.com/Tier" = "gold", Tenant = 7, flags = [true] }
+auth_token_classes = ["sliding", "access"]
+"#,
+    )
+    .unwrap();
+    let s = Settings::load_from(Some(&path), env(&[])).unwrap();
+    assert_eq!(s.jwt.claim_name(UserClaim::Username), "preferredUsername");
+    assert_eq!(s.jwt.claim_name(UserClaim::Groups), "groups");
+    let mut statics: Vec<(&str, String)> = s
+        .jwt
+        .static_claims
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.to_string()))
+        .collect();
+    statics.sort();
+    assert_eq!(
+        statics,
+        [
+            ("Tenant", "7".to_owned()),
+            ("flags", "[true]".to_owned()),
+            ("https://example.com/Tier", "\"gold\"".to_owned()),
+        ],
+        "names as written (case, dots), values of any type"
+    );
+    assert_eq!(
+        s.jwt.auth_token_classes,
+        [AuthTokenClass::Sliding, AuthTokenClass::Access]
+    );
+    let claims = crate::tokens::ClaimSet::new(&s.jwt);
+    assert!(claims.needs_groups());
+    assert_eq!(claims.name(UserClaim::Username), "preferredUsername");
+}

@@ -135,7 +135,8 @@ fn jwt(s: &Settings) -> Result<(), ConfigError> {
         !jwt.user_id_claim.trim().is_empty(),
         "jwt.user_id_claim",
         "must not be empty",
-    )
+    )?;
+    super::claims::validate(jwt)
 }
 
 fn password(s: &Settings) -> Result<(), ConfigError> {

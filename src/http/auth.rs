@@ -16,7 +16,7 @@ use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
 use super::error::ApiError;
 use crate::app::App;
 use crate::config::AuthMethod;
-use crate::tokens::{Claims, Expect};
+use crate::tokens::Claims;
 use crate::users::User;
 
 /// Name of the Bearer (JWT) scheme in the OpenAPI document.
@@ -36,11 +36,11 @@ fn authorization(req: &Request) -> Option<String> {
     (!values.is_empty()).then(|| values.join(","))
 }
 
-/// Verifies the Bearer access token of `req` with Simple JWT's
-/// `JWTAuthentication` rules (keyword matched case-sensitively against
-/// `jwt.auth_header_types`). `Ok(None)`: no JWT credentials were sent. No
-/// database query.
-pub fn bearer_claims(app: &App, req: &Request) -> Result<Option<Claims>, ApiError> {
+/// Verifies the Bearer token of `req` with Simple JWT's `JWTAuthentication`
+/// rules (keyword matched case-sensitively against `jwt.auth_header_types`;
+/// the classes of `jwt.auth_token_classes` in turn). `Ok(None)`: no JWT
+/// credentials were sent. No database query for an access token.
+pub async fn bearer_claims(app: &App, req: &Request) -> Result<Option<Claims>, ApiError> {
     let Some(header) = authorization(req) else {
         return Ok(None);
     };
@@ -60,9 +60,7 @@ pub fn bearer_claims(app: &App, req: &Request) -> Result<Option<Claims>, ApiErro
     if parts.len() != 2 {
         return Err(ApiError::BadAuthorizationHeader);
     }
-    let claims = app
-        .verify_token(parts[1], Expect::Access, Utc::now().timestamp())
-        .map_err(ApiError::AccessToken)?;
+    let claims = app.verify_bearer(parts[1], Utc::now().timestamp()).await?;
     Ok(Some(claims))
 }
 
@@ -108,7 +106,7 @@ impl Methods for TokenOnly {
 
 /// How the request was authenticated.
 pub enum Via {
-    Jwt(Claims),
+    Jwt(Box<Claims>),
     /// The id of the opaque key used.
     Token(i64),
 }
@@ -198,12 +196,12 @@ impl<'a, M: Methods> ApiExtractor<'a> for Auth<M> {
         let methods = &app.settings().auth;
         if M::JWT
             && methods.allows(AuthMethod::Jwt)
-            && let Some(claims) = bearer_claims(app, req)?
+            && let Some(claims) = bearer_claims(app, req).await?
         {
             let user = app.user_for_access(&claims).await.map_err(ApiError::from)?;
             return Ok(Self {
                 user,
-                via: Via::Jwt(claims),
+                via: Via::Jwt(Box::new(claims)),
                 _methods: PhantomData,
             });
         }
@@ -219,12 +217,12 @@ impl<'a, M: Methods> ApiExtractor<'a> for Auth<M> {
             });
         }
         if M::JWT
-            && let Some(claims) = cookie_claims(app, req)?
+            && let Some(claims) = cookie_claims(app, req).await?
         {
             let user = app.user_for_access(&claims).await.map_err(ApiError::from)?;
             return Ok(Self {
                 user,
-                via: Via::Jwt(claims),
+                via: Via::Jwt(Box::new(claims)),
                 _methods: PhantomData,
             });
         }
@@ -236,7 +234,7 @@ impl<'a, M: Methods> ApiExtractor<'a> for Auth<M> {
 /// `Authorization` header, when `auth.methods` has `cookie`: verified as a
 /// Bearer token is, and, for an unsafe request as `method`, Django's CSRF
 /// check. `Ok(None)`: no cookie credentials.
-pub fn cookie_claims_as(
+pub async fn cookie_claims_as(
     app: &App,
     req: &Request,
     method: &poem::http::Method,
@@ -255,14 +253,12 @@ pub fn cookie_claims_as(
             ApiError::Internal
         })?;
     super::cookies::check_csrf(req, method, cookie, cors)?;
-    let claims = app
-        .verify_token(token, Expect::Access, Utc::now().timestamp())
-        .map_err(ApiError::AccessToken)?;
+    let claims = app.verify_bearer(token, Utc::now().timestamp()).await?;
     Ok(Some(claims))
 }
 
-fn cookie_claims(app: &App, req: &Request) -> Result<Option<Claims>, ApiError> {
-    cookie_claims_as(app, req, req.method())
+async fn cookie_claims(app: &App, req: &Request) -> Result<Option<Claims>, ApiError> {
+    cookie_claims_as(app, req, req.method()).await
 }
 
 /// A request authenticated by a valid access token alone: no database
@@ -295,8 +291,40 @@ impl<'a> ApiExtractor<'a> for JwtClaims {
         if !app.settings().auth.allows(AuthMethod::Jwt) {
             return Err(ApiError::NotAuthenticated.into());
         }
-        let claims = bearer_claims(app, req)?.ok_or(ApiError::NotAuthenticated)?;
+        let claims = bearer_claims(app, req)
+            .await?
+            .ok_or(ApiError::NotAuthenticated)?;
         let user_id = claims.user_id.clone().ok_or(ApiError::NoUserId)?;
         Ok(Self { claims, user_id })
+    }
+}
+
+/// A request by an active staff user (DRF's `IsAdminUser`): 401 without
+/// credentials, 403 for anyone else.
+pub struct Staff(pub User);
+
+impl<'a> ApiExtractor<'a> for Staff {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        <Auth<JwtOrToken> as ApiExtractor>::register(registry);
+    }
+
+    fn security_schemes() -> Vec<&'static str> {
+        <Auth<JwtOrToken> as ApiExtractor>::security_schemes()
+    }
+
+    async fn from_request(
+        req: &'a Request,
+        body: &mut poem::RequestBody,
+        param_opts: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        let auth = Auth::<JwtOrToken>::from_request(req, body, param_opts).await?;
+        if !auth.user.is_staff {
+            return Err(ApiError::Forbidden.into());
+        }
+        Ok(Self(auth.user))
     }
 }

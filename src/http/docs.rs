@@ -9,11 +9,16 @@
 use serde_json::{Map, Value, json};
 
 /// Tags as poem-openapi names them, the name shown, and their order.
-const TAGS: [(&[&str], &str, &str); 7] = [
+const TAGS: [(&[&str], &str, &str); 9] = [
     (
         &["Jwt"],
         "JWT",
         "Simple JWT's views and Djoser's `jwt/` paths: log in for an access/refresh pair, refresh, verify, log out.",
+    ),
+    (
+        &["Sliding tokens"],
+        "Sliding tokens",
+        "Simple JWT's sliding tokens: one token that authenticates requests (with `jwt.auth_token_classes` = `[\"sliding\"]`) and is refreshed before it expires, until its `refresh_exp`.",
     ),
     (
         &["Users"],
@@ -36,6 +41,11 @@ const TAGS: [(&[&str], &str, &str); 7] = [
         "The public keys that verify tokens signed with an asymmetric algorithm.",
     ),
     (
+        &["Groups"],
+        "Groups",
+        "Groups and users' memberships, for staff: what the `groups` claim and forward auth's `X-Auth-Groups` carry.",
+    ),
+    (
         &["Forward auth"],
         "Forward auth",
         "For reverse proxies (nginx `auth_request`, Traefik `ForwardAuth`, Caddy `forward_auth`).",
@@ -56,6 +66,7 @@ fn shown_path(path: &str) -> String {
 fn example(schema: &str) -> Option<Value> {
     let access = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJ0b2tlbl90eXBlIjoiYWNjZXNzIiwiZXhwIjoxNzk2MTU1MDAwLCJpYXQiOjE3OTYxNTQ3MDAsImp0aSI6IjBlMjNhODE2ZGQyOTQzOGU5NWNlYWRkMzY4MjQ1YTgxIiwidXNlcl9pZCI6IjEifQ.signature";
     let refresh = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJ0b2tlbl90eXBlIjoicmVmcmVzaCIsImV4cCI6MTc5NjI0MTEwMCwiaWF0IjoxNzk2MTU0NzAwLCJqdGkiOiI1ZjFkNGE4YjJjM2U0ZjVhOWIwYzFkMmUzZjRhNWI2YyIsInVzZXJfaWQiOiIxIn0.signature";
+    let sliding = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJ0b2tlbl90eXBlIjoic2xpZGluZyIsImV4cCI6MTc5NjE1NTAwMCwiaWF0IjoxNzk2MTU0NzAwLCJqdGkiOiI4YzJkOTQxZjFhN2I0ZTZkOWYwYTNiNWM3ZDhlOWYxMCIsInJlZnJlc2hfZXhwIjoxNzk2MjQxMTAwLCJ1c2VyX2lkIjoiMSJ9.signature";
     Some(match schema {
         "Credentials" | "TokenCredentials" => {
             json!({"username": "alice", "password": "Tr0ub4dor_3xyz"})
@@ -72,6 +83,9 @@ fn example(schema: &str) -> Option<Value> {
         "UserCreated" => json!({"email": "alice@example.com", "username": "alice", "id": 1}),
         "UserOut" => json!({"email": "alice@example.com", "id": 1, "username": "alice"}),
         "UserUpdate" => json!({"email": "alice@example.org"}),
+        "GroupName" => json!({"name": "ops"}),
+        "GroupOut" => json!({"id": 1, "name": "ops"}),
+        "SlidingToken" => json!({ "token": sliding }),
         "SetPassword" => json!({
             "new_password": "An0ther-Passw0rd!",
             "current_password": "Tr0ub4dor_3xyz"

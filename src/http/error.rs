@@ -14,6 +14,7 @@ use poem_openapi::registry::{
 use poem_openapi::types::Type;
 use serde::Serialize;
 
+use crate::config::AuthTokenClass;
 use crate::db::StoreError;
 use crate::tokens::TokenError;
 
@@ -68,9 +69,10 @@ pub enum ApiError {
     Token(TokenError),
     #[error("token is blacklisted")]
     Blacklisted,
-    /// A Bearer access token was refused.
-    #[error("access token refused: {0}")]
-    AccessToken(TokenError),
+    /// A Bearer (or cookie) token was refused by every class of
+    /// `jwt.auth_token_classes`, each for its reason.
+    #[error("access token refused")]
+    AccessToken(Vec<(AuthTokenClass, TokenError)>),
     #[error("token carries no user id")]
     NoUserId,
     #[error("bad credentials")]
@@ -211,12 +213,17 @@ impl ApiError {
             Self::Malformed(text) => detail(text.clone()),
             Self::Token(e) => coded(e.to_string(), "token_not_valid"),
             Self::Blacklisted => coded("Token is blacklisted", "token_not_valid"),
-            Self::AccessToken(e) => Detail {
-                messages: Some(vec![TokenMessage {
-                    token_class: "AccessToken".into(),
-                    token_type: "access".into(),
-                    message: e.to_string(),
-                }]),
+            Self::AccessToken(refusals) => Detail {
+                messages: Some(
+                    refusals
+                        .iter()
+                        .map(|(class, e)| TokenMessage {
+                            token_class: class.class_name().into(),
+                            token_type: class.token_type().into(),
+                            message: e.to_string(),
+                        })
+                        .collect(),
+                ),
                 ..coded(
                     "Given token not valid for any token type",
                     "token_not_valid",
@@ -449,6 +456,7 @@ impl From<crate::app::AuthError> for ApiError {
         match err {
             A::BadCredentials => Self::BadCredentials,
             A::Token(e) => Self::Token(e),
+            A::BearerRefused(refusals) => Self::AccessToken(refusals),
             A::Blacklisted => Self::Blacklisted,
             A::NoActiveAccount => Self::NoActiveAccount,
             A::NoUserId => Self::NoUserId,
@@ -460,6 +468,7 @@ impl From<crate::app::AuthError> for ApiError {
             A::Invalid(errors) => Self::Validation(errors),
             A::NoSuchUser => Self::NotFoundDetail(NO_SUCH_USER),
             A::Hidden => Self::NotFound,
+            A::NoSuchGroup => Self::NotFoundDetail("No Group matches the given query."),
             A::StaleToken => Self::ForbiddenDetail("Stale token for given user."),
             A::EmailNotFound => Self::Refused("User with given email does not exist."),
             A::ActivationOff => Self::BareBadRequest,

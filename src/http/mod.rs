@@ -10,10 +10,12 @@ pub mod cors;
 mod docs;
 pub mod error;
 mod forward;
+mod groups;
 mod jwks;
 mod jwt;
 mod ops;
 mod recovery;
+mod sliding;
 mod token;
 mod users;
 mod whoami;
@@ -51,8 +53,10 @@ fn switched_off(path: &str, auth: &AuthSettings) -> bool {
 type Apis = (
     forward::ForwardApi,
     jwt::JwtApi,
+    sliding::SlidingApi,
     jwks::JwksApi,
     users::UsersApi,
+    groups::GroupsApi,
     recovery::RecoveryApi,
     token::TokenApi,
     whoami::WhoamiApi,

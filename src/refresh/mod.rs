@@ -281,7 +281,7 @@ impl RotationPolicy {
 
 /// Whether a token issued at `issued_at` predates a revocation at
 /// `valid_after` (a token without `iat` predates any).
-fn predates(issued_at: Option<i64>, valid_after: Option<i64>) -> bool {
+pub(crate) fn predates(issued_at: Option<i64>, valid_after: Option<i64>) -> bool {
     match valid_after {
         None => false,
         Some(after) => issued_at.is_none_or(|iat| iat < after),

@@ -5,16 +5,19 @@
 //! bytes match Simple JWT's (`{"alg":"HS256","typ":"JWT"}`, claims in its order)
 //! and so that every check can report Simple JWT's exact message.
 
+mod claims;
 pub mod keys;
 
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
 
+pub use claims::{ClaimSet, Subject};
 pub use keys::{KeyRing, SigningKey, VerifyingKey};
+
+use claims::{Kind, Outgoing};
 
 use crate::config::JwtSettings;
 
@@ -42,6 +45,13 @@ pub enum TokenError {
     NoId,
     #[error("Token has no 'exp' claim")]
     NoExp,
+    #[error("Token has no 'refresh_exp' claim")]
+    NoRefreshExp,
+    #[error("Token 'refresh_exp' claim has expired")]
+    RefreshExpired,
+    /// A revocable token (sliding) on the blacklist.
+    #[error("Token is blacklisted")]
+    Blacklisted,
 }
 
 impl TokenError {
@@ -54,6 +64,9 @@ impl TokenError {
             Self::NoType => "no_type",
             Self::NoId => "no_id",
             Self::NoExp => "no_exp",
+            Self::NoRefreshExp => "no_refresh_exp",
+            Self::RefreshExpired => "refresh_expired",
+            Self::Blacklisted => "blacklisted",
         }
     }
 }
@@ -63,6 +76,7 @@ impl TokenError {
 pub enum Expect {
     Access,
     Refresh,
+    Sliding,
     /// Any `token_type`, or none (what `/verify/` accepts).
     Untyped,
 }
@@ -72,6 +86,7 @@ impl Expect {
         match self {
             Self::Access => Some("access"),
             Self::Refresh => Some("refresh"),
+            Self::Sliding => Some("sliding"),
             Self::Untyped => None,
         }
     }
@@ -91,6 +106,8 @@ pub struct Claims {
     /// The refresh-token family (`family` claim), set on rotated refresh
     /// tokens; a token without one is the first of its own family.
     pub family: Option<String>,
+    /// Every other claim (`refresh_exp`, the configured user claims...).
+    pub extra: Map<String, Value>,
 }
 
 impl Claims {
@@ -109,6 +126,11 @@ impl Claims {
     /// own jti.
     pub fn family_id(&self) -> &str {
         self.family.as_deref().unwrap_or(&self.jti)
+    }
+
+    /// A string claim, if the token has it.
+    pub fn text(&self, name: &str) -> Option<&str> {
+        self.extra.get(name).and_then(Value::as_str)
     }
 }
 
@@ -138,6 +160,9 @@ pub struct TokenService {
     audience: Option<String>,
     issuer: Option<String>,
     user_id_claim: String,
+    sliding_lifetime: i64,
+    sliding_refresh_lifetime: i64,
+    claims: ClaimSet,
 }
 
 impl std::fmt::Debug for TokenService {
@@ -150,42 +175,6 @@ impl std::fmt::Debug for TokenService {
 
 fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
-}
-
-/// Ordered claims, serialized in Simple JWT's order: token_type, exp, iat,
-/// jti, user id, then our `family` (rotated refresh tokens only), then aud
-/// and iss as Simple JWT's backend appends them.
-struct OutgoingClaims<'a> {
-    token_type: &'static str,
-    exp: i64,
-    iat: i64,
-    jti: &'a str,
-    user_id_claim: &'a str,
-    user_id: String,
-    family: Option<&'a str>,
-    audience: Option<&'a str>,
-    issuer: Option<&'a str>,
-}
-
-impl Serialize for OutgoingClaims<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(None)?;
-        m.serialize_entry("token_type", self.token_type)?;
-        m.serialize_entry("exp", &self.exp)?;
-        m.serialize_entry("iat", &self.iat)?;
-        m.serialize_entry("jti", self.jti)?;
-        m.serialize_entry(self.user_id_claim, &self.user_id)?;
-        if let Some(family) = self.family {
-            m.serialize_entry("family", family)?;
-        }
-        if let Some(aud) = self.audience {
-            m.serialize_entry("aud", aud)?;
-        }
-        if let Some(iss) = self.issuer {
-            m.serialize_entry("iss", iss)?;
-        }
-        m.end()
-    }
 }
 
 /// A new token id: 32 lowercase hex digits, as Simple JWT's `uuid4().hex`.
@@ -229,7 +218,15 @@ impl TokenService {
             audience: settings.audience.clone(),
             issuer: settings.issuer.clone(),
             user_id_claim: settings.user_id_claim.clone(),
+            sliding_lifetime: secs(settings.sliding_token_lifetime),
+            sliding_refresh_lifetime: secs(settings.sliding_token_refresh_lifetime),
+            claims: ClaimSet::new(settings),
         }
+    }
+
+    /// The claims tokens carry beyond Simple JWT's.
+    pub fn claims(&self) -> &ClaimSet {
+        &self.claims
     }
 
     pub fn access_lifetime(&self) -> i64 {
@@ -242,25 +239,45 @@ impl TokenService {
 
     fn issue(
         &self,
-        token_type: &'static str,
-        user_id: i64,
+        kind: Kind,
+        subject: &Subject,
         iat: i64,
         jti: String,
         family: Option<&str>,
     ) -> Issued {
-        let lifetime = if token_type == "access" {
-            self.access_lifetime
-        } else {
-            self.refresh_lifetime
+        let (lifetime, refresh_exp) = match kind {
+            Kind::Access => (self.access_lifetime, None),
+            Kind::Refresh => (self.refresh_lifetime, None),
+            Kind::Sliding => (
+                self.sliding_lifetime,
+                Some(iat.saturating_add(self.sliding_refresh_lifetime)),
+            ),
         };
+        self.sign(kind, subject, iat, lifetime, jti, refresh_exp, family)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn sign(
+        &self,
+        kind: Kind,
+        subject: &Subject,
+        iat: i64,
+        lifetime: i64,
+        jti: String,
+        refresh_exp: Option<i64>,
+        family: Option<&str>,
+    ) -> Issued {
         let exp = iat.saturating_add(lifetime);
-        let claims = OutgoingClaims {
-            token_type,
+        let claims = Outgoing {
+            kind,
             exp,
             iat,
             jti: &jti,
+            refresh_exp,
             user_id_claim: &self.user_id_claim,
-            user_id: user_id.to_string(),
+            user_id: subject.id.to_string(),
+            user: self.claims.of(kind, subject),
+            statics: self.claims.statics(),
             family,
             audience: self.audience.as_deref(),
             issuer: self.issuer.as_deref(),
@@ -275,46 +292,83 @@ impl TokenService {
         }
     }
 
-    /// A new access token for `user_id`, issued at `now` (epoch seconds).
-    pub fn access(&self, user_id: i64, now: i64) -> Issued {
-        self.issue("access", user_id, now, new_jti(), None)
+    /// A new access token for `subject`, issued at `now` (epoch seconds).
+    pub fn access(&self, subject: &Subject, now: i64) -> Issued {
+        self.issue(Kind::Access, subject, now, new_jti(), None)
     }
 
-    /// A new refresh token for `user_id`, issued at `now`.
-    pub fn refresh(&self, user_id: i64, now: i64) -> Issued {
-        self.issue("refresh", user_id, now, new_jti(), None)
+    /// A new refresh token for `subject`, issued at `now`.
+    pub fn refresh(&self, subject: &Subject, now: i64) -> Issued {
+        self.issue(Kind::Refresh, subject, now, new_jti(), None)
     }
 
     /// The pair a login returns.
-    pub fn pair(&self, user_id: i64, now: i64) -> Pair {
+    pub fn pair(&self, subject: &Subject, now: i64) -> Pair {
         Pair {
-            refresh: self.refresh(user_id, now),
-            access: self.access(user_id, now),
+            refresh: self.refresh(subject, now),
+            access: self.access(subject, now),
         }
     }
 
     /// The pair a rotation returns: a refresh token that carries its
     /// family, and an access token issued at the same instant.
-    pub fn rotated_pair(&self, user_id: i64, now: i64, family: &str) -> Pair {
-        self.reissued_pair(user_id, now, new_jti(), new_jti(), family)
+    pub fn rotated_pair(&self, subject: &Subject, now: i64, family: &str) -> Pair {
+        self.reissued_pair(subject, now, new_jti(), new_jti(), family)
     }
 
-    /// A pair with given ids: the same ids and issue time give the same
-    /// claims, so a retried refresh gets back the tokens already issued for
-    /// it (byte for byte with deterministic signatures: HMAC, RSA PKCS#1,
-    /// EdDSA).
+    /// A pair with given ids: the same ids, issue time and user values give
+    /// the same claims, so a retried refresh gets back the tokens already
+    /// issued for it (byte for byte with deterministic signatures: HMAC, RSA
+    /// PKCS#1, EdDSA).
     pub fn reissued_pair(
         &self,
-        user_id: i64,
+        subject: &Subject,
         iat: i64,
         refresh_jti: String,
         access_jti: String,
         family: &str,
     ) -> Pair {
         Pair {
-            refresh: self.issue("refresh", user_id, iat, refresh_jti, Some(family)),
-            access: self.issue("access", user_id, iat, access_jti, None),
+            refresh: self.issue(Kind::Refresh, subject, iat, refresh_jti, Some(family)),
+            access: self.issue(Kind::Access, subject, iat, access_jti, None),
         }
+    }
+
+    /// A new sliding token for `subject` at `now` (Simple JWT's
+    /// `SlidingToken.for_user`): it authenticates requests until `exp`, and
+    /// can be refreshed until `refresh_exp`.
+    pub fn sliding(&self, subject: &Subject, now: i64) -> Issued {
+        self.issue(Kind::Sliding, subject, now, new_jti(), None)
+    }
+
+    /// A sliding token refreshed at `now`, as Simple JWT's
+    /// `TokenRefreshSlidingSerializer` does: new `exp` and `iat`, the same
+    /// `jti` (a blacklisting reaches every refresh of it) and the same
+    /// `refresh_exp`; the user claims are read anew.
+    pub fn slid(&self, subject: &Subject, now: i64, jti: String, refresh_exp: i64) -> Issued {
+        self.sign(
+            Kind::Sliding,
+            subject,
+            now,
+            self.sliding_lifetime,
+            jti,
+            Some(refresh_exp),
+            None,
+        )
+    }
+
+    /// The `refresh_exp` of a verified sliding token, if it has not passed
+    /// at `now` (Simple JWT's `check_exp("refresh_exp")`, with the leeway).
+    pub fn check_refresh_exp(&self, claims: &Claims, now: i64) -> Result<i64, TokenError> {
+        let value = claims
+            .extra
+            .get("refresh_exp")
+            .ok_or(TokenError::NoRefreshExp)?;
+        let t = time_claim(value)?;
+        if t <= (now - self.leeway) as f64 {
+            return Err(TokenError::RefreshExpired);
+        }
+        Ok(t.floor() as i64)
     }
 
     /// Verifies `token` at time `now` (epoch seconds) the way Simple JWT does:
@@ -439,6 +493,7 @@ impl TokenService {
             iat,
             user_id: claims.remove(&self.user_id_claim),
             family,
+            extra: claims,
         })
     }
 }

@@ -641,7 +641,7 @@ async fn rotating_an_hmac_secret_keeps_old_tokens_valid() {
             .is_ok(),
         "the retired secret still verifies"
     );
-    let fresh = svc.access(1, now).token;
+    let fresh = svc.access(&tessera::tokens::Subject::new(1), now).token;
     assert!(
         svc.verify(&fresh, tessera::tokens::Expect::Access, now)
             .is_ok()

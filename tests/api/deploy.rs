@@ -83,25 +83,56 @@ async fn identity_echo() -> u16 {
     echo_upstream(|req| {
         let user = req.header("x-auth-user-id").unwrap_or("-");
         let method = req.header("x-auth-method").unwrap_or("-");
+        let name = req.header("x-auth-username").unwrap_or("-");
+        let groups = req.header("x-auth-groups").unwrap_or("-");
+        let email = req.header("x-auth-email").unwrap_or("-");
         let smuggled: Vec<String> = req
             .headers()
             .keys()
             .map(|k| k.as_str().to_owned())
             .filter(|k| k.contains("auth_"))
             .collect();
-        format!("user={user} method={method} smuggled={smuggled:?}")
+        format!(
+            "user={user} method={method} name={name} groups={groups} email={email} smuggled={smuggled:?}"
+        )
     })
     .await
 }
 
-/// What every forward-auth setup must do, checked through the proxy at `url`.
-async fn check_forward_auth(url: &str, id: i64, access: &str, what: &str) {
+/// The settings the shipped proxy configs are tested with: tokens carry
+/// the identity headers' claims.
+const IDENTITY_CLAIMS: &[(&str, &str)] = &[("TESSERA__JWT__EXTRA_CLAIMS", "username,groups,email")];
+
+/// A user of group "staff" (not "admin") behind the proxy: id, access token.
+async fn staff_member(app: &TestApp) -> (i64, String) {
+    let id = app.register("alice").await["id"].as_i64().unwrap();
+    app.join_group(id, "staff").await;
+    let (_, access) = app.login("alice").await;
+    (id, access)
+}
+
+/// What every forward-auth setup must do, checked through the proxy at
+/// `base` (`/app/page` for anyone, `/admin/page` for group "admin").
+async fn check_forward_auth(app: &TestApp, base: &str, id: i64, access: &str, what: &str) {
+    let url = &format!("{base}/app/page");
     let client = reqwest::Client::new();
     let ok = client.get(url).bearer_auth(access).send().await.unwrap();
     assert_eq!(ok.status(), 200, "{what}");
+    let identity =
+        format!("user={id} method=jwt name=alice groups=staff email=alice@example.com smuggled=[]");
+    assert_eq!(ok.text().await.unwrap(), identity, "{what}");
+    // Outside the group the route requires: 403 through the proxy; in it
+    // (with a token minted after the change), through.
+    let admin = &format!("{base}/admin/page");
+    let no = client.get(admin).bearer_auth(access).send().await.unwrap();
+    assert_eq!(no.status(), 403, "{what}: not in admin");
+    app.join_group(id, "admin").await;
+    let (_, fresh) = app.login("alice").await;
+    let yes = client.get(admin).bearer_auth(&fresh).send().await.unwrap();
+    assert_eq!(yes.status(), 200, "{what}: in admin");
     assert_eq!(
-        ok.text().await.unwrap(),
-        format!("user={id} method=jwt smuggled=[]"),
+        yes.text().await.unwrap(),
+        identity.replace("groups=staff", "groups=admin,staff"),
         "{what}"
     );
     let refused = client.get(url).send().await.unwrap();
@@ -121,22 +152,25 @@ async fn check_forward_auth(url: &str, id: i64, access: &str, what: &str) {
         .header("X-Auth-User-Id", "999")
         .header("X_Auth_User_Id", "999")
         .header("x-auth-method", "token")
+        .header("X-Auth-Username", "root")
+        .header("X-Auth-Groups", "admin")
+        .header("X_Auth_Groups", "admin")
+        .header("X-Auth-Email", "root@example.com")
         .send()
         .await
         .unwrap();
     assert_eq!(forged.status(), 200, "{what}");
     assert_eq!(
         forged.text().await.unwrap(),
-        format!("user={id} method=jwt smuggled=[]"),
+        identity,
         "{what}: forged headers must not reach the app"
     );
 }
 
 #[tokio::test]
 async fn the_shipped_nginx_forward_auth_config_works() {
-    let app = spawn_app().await;
-    let id = app.register("alice").await["id"].as_i64().unwrap();
-    let (_, access) = app.login("alice").await;
+    let app = spawn_app_with(IDENTITY_CLAIMS).await;
+    let (id, access) = staff_member(&app).await;
     let upstream = identity_echo().await;
     let tessera = app.base.trim_start_matches("http://").to_owned();
     let shipped = repo_file("deploy/forward-auth/nginx.conf");
@@ -150,7 +184,7 @@ async fn the_shipped_nginx_forward_auth_config_works() {
     else {
         return;
     };
-    check_forward_auth(&nginx.url("/app/page"), id, &access, "nginx").await;
+    check_forward_auth(&app, &nginx.url(""), id, &access, "nginx").await;
 }
 
 #[tokio::test]
@@ -158,9 +192,8 @@ async fn the_shipped_caddyfile_works() {
     let Some(caddy) = required_tool("caddy", &["/usr/bin/caddy"]) else {
         return;
     };
-    let app = spawn_app().await;
-    let id = app.register("alice").await["id"].as_i64().unwrap();
-    let (_, access) = app.login("alice").await;
+    let app = spawn_app_with(IDENTITY_CLAIMS).await;
+    let (id, access) = staff_member(&app).await;
     let upstream = identity_echo().await;
     let port = free_port();
     let home = tempfile::tempdir().unwrap();
@@ -194,10 +227,10 @@ async fn the_shipped_caddyfile_works() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert!(up, "caddy did not start");
-    let url = format!("http://127.0.0.1:{port}/app/page");
+    let base = format!("http://127.0.0.1:{port}");
     tokio::time::timeout(
         std::time::Duration::from_secs(30),
-        check_forward_auth(&url, id, &access, "caddy"),
+        check_forward_auth(&app, &base, id, &access, "caddy"),
     )
     .await
     .expect("the caddy test timed out");

@@ -38,6 +38,44 @@ async fn import(app: &TestApp, url: &str, dry_run: bool) -> tessera::import::Rep
         .unwrap()
 }
 
+/// Django's groups and memberships are here, but the one whose name
+/// cannot travel in `X-Auth-Groups`.
+async fn check_groups(app: &TestApp, f: &Value, report: &tessera::import::Report) {
+    assert_eq!(report.groups.added, 2);
+    assert_eq!(
+        report
+            .groups
+            .skipped
+            .get("names with a comma or control character"),
+        Some(&1)
+    );
+    assert_eq!(report.memberships.added, 3);
+    assert_eq!(
+        report.memberships.skipped.get("of groups not imported"),
+        Some(&1)
+    );
+    for (group, members) in f["groups"].as_object().unwrap() {
+        for member in members.as_array().unwrap() {
+            let user = app
+                .service
+                .user_named(member.as_str().unwrap())
+                .await
+                .unwrap();
+            let names = app.service.group_names(user.id).await.unwrap();
+            assert!(names.contains(group), "{member} in {group}: {names:?}");
+        }
+    }
+    let names: Vec<String> = app
+        .service
+        .groups()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|g| g.name)
+        .collect();
+    assert_eq!(names, ["ops", "staff"]);
+}
+
 async fn login(app: &TestApp, username: &str, password: &str) -> Answer {
     app.post_json(
         "/api/token/",
@@ -55,7 +93,14 @@ async fn a_django_deployment_is_taken_over() {
     let password = f["password"].as_str().unwrap();
 
     let dry = import(&app, &url, true).await;
-    assert_eq!(dry.users.added, 8);
+    assert_eq!(
+        (dry.users.added, dry.groups.added, dry.memberships.added),
+        (8, 2, 3)
+    );
+    assert!(
+        app.service.groups().await.unwrap().is_empty(),
+        "a dry run writes no group"
+    );
     assert_eq!(
         login(&app, "user_pbkdf2_sha256", password).await.status,
         401,
@@ -71,6 +116,7 @@ async fn a_django_deployment_is_taken_over() {
         ),
         (8, 2, 1)
     );
+    check_groups(&app, &f, &report).await;
 
     // Every user logs in with the password Django had, and is upgraded.
     for u in f["users"].as_array().unwrap() {
@@ -121,6 +167,9 @@ async fn a_django_deployment_is_taken_over() {
     assert_eq!((again.users.added, again.users.updated), (0, 0));
     assert_eq!(again.users.skipped.get("unchanged"), Some(&8));
     assert_eq!(again.tokens.skipped.get("already imported"), Some(&2));
+    assert_eq!(again.groups.skipped.get("already imported"), Some(&2));
+    assert_eq!(again.memberships.skipped.get("already imported"), Some(&3));
+    assert_eq!(again.memberships.added, 0);
     assert_eq!(login(&app, "user_bcrypt", password).await.status, 200);
 
     // New users get ids after Django's.
@@ -190,6 +239,13 @@ async fn the_command_reports_and_refuses_in_plain_words() {
     let out = run(&["--from", &url]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("Token keys were: 2 added"), "{err}");
+    assert!(
+        err.contains(
+            "groups were: 2 added, 0 updated, 1 skipped (1 names with a comma or control character)"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("group memberships were: 3 added"), "{err}");
     let out = run(&["--from", &url]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -257,6 +313,7 @@ async fn a_django_deployment_on_postgresql_is_taken_over() {
         ),
         (8, 2, 1)
     );
+    check_groups(&app, &f, &report).await;
     let password = f["password"].as_str().unwrap();
     for u in f["users"].as_array().unwrap() {
         let name = u["username"].as_str().unwrap();

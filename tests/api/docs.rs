@@ -107,10 +107,12 @@ async fn the_document_teaches() {
         tags,
         [
             "JWT",
+            "Sliding tokens",
             "Users",
             "Opaque token",
             "Who am I",
             "Keys",
+            "Groups",
             "Forward auth",
             "Operations"
         ]

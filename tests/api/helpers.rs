@@ -385,6 +385,19 @@ impl TestApp {
         a.json["auth_token"].as_str().unwrap().to_owned()
     }
 
+    /// Puts user `id` in the group `name`, creating the group if needed.
+    pub async fn join_group(&self, id: i64, name: &str) {
+        self.service
+            .create_group(Some(name.into()), Default::default())
+            .await
+            .ok();
+        let user = self.service.user(id).await.unwrap();
+        self.service
+            .add_to_group(&user, Some(name.into()), Default::default())
+            .await
+            .unwrap();
+    }
+
     /// A staff user, created through the service as `createsuperuser` does.
     pub async fn create_staff(&self, username: &str) -> i64 {
         self.service

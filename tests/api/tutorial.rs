@@ -164,8 +164,8 @@ async fn the_readme_walkthroughs_run_as_written() {
     let blocks = readme_blocks();
     assert_eq!(
         blocks.len(),
-        3,
-        "the JWT walkthrough, the opaque-token tutorial, the password reset"
+        4,
+        "the JWT walkthrough, the opaque-token tutorial, the password reset, claims"
     );
     // One server for the first two, as a reader would run them one after
     // the other; the reset walkthrough asks for a server that writes its
@@ -178,8 +178,13 @@ async fn the_readme_walkthroughs_run_as_written() {
         ("TESSERA__EMAIL__FILE_PATH", mail_dir.as_str()),
     ])
     .await;
+    let claiming = spawn_app_with(&[("TESSERA__JWT__EXTRA_CLAIMS", "username,groups")]).await;
     for (i, block) in blocks.into_iter().enumerate() {
-        let base = if i == 2 { &mailing.base } else { &app.base };
+        let base = match i {
+            2 => &mailing.base,
+            3 => &claiming.base,
+            _ => &app.base,
+        };
         let (script, expected) = script_and_expected(&block, base);
         assert!(!expected.is_empty(), "{script}");
         let run = script.clone();

@@ -182,7 +182,7 @@ async fn our_tokens_have_the_shape_of_simple_jwt_vectors() {
     );
     let user_id: i64 = c["user_id"].as_str().unwrap().parse().unwrap();
     let pair = service.reissued_pair(
-        user_id,
+        &tessera::tokens::Subject::new(user_id),
         iat,
         "unused".into(),
         c["jti"].as_str().unwrap().into(),

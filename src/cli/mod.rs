@@ -1,6 +1,8 @@
 //! The command line: `serve` (the default), `migrate`, `createsuperuser`,
 //! `flushexpiredtokens`, `healthcheck`, `openapi`.
 
+mod groups;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -68,6 +70,12 @@ pub enum Command {
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// Manage groups and users' memberships (what `jwt.extra_claims`'s
+    /// `groups` and forward auth's `X-Auth-Groups` carry).
+    Groups {
+        #[command(subcommand)]
+        command: groups::GroupsCommand,
     },
     /// Take over a deployment's data.
     Import {
@@ -168,6 +176,10 @@ pub async fn run() -> ExitCode {
             Ok(())
         }
         Command::Keys { .. } => unreachable!("handled before loading settings"),
+        Command::Groups { command } => match build_app(settings).await {
+            Ok(app) => groups::run(&app, command).await,
+            Err(e) => Err(failed(e)),
+        },
         Command::Import {
             command:
                 ImportCommand::Django {
@@ -363,6 +375,8 @@ async fn import_django(
         })?;
     let what = if opts.dry_run { "would be" } else { "were" };
     eprintln!("tessera: users {what}: {}", report.users);
+    eprintln!("tessera: groups {what}: {}", report.groups);
+    eprintln!("tessera: group memberships {what}: {}", report.memberships);
     eprintln!("tessera: Token keys {what}: {}", report.tokens);
     eprintln!(
         "tessera: blacklisted refresh tokens {what}: {}",

@@ -1,0 +1,140 @@
+//! Simple JWT's sliding tokens: one token that authenticates requests (when
+//! `jwt.auth_token_classes` has `sliding`) and is refreshed, before its
+//! `exp`, into a new one, until its `refresh_exp`. Revocable through the
+//! blacklist, which is why authenticating with one costs a query.
+
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+
+use super::{App, AuthError, not_before_revocation};
+use crate::blacklist;
+use crate::config::AuthTokenClass;
+use crate::refresh::{Refusal, predates};
+use crate::time::{epoch, from_epoch};
+use crate::tokens::{Claims, Expect, Issued, TokenError};
+use crate::users;
+
+impl App {
+    /// Login for a sliding token (`TokenObtainSlidingView`).
+    pub async fn obtain_sliding(
+        &self,
+        username: &str,
+        password: SecretString,
+    ) -> Result<Issued, AuthError> {
+        let (subject, now) = self.jwt_login(username, password, "sliding").await?;
+        let token = self.tokens.sliding(&subject, epoch(now));
+        self.count_sliding();
+        Ok(token)
+    }
+
+    /// A sliding token refreshed (`TokenRefreshSlidingView`): the token
+    /// must be valid (its `exp` not passed), not blacklisted, and its
+    /// `refresh_exp` not passed. Beyond Simple JWT, as for refresh tokens,
+    /// its user must still be active and must not have changed password
+    /// since it was issued.
+    pub async fn refresh_sliding(&self, token: &str) -> Result<String, AuthError> {
+        let now = Utc::now();
+        let claims = self.verify_token(token, Expect::Sliding, epoch(now))?;
+        self.refresh_sliding_verified(claims, now).await
+    }
+
+    /// [`Self::refresh_sliding`] for a token already verified as a sliding
+    /// token at `now` (the HTTP layer needs its user first, for throttling).
+    pub async fn refresh_sliding_verified(
+        &self,
+        claims: Claims,
+        now: DateTime<Utc>,
+    ) -> Result<String, AuthError> {
+        if self.sliding_blacklisted(&claims).await? {
+            return Err(self.refused(Refusal::Blacklisted));
+        }
+        let refresh_exp = self
+            .tokens
+            .check_refresh_exp(&claims, epoch(now))
+            .inspect_err(|e| self.metrics.token_refused(e.label()))?;
+        let user = match claims.user_id() {
+            Some(id) => users::find_by_id(self.store()?, id).await?,
+            None => None,
+        };
+        let user = user
+            .filter(|u| u.is_active)
+            .ok_or(AuthError::NoActiveAccount)?;
+        let valid_after = user.tokens_valid_after.map(|t| t.timestamp());
+        if predates(claims.iat, valid_after) {
+            return Err(AuthError::PasswordChanged);
+        }
+        let subject = self.subject(&user).await?;
+        let now = not_before_revocation(&user).await.max(now);
+        let token = self
+            .tokens
+            .slid(&subject, epoch(now), claims.jti, refresh_exp);
+        self.count_sliding();
+        Ok(token.token)
+    }
+
+    /// Blacklists a sliding token, and with it every refresh of it (they
+    /// share its `jti`), until its `refresh_exp`.
+    pub async fn blacklist_sliding(&self, token: &str) -> Result<(), AuthError> {
+        let now = Utc::now();
+        let claims = self.verify_token(token, Expect::Sliding, epoch(now))?;
+        // The row must outlive every refresh of the token.
+        let until = self
+            .tokens
+            .check_refresh_exp(&claims, epoch(now))
+            .unwrap_or(claims.exp)
+            .max(claims.exp);
+        let inserted = blacklist::add(
+            self.store()?,
+            &claims.jti,
+            claims.user_id(),
+            from_epoch(until),
+            now,
+        )
+        .await?;
+        if !inserted {
+            return Err(self.refused(Refusal::Blacklisted));
+        }
+        self.metrics.blacklisted.inc();
+        Ok(())
+    }
+
+    /// Verifies a Bearer token as each of `jwt.auth_token_classes` in
+    /// turn, as Simple JWT's `get_validated_token`: the first that accepts
+    /// it wins; otherwise every class's reason. An access token costs no
+    /// query; a sliding token one (the blacklist).
+    pub async fn verify_bearer(&self, token: &str, now: i64) -> Result<Claims, AuthError> {
+        let mut refusals = Vec::new();
+        for class in &self.settings().jwt.auth_token_classes {
+            let expect = match class {
+                AuthTokenClass::Access => Expect::Access,
+                AuthTokenClass::Sliding => Expect::Sliding,
+            };
+            match self.tokens.verify(token, expect, now) {
+                Ok(claims)
+                    if *class == AuthTokenClass::Sliding
+                        && self.sliding_blacklisted(&claims).await? =>
+                {
+                    refusals.push((*class, TokenError::Blacklisted));
+                }
+                Ok(claims) => return Ok(claims),
+                Err(e) => refusals.push((*class, e)),
+            }
+        }
+        if let Some((_, first)) = refusals.first() {
+            self.metrics.token_refused(first.label());
+        }
+        Err(AuthError::BearerRefused(refusals))
+    }
+
+    /// Whether a sliding token's `jti` is on the blacklist.
+    pub(super) async fn sliding_blacklisted(&self, claims: &Claims) -> Result<bool, AuthError> {
+        Ok(blacklist::contains(self.store()?, &claims.jti).await?)
+    }
+
+    fn count_sliding(&self) {
+        self.metrics
+            .tokens_issued
+            .with_label_values(&["sliding"])
+            .inc();
+    }
+}
