@@ -99,13 +99,22 @@ pub async fn names_of(db: &impl ConnectionTrait, user_id: i64) -> Result<Vec<Str
         .collect())
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum MemberError {
+    /// The user or the group is gone (deleted meanwhile).
+    #[error("no such user or group")]
+    Gone,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// Adds a user to a group; `false` if they were in it already (one
 /// statement, so two concurrent adds cannot fail on the unique pair).
 pub async fn add_member(
     db: &impl ConnectionTrait,
     user_id: i64,
     group_id: i64,
-) -> Result<bool, StoreError> {
+) -> Result<bool, MemberError> {
     let row = user_groups::ActiveModel {
         user_id: Set(user_id),
         group_id: Set(group_id),
@@ -118,8 +127,19 @@ pub async fn add_member(
                 .to_owned(),
         )
         .exec_without_returning(db)
-        .await?;
-    Ok(inserted == 1)
+        .await;
+    match inserted {
+        Ok(n) => Ok(n == 1),
+        Err(e)
+            if matches!(
+                e.sql_err(),
+                Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_))
+            ) =>
+        {
+            Err(MemberError::Gone)
+        }
+        Err(e) => Err(MemberError::Store(e.into())),
+    }
 }
 
 /// Removes a user from a group; `false` if they were not in it.

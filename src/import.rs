@@ -4,7 +4,7 @@
 //! name the same users. Each table is copied in one transaction; a dry run
 //! rolls it back. Running it again updates what changed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use entity::{auth_tokens, users};
@@ -169,11 +169,12 @@ pub async fn import_django(
     // back.
     let mut report = Report::default();
     let txn = target.begin().await.map_err(StoreError::from)?;
-    report.users = import_users(source, &txn, opts).await?;
+    let ours;
+    (report.users, ours) = import_users(source, &txn, opts).await?;
     let txn = next(txn, target, opts).await?;
-    (report.groups, report.memberships) = import_groups(source, &txn, opts).await?;
+    (report.groups, report.memberships) = import_groups(source, &txn, opts, &ours).await?;
     let txn = next(txn, target, opts).await?;
-    report.tokens = import_tokens(source, &txn).await?;
+    report.tokens = import_tokens(source, &txn, &ours).await?;
     let txn = next(txn, target, opts).await?;
     report.blacklist = import_blacklist(source, &txn).await?;
     if opts.dry_run {
@@ -198,11 +199,14 @@ async fn next(
     Ok(target.begin().await.map_err(StoreError::from)?)
 }
 
+/// The users, and the ids that are Django's users' in the target now
+/// (added, updated, unchanged or overwritten): only their memberships and
+/// keys are imported, never onto a different user who kept an id.
 async fn import_users(
     source: &DatabaseConnection,
     txn: &DatabaseTransaction,
     opts: &Options,
-) -> Result<TableReport, ImportError> {
+) -> Result<(TableReport, BTreeSet<i64>), ImportError> {
     let found = rows(
         source,
         &format!(
@@ -213,6 +217,7 @@ async fn import_users(
     )
     .await?;
     let mut report = TableReport::default();
+    let mut ours = BTreeSet::new();
     let mut conflicts = Vec::new();
     for (i, row) in found.iter().enumerate() {
         progress("users", i, found.len());
@@ -228,23 +233,28 @@ async fn import_users(
             date_joined: Set(time(row, "date_joined")?.unwrap_or_else(Utc::now)),
             last_login: Set(time(row, "last_login")?),
             tokens_valid_after: Set(None),
+            refresh_valid_after: Set(None),
         };
         let existing = users::Entity::find_by_id(id)
             .one(txn)
             .await
             .map_err(StoreError::from)?;
         match existing {
+            // Asked first: on PostgreSQL a refused insert would end the
+            // transaction.
+            None if crate::users::find_by_username(txn, incoming.username.as_ref())
+                .await?
+                .is_some() =>
+            {
+                report.skip("usernames taken by another id")
+            }
             None => {
-                let taken = users::Entity::insert(incoming)
+                users::Entity::insert(incoming)
                     .exec_without_returning(txn)
-                    .await;
-                match taken {
-                    Ok(_) => report.added += 1,
-                    Err(e) if crate::db::is_unique_violation(&e) => {
-                        report.skip("usernames taken by another id")
-                    }
-                    Err(e) => return Err(StoreError::from(e).into()),
-                }
+                    .await
+                    .map_err(StoreError::from)?;
+                report.added += 1;
+                ours.insert(id);
             }
             Some(current) if current.username != *incoming.username.as_ref() => {
                 match opts.on_conflict {
@@ -252,11 +262,17 @@ async fn import_users(
                     Conflict::Skip => report.skip("ids held by another user"),
                     Conflict::Overwrite => {
                         update(txn, incoming, &current).await?;
+                        // Nothing of the user replaced may act for the
+                        // new one: their keys and groups go, their refresh
+                        // tokens (which name this id) are refused.
+                        forget_replaced(txn, id).await?;
                         report.updated += 1;
+                        ours.insert(id);
                     }
                 }
             }
             Some(current) => {
+                ours.insert(id);
                 if update(txn, incoming, &current).await? {
                     report.updated += 1;
                 } else {
@@ -278,7 +294,7 @@ async fn import_users(
         .await
         .map_err(StoreError::from)?;
     }
-    Ok(report)
+    Ok((report, ours))
 }
 
 /// Brings `current` to `incoming`; whether anything changed. A password
@@ -293,6 +309,7 @@ async fn update(
         incoming.password = Set(current.password.clone());
     }
     incoming.tokens_valid_after = Set(current.tokens_valid_after);
+    incoming.refresh_valid_after = Set(current.refresh_valid_after);
     let same = current.username == *incoming.username.as_ref()
         && current.email == *incoming.email.as_ref()
         && current.password == *incoming.password.as_ref()
@@ -311,25 +328,33 @@ async fn update(
     Ok(true)
 }
 
-/// Whether the user `id` is in the target (imported, or skipped and kept).
-async fn imported(txn: &DatabaseTransaction, id: i64) -> Result<bool, ImportError> {
-    let found = users::Entity::find_by_id(id)
-        .one(txn)
+/// What the user a Django user overwrote leaves behind: opaque keys,
+/// group memberships, and refresh tokens (cut off at once).
+async fn forget_replaced(txn: &DatabaseTransaction, id: i64) -> Result<(), ImportError> {
+    use sea_orm::{ColumnTrait, QueryFilter};
+    opaque::delete_for_user(txn, id).await?;
+    entity::user_groups::Entity::delete_many()
+        .filter(entity::user_groups::Column::UserId.eq(id))
+        .exec(txn)
         .await
         .map_err(StoreError::from)?;
-    Ok(found.is_some())
+    let now = Utc::now();
+    crate::users::cut_off_refresh(txn, id, now + chrono::TimeDelta::seconds(1)).await?;
+    crate::families::revoke_user(txn, id, now).await?;
+    Ok(())
 }
 
 async fn import_tokens(
     source: &DatabaseConnection,
     txn: &DatabaseTransaction,
+    ours: &BTreeSet<i64>,
 ) -> Result<TableReport, ImportError> {
     let found = rows(source, "SELECT key, user_id, created FROM authtoken_token").await?;
     let mut report = TableReport::default();
     for (i, row) in found.iter().enumerate() {
         progress("tokens", i, found.len());
         let user_id = int(row, "user_id")?;
-        if !imported(txn, user_id).await? {
+        if !ours.contains(&user_id) {
             report.skip("of users not imported");
             continue;
         }
@@ -394,6 +419,7 @@ async fn import_groups(
     source: &DatabaseConnection,
     txn: &DatabaseTransaction,
     opts: &Options,
+    ours: &BTreeSet<i64>,
 ) -> Result<(TableReport, TableReport), ImportError> {
     let mut report = TableReport::default();
     // Django's group id -> ours.
@@ -447,11 +473,17 @@ async fn import_groups(
             continue;
         };
         let user_id = int(row, "user_id")?;
-        if !imported(txn, user_id).await? {
+        if !ours.contains(&user_id) {
             members.skip("of users not imported");
             continue;
         }
-        if groups::add_member(txn, user_id, *group_id).await? {
+        let added = match groups::add_member(txn, user_id, *group_id).await {
+            Ok(added) => added,
+            Err(groups::MemberError::Store(e)) => return Err(e.into()),
+            // Both were read in this transaction.
+            Err(groups::MemberError::Gone) => false,
+        };
+        if added {
             members.added += 1;
         } else {
             members.skip("already imported");

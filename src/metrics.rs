@@ -23,6 +23,8 @@ pub struct Metrics {
     pub throttled: IntCounterVec,
     pub emails: IntCounterVec,
     pub legacy_password_hashes: IntGauge,
+    pub throttle_redis_fallbacks: IntCounter,
+    pub throttle_redis_up: IntGauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -129,8 +131,20 @@ impl Metrics {
             "Users whose password hash is still in a format imported from Django (rehashed to argon2id at their next login)",
         )
         .expect("valid metric");
+        let throttle_redis_fallbacks = IntCounter::new(
+            "throttle_redis_fallbacks_total",
+            "Rate-limit checks this instance counted on its own because Redis (throttle.backend) could not be reached",
+        )
+        .expect("valid metric");
+        let throttle_redis_up = IntGauge::new(
+            "throttle_redis_up",
+            "1 while Redis (throttle.backend = \"redis\") answers, 0 while this instance counts on its own",
+        )
+        .expect("valid metric");
         for m in [
             Box::new(legacy_password_hashes.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(throttle_redis_fallbacks.clone()),
+            Box::new(throttle_redis_up.clone()),
             Box::new(emails.clone()),
             Box::new(requests.clone()),
             Box::new(latency.clone()),
@@ -163,6 +177,8 @@ impl Metrics {
             throttled,
             emails,
             legacy_password_hashes,
+            throttle_redis_fallbacks,
+            throttle_redis_up,
         }
     }
 

@@ -26,7 +26,7 @@ pub enum StartupError {
     #[error(transparent)]
     Password(#[from] PasswordError),
     #[error(transparent)]
-    Mail(#[from] crate::mail::MailError),
+    Init(#[from] crate::app::InitError),
     /// Settings that are valid alone but unsafe for how the server listens.
     #[error("configuration error: {0}")]
     Unsafe(String),
@@ -79,7 +79,15 @@ pub async fn build_app(settings: Settings) -> Result<App, StartupError> {
              accepted for a deployment on localhost only"
         );
     }
-    Ok(App::new(settings, db, tokens, hasher)?)
+    let required = settings.throttle.redis_required;
+    let app = App::new(settings, db, tokens, hasher)?;
+    if required {
+        app.throttle()
+            .ping()
+            .await
+            .map_err(crate::app::InitError::from)?;
+    }
+    Ok(app)
 }
 
 /// The URL a browser on this machine opens to reach a server bound to

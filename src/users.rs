@@ -11,6 +11,33 @@ use crate::validation;
 
 pub use users::Model as User;
 
+/// Refresh and sliding tokens issued before this instant are refused: the
+/// later of a password change and a refresh cutoff (logout_all, an
+/// administrator).
+pub fn refresh_cutoff(user: &User) -> Option<DateTime<Utc>> {
+    user.tokens_valid_after.max(user.refresh_valid_after)
+}
+
+/// Sets `user`'s refresh cutoff to `at`, never earlier than it was.
+pub async fn cut_off_refresh<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    id: i64,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    use sea_orm::sea_query::{Expr, ExprTrait};
+    users::Entity::update_many()
+        .col_expr(users::Column::RefreshValidAfter, Expr::value(at))
+        .filter(users::Column::Id.eq(id))
+        .filter(
+            users::Column::RefreshValidAfter
+                .is_null()
+                .or(users::Column::RefreshValidAfter.lt(at)),
+        )
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
 /// A user about to be created; the password is already hashed.
 #[derive(Debug, Clone)]
 pub struct NewUser {
@@ -57,6 +84,7 @@ pub async fn create(
         date_joined: Set(now),
         last_login: Set(None),
         tokens_valid_after: Set(None),
+        refresh_valid_after: Set(None),
         ..Default::default()
     };
     row.insert(db).await.map_err(taken_or_store)
@@ -69,7 +97,7 @@ pub async fn find_by_id(db: &DatabaseConnection, id: i64) -> Result<Option<User>
 /// Exact, case-sensitive match of the normalized name, as Django's
 /// default username lookup.
 pub async fn find_by_username(
-    db: &DatabaseConnection,
+    db: &impl sea_orm::ConnectionTrait,
     username: &str,
 ) -> Result<Option<User>, StoreError> {
     Ok(users::Entity::find()

@@ -115,6 +115,9 @@ fn max_len_message(max: usize) -> String {
 /// character.
 pub fn group_name(value: &str) -> Vec<String> {
     let mut errors = Vec::new();
+    if value.trim().is_empty() {
+        errors.push("This field may not be blank.".to_owned());
+    }
     if value.chars().count() > GROUP_NAME_MAX_LEN {
         errors.push(max_len_message(GROUP_NAME_MAX_LEN));
     }

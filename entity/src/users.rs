@@ -18,6 +18,9 @@ pub struct Model {
     /// Refresh tokens issued (`iat`) before this instant are refused; set on
     /// a password change. Whole seconds, rounded up.
     pub tokens_valid_after: Option<DateTimeUtc>,
+    /// Refresh and sliding tokens issued before this instant are refused;
+    /// set by logout_all and by an administrator. Whole seconds.
+    pub refresh_valid_after: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -9,6 +9,7 @@ mod m20261128_000003_create_auth_tokens;
 mod m20261128_000004_create_token_families;
 mod m20261201_000005_normalize_usernames;
 mod m20261202_000006_create_groups;
+mod m20261202_000007_refresh_cutoff;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000004_create_token_families::Migration),
             Box::new(m20261201_000005_normalize_usernames::Migration),
             Box::new(m20261202_000006_create_groups::Migration),
+            Box::new(m20261202_000007_refresh_cutoff::Migration),
         ]
     }
 }

@@ -89,12 +89,16 @@ impl App {
         let Some(group) = groups::find_by_name(db, &name).await? else {
             return Err(FieldErrors::single("name", no_group_named(&name)).into());
         };
-        if groups::add_member(db, user.id, group.id).await? {
-            tracing::info!(
+        match groups::add_member(db, user.id, group.id).await {
+            Ok(true) => tracing::info!(
                 user_id = user.id,
                 group_id = group.id,
                 "user added to group"
-            );
+            ),
+            Ok(false) => {}
+            // The user or the group was deleted meanwhile.
+            Err(groups::MemberError::Gone) => return Err(AuthError::NoSuchGroup),
+            Err(groups::MemberError::Store(e)) => return Err(e.into()),
         }
         self.groups_of(user).await
     }
@@ -102,6 +106,11 @@ impl App {
     /// Removes `user` from the group named `name`: 404 if there is no such
     /// group or the user is not in it.
     pub async fn remove_from_group(&self, user: &User, name: &str) -> Result<(), AuthError> {
+        // No group has such a name; the database need not be asked (and
+        // PostgreSQL would refuse a NUL).
+        if name.contains('\0') || name.chars().count() > validation::GROUP_NAME_MAX_LEN {
+            return Err(AuthError::NoSuchGroup);
+        }
         let db = self.store()?;
         let group = groups::find_by_name(db, name)
             .await?

@@ -93,6 +93,15 @@ pub enum AuthError {
     Password(#[from] PasswordError),
 }
 
+/// Why the state could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error(transparent)]
+    Mail(#[from] MailError),
+    #[error(transparent)]
+    Redis(#[from] crate::throttle::RedisError),
+}
+
 impl From<FieldErrors> for AuthError {
     fn from(e: FieldErrors) -> Self {
         Self::Invalid(e)
@@ -138,7 +147,7 @@ pub struct App {
 /// refused and one from just after is not.
 async fn not_before_revocation(user: &User) -> DateTime<Utc> {
     let now = Utc::now();
-    match user.tokens_valid_after {
+    match users::refresh_cutoff(user) {
         Some(after) if after > now => {
             if let Ok(wait) = (after - now).to_std() {
                 tokio::time::sleep(wait).await;
@@ -157,9 +166,10 @@ impl App {
         db: DatabaseConnection,
         tokens: TokenService,
         hasher: PasswordHasher,
-    ) -> Result<Self, MailError> {
+    ) -> Result<Self, InitError> {
         let metrics = Arc::new(Metrics::new());
         let mailer = Mailer::start(&settings.email, Arc::clone(&metrics))?;
+        let throttle = Throttle::new(&settings.throttle, &metrics)?;
         let configured = secrecy::ExposeSecret::expose_secret(&settings.users.token_secret);
         let account_secret: Box<[u8]> = if configured.is_empty() {
             tokens.keys().current.derived_secret().into()
@@ -172,7 +182,7 @@ impl App {
             tokens: Arc::new(tokens),
             hasher,
             metrics,
-            throttle: Arc::new(Throttle::new(&settings.throttle)),
+            throttle: Arc::new(throttle),
             policy: RotationPolicy::new(&settings.jwt),
             mailer,
             account_secret: Arc::new(account_secret.into()),

@@ -12,7 +12,7 @@ use super::{App, AuthError, not_before_revocation};
 use crate::blacklist;
 use crate::db::StoreError;
 use crate::families::{self, Orphan, Rotation};
-use crate::refresh::{Action, Facts, Family, Holder, Logout, Refusal, Standing, Verdict};
+use crate::refresh::{Action, Facts, Family, Holder, Logout, Refusal, Standing, Verdict, predates};
 use crate::time::{epoch, from_epoch};
 use crate::tokens::{Claims, Expect, Pair, Subject};
 use crate::users::{self, User};
@@ -238,10 +238,16 @@ impl App {
         Ok(())
     }
 
-    /// Revokes every refresh-token family of a user: all their sessions'
-    /// refresh tokens stop working (access tokens run out on their own).
+    /// Ends every session of a user: refresh and sliding tokens issued
+    /// until now are refused from now on, those without a family row
+    /// (issued by Simple JWT) too, and every family is revoked (access
+    /// tokens run out on their own). Both writes stand or fall together.
     pub async fn logout_all(&self, user_id: i64) -> Result<u64, AuthError> {
-        let n = families::revoke_user(self.store()?, user_id, Utc::now()).await?;
+        let now = Utc::now();
+        let txn = self.store()?.begin().await.map_err(StoreError::from)?;
+        users::cut_off_refresh(&txn, user_id, super::accounts::revocation_instant(now)).await?;
+        let n = families::revoke_user(&txn, user_id, now).await?;
+        txn.commit().await.map_err(StoreError::from)?;
         self.metrics
             .families_revoked
             .with_label_values(&["logout_all"])
@@ -280,7 +286,17 @@ impl App {
         now: DateTime<Utc>,
         refreshing: bool,
     ) -> Result<Facts, AuthError> {
-        let family = self.family_of(claims, row, now);
+        // A token from before the user's refresh cutoff (logout_all, an
+        // administrator) stands as in a revoked family, whether it has a
+        // row or not: a family-less token issued by Simple JWT is reached
+        // too, and so is a row adopted while the cutoff was being written.
+        let cut_off = user
+            .is_some_and(|u| predates(claims.iat, u.refresh_valid_after.map(|t| t.timestamp())));
+        let family = if cut_off {
+            Family::Row(Standing::Revoked)
+        } else {
+            self.family_of(claims, row, now)
+        };
         let blacklisted = self.policy.needs_blacklist(family, refreshing)
             && blacklist::contains(self.store()?, &claims.jti).await?;
         let holder = match user {

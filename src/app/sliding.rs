@@ -59,9 +59,13 @@ impl App {
         let user = user
             .filter(|u| u.is_active)
             .ok_or(AuthError::NoActiveAccount)?;
-        let valid_after = user.tokens_valid_after.map(|t| t.timestamp());
-        if predates(claims.iat, valid_after) {
+        let epoch_of = |t: Option<DateTime<Utc>>| t.map(|t| t.timestamp());
+        if predates(claims.iat, epoch_of(user.tokens_valid_after)) {
             return Err(AuthError::PasswordChanged);
+        }
+        // Logged out everywhere since (logout_all, an administrator).
+        if predates(claims.iat, epoch_of(user.refresh_valid_after)) {
+            return Err(self.refused(Refusal::Blacklisted));
         }
         let subject = self.subject(&user).await?;
         let now = not_before_revocation(&user).await.max(now);
@@ -77,11 +81,14 @@ impl App {
     pub async fn blacklist_sliding(&self, token: &str) -> Result<(), AuthError> {
         let now = Utc::now();
         let claims = self.verify_token(token, Expect::Sliding, epoch(now))?;
-        // The row must outlive every refresh of the token.
+        // The row must outlive every refresh of the token: one made just
+        // before `refresh_exp` lives a sliding lifetime past it.
         let until = self
             .tokens
             .check_refresh_exp(&claims, epoch(now))
-            .unwrap_or(claims.exp)
+            .map_or(claims.exp, |r| {
+                r.saturating_add(self.tokens.sliding_lifetime())
+            })
             .max(claims.exp);
         let inserted = blacklist::add(
             self.store()?,

@@ -71,6 +71,13 @@ pub async fn run(app: &App, command: GroupsCommand) -> Result<(), CliError> {
                 .user_named(&username)
                 .await
                 .map_err(|e| refused(e, &format!("user named {username:?}")))?;
+            // Every name first: a typo must not leave half the groups added.
+            let known = app.groups().await.map_err(failed)?;
+            if let Some(missing) = groups.iter().find(|g| !known.iter().any(|k| &k.name == *g)) {
+                return Err(CliError::Config(format!(
+                    "Object with name={missing} does not exist."
+                )));
+            }
             for name in groups {
                 app.add_to_group(&user, Some(name), FieldErrors::default())
                     .await
@@ -82,6 +89,15 @@ pub async fn run(app: &App, command: GroupsCommand) -> Result<(), CliError> {
                 .user_named(&username)
                 .await
                 .map_err(|e| refused(e, &format!("user named {username:?}")))?;
+            let theirs = app.groups_of(&user).await.map_err(failed)?;
+            if let Some(missing) = groups
+                .iter()
+                .find(|g| !theirs.iter().any(|k| &k.name == *g))
+            {
+                return Err(CliError::Config(format!(
+                    "no group {missing:?} with {username:?} in it"
+                )));
+            }
             for name in groups {
                 app.remove_from_group(&user, &name)
                     .await

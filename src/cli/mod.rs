@@ -58,6 +58,12 @@ pub enum Command {
     },
     /// Delete blacklist rows whose tokens have expired.
     Flushexpiredtokens,
+    /// Log a user out everywhere: every refresh and sliding token issued
+    /// until now is refused (those Simple JWT issued too).
+    Logoutall {
+        #[arg(long)]
+        username: String,
+    },
     /// Exit 0 if the server configured here answers on /healthz (for Docker's HEALTHCHECK).
     Healthcheck {
         /// Seconds to wait for the answer.
@@ -170,6 +176,7 @@ pub async fn run() -> ExitCode {
             createsuperuser(settings, username, email).await
         }
         Command::Flushexpiredtokens => flush(settings).await,
+        Command::Logoutall { username } => logoutall(settings, &username).await,
         Command::Healthcheck { timeout } => healthcheck(&settings, timeout).await,
         Command::Openapi => {
             println!("{}", crate::http::spec_json());
@@ -225,6 +232,9 @@ async fn serve(settings: Settings) -> Result<(), CliError> {
     let app = Application::build(settings).await.map_err(|e| match e {
         crate::startup::StartupError::Key(k) => CliError::Config(k.to_string()),
         crate::startup::StartupError::Unsafe(msg) => CliError::Config(msg),
+        crate::startup::StartupError::Init(crate::app::InitError::Redis(
+            e @ crate::throttle::RedisError::Url(_),
+        )) => CliError::Config(e.to_string()),
         other => failed(other),
     })?;
     app.run_until_stopped().await.map_err(failed)
@@ -353,6 +363,20 @@ async fn flush(settings: Settings) -> Result<(), CliError> {
     eprintln!(
         "tessera: deleted {} expired blacklist rows and {} expired token families",
         purged.blacklist, purged.families
+    );
+    Ok(())
+}
+
+async fn logoutall(settings: Settings, username: &str) -> Result<(), CliError> {
+    let app = build_app(settings).await.map_err(failed)?;
+    let user = app.user_named(username).await.map_err(|e| match e {
+        AuthError::NoSuchUser => CliError::Config(format!("no user named {username:?}")),
+        other => failed(other),
+    })?;
+    let families = app.logout_all(user.id).await.map_err(failed)?;
+    eprintln!(
+        "tessera: {} logged out everywhere ({families} token families revoked)",
+        user.username
     );
     Ok(())
 }

@@ -138,6 +138,15 @@ pub(super) fn validate(jwt: &JwtSettings) -> Result<(), ConfigError> {
         }
         check_free(jwt, &key, name)?;
     }
+    // The fields carried under their own names meet the same rule.
+    for (key, fields) in [
+        ("jwt.extra_claims", &jwt.extra_claims),
+        ("jwt.refresh_extra_claims", &jwt.refresh_extra_claims),
+    ] {
+        for field in fields {
+            check_free(jwt, key, jwt.claim_name(*field))?;
+        }
+    }
     for (i, a) in UserClaim::ALL.iter().enumerate() {
         if let Some(b) = UserClaim::ALL[i + 1..]
             .iter()

@@ -86,6 +86,29 @@ impl JwtAlgorithm {
     }
 }
 
+/// How a configured key file that other users can read is treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyFilePermissions {
+    /// Refused at start, unless it sits on a read-only mount, owned by root
+    /// or the service's user and writable by its owner only (how
+    /// Kubernetes and Docker mount secrets).
+    Strict,
+    /// Accepted with a warning in the log.
+    Warn,
+}
+
+impl Named for KeyFilePermissions {
+    const ALL: &'static [Self] = &[Self::Strict, Self::Warn];
+    const EXAMPLE: &'static str =
+        "[jwt] key_file_permissions = \"warn\", or TESSERA__JWT__KEY_FILE_PERMISSIONS=warn";
+    fn name(self) -> &'static str {
+        match self {
+            Self::Strict => "strict",
+            Self::Warn => "warn",
+        }
+    }
+}
+
 /// A retired key that still verifies and is still published.
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -134,6 +157,7 @@ pub struct JwtSettings {
     pub verifying_key_file: Option<String>,
     #[serde(deserialize_with = "empty_is_none")]
     pub key_id: Option<String>,
+    pub key_file_permissions: KeyFilePermissions,
     #[serde(deserialize_with = "values::duration")]
     pub jwks_max_age: Duration,
     pub previous_keys: Vec<PreviousKey>,

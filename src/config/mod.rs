@@ -20,7 +20,7 @@ use values::{Named, networks, optional_duration, optional_rate};
 
 pub use browser::{CookieSettings, CorsSettings, SameSite};
 pub use claims::{AuthTokenClass, UserClaim};
-pub use jwt::{JwtAlgorithm, JwtSettings, PreviousKey};
+pub use jwt::{JwtAlgorithm, JwtSettings, KeyFilePermissions, PreviousKey};
 pub use mail::{EmailBackend, EmailSettings, SmtpTls, UsersSettings};
 pub use validate::is_loopback;
 
@@ -220,11 +220,74 @@ pub struct PasswordSettings {
 #[serde(deny_unknown_fields)]
 pub struct ThrottleSettings {
     pub enabled: bool,
-    pub login: ScopeRates,
+    /// Where the counters live: this instance's memory, or Redis (one
+    /// budget per key across every instance).
+    pub backend: ThrottleBackend,
+    /// `redis://HOST:PORT/DB` (or `rediss://`), with `backend = "redis"`.
+    pub redis_url: String,
+    /// Refuse to start while Redis cannot be reached (otherwise start on
+    /// the per-instance limiter and switch to Redis once it answers).
+    pub redis_required: bool,
+    /// A Redis answer slower than this counts as Redis down for the
+    /// request (which the per-instance limiter then decides).
+    #[serde(deserialize_with = "values::duration")]
+    pub redis_timeout: Duration,
+    pub login: LoginRates,
     pub register: ScopeRates,
     pub refresh: ScopeRates,
     pub set_password: ScopeRates,
     pub reset: ScopeRates,
+}
+
+/// Where the throttle's counters live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThrottleBackend {
+    Memory,
+    Redis,
+}
+
+impl Named for ThrottleBackend {
+    const ALL: &'static [Self] = &[Self::Memory, Self::Redis];
+    const EXAMPLE: &'static str =
+        "[throttle] backend = \"redis\", or TESSERA__THROTTLE__BACKEND=redis";
+    fn name(self) -> &'static str {
+        match self {
+            Self::Memory => "memory",
+            Self::Redis => "redis",
+        }
+    }
+}
+
+/// The limits of logins: per client address, per (username, client
+/// address), and per username across every client but those the user has
+/// logged in from before, so that a stranger cannot lock a user out.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRates {
+    #[serde(deserialize_with = "optional_rate")]
+    pub ip: Option<Rate>,
+    /// Attempts for one username from one client address.
+    #[serde(deserialize_with = "optional_rate")]
+    pub username: Option<Rate>,
+    /// Attempts for one username from every client address it has not
+    /// logged in from (a much higher ceiling).
+    #[serde(deserialize_with = "optional_rate")]
+    pub username_all_clients: Option<Rate>,
+    /// How long an address a user logged in from stays exempt from
+    /// `username_all_clients`.
+    #[serde(deserialize_with = "values::duration")]
+    pub known_client_lifetime: Duration,
+}
+
+impl LoginRates {
+    /// The per-address and per-(username, address) limits, as other
+    /// scopes have them.
+    pub fn scope_rates(&self) -> ScopeRates {
+        ScopeRates {
+            ip: self.ip,
+            username: self.username,
+        }
+    }
 }
 
 /// The two limits of one group of endpoints; `None`: no limit of that kind.
@@ -308,6 +371,8 @@ macro_rules! deserialize_by_name {
     )*};
 }
 deserialize_by_name!(
+    ThrottleBackend,
+    KeyFilePermissions,
     UserClaim,
     AuthTokenClass,
     LogFormat,

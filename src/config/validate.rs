@@ -33,6 +33,7 @@ pub(super) fn settings(s: &Settings) -> Result<(), ConfigError> {
         "must be longer than 0s, or empty",
     )?;
     password(s)?;
+    throttle(s)?;
     email(s)?;
     browser(s)
 }
@@ -137,6 +138,29 @@ fn jwt(s: &Settings) -> Result<(), ConfigError> {
         "must not be empty",
     )?;
     super::claims::validate(jwt)
+}
+
+fn throttle(s: &Settings) -> Result<(), ConfigError> {
+    let t = &s.throttle;
+    if t.backend == super::ThrottleBackend::Redis {
+        ensure(
+            t.redis_url.starts_with("redis://")
+                || t.redis_url.starts_with("rediss://")
+                || t.redis_url.starts_with("redis+unix://"),
+            "throttle.redis_url",
+            "with backend = \"redis\": redis://HOST:PORT/DB (rediss:// for TLS)",
+        )?;
+    }
+    ensure(
+        !t.redis_timeout.is_zero(),
+        "throttle.redis_timeout",
+        POSITIVE,
+    )?;
+    ensure(
+        !t.login.known_client_lifetime.is_zero(),
+        "throttle.login.known_client_lifetime",
+        POSITIVE,
+    )
 }
 
 fn password(s: &Settings) -> Result<(), ConfigError> {

@@ -262,7 +262,8 @@ async fn cookie_claims(app: &App, req: &Request) -> Result<Option<Claims>, ApiEr
 }
 
 /// A request authenticated by a valid access token alone: no database
-/// query (Simple JWT's `JWTStatelessUserAuthentication`).
+/// query (Simple JWT's `JWTStatelessUserAuthentication`); a sliding token,
+/// where configured, costs one blacklist query.
 pub struct JwtClaims {
     pub claims: Claims,
     /// The user id claim as sent (a string or a number).

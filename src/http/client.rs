@@ -58,7 +58,8 @@ fn forwarded_client(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpA
     client
 }
 
-fn refused(app: &App, scope: Scope, key: &'static str, e: Throttled) -> ApiError {
+fn refused(app: &App, scope: Scope, e: Throttled) -> ApiError {
+    let key = e.limit.as_str();
     app.metrics()
         .throttled
         .with_label_values(&[scope.as_str(), key])
@@ -75,35 +76,53 @@ fn refused(app: &App, scope: Scope, key: &'static str, e: Throttled) -> ApiError
 }
 
 /// Counts one request from the client's address against `scope`'s limit.
-pub fn throttle_ip(app: &App, req: &Request, scope: Scope) -> Result<(), ApiError> {
+pub async fn throttle_ip(app: &App, req: &Request, scope: Scope) -> Result<(), ApiError> {
     match client_ip(req, &app.settings().server.trusted_proxies) {
         Some(ip) => app
             .throttle()
             .check_ip(scope, ip)
-            .map_err(|e| refused(app, scope, "ip", e)),
+            .await
+            .map_err(|e| refused(app, scope, e)),
         None => Ok(()),
     }
 }
 
 /// Counts one request for `username` against `scope`'s limit.
-pub fn throttle_username(app: &App, scope: Scope, username: &str) -> Result<(), ApiError> {
+pub async fn throttle_username(app: &App, scope: Scope, username: &str) -> Result<(), ApiError> {
     app.throttle()
         .check_username(scope, username)
-        .map_err(|e| refused(app, scope, "username", e))
+        .await
+        .map_err(|e| refused(app, scope, e))
 }
 
 /// Counts one request against `scope`'s limits: the client's address, then
-/// `username` when the request names one.
-pub fn throttle(
+/// `username` when the request names one; for a login, the username from
+/// this address, and across addresses the user has not logged in from.
+pub async fn throttle(
     app: &App,
     req: &Request,
     scope: Scope,
     username: Option<&str>,
 ) -> Result<(), ApiError> {
-    throttle_ip(app, req, scope)?;
-    match username {
-        Some(name) => throttle_username(app, scope, name),
-        None => Ok(()),
+    throttle_ip(app, req, scope).await?;
+    let Some(name) = username else {
+        return Ok(());
+    };
+    match client_ip(req, &app.settings().server.trusted_proxies) {
+        Some(ip) if scope == Scope::Login => app
+            .throttle()
+            .check_login(name, ip)
+            .await
+            .map_err(|e| refused(app, scope, e)),
+        _ => throttle_username(app, scope, name).await,
+    }
+}
+
+/// After a successful login: the client's address is one `username` logs
+/// in from, exempt from the username's ceiling across addresses.
+pub async fn remember_login(app: &App, req: &Request, username: &str) {
+    if let Some(ip) = client_ip(req, &app.settings().server.trusted_proxies) {
+        app.throttle().remember_login(username, ip).await;
     }
 }
 

@@ -4,6 +4,7 @@
 
 use poem::Request;
 use poem::http::{HeaderName, HeaderValue, StatusCode, header};
+use poem_openapi::param::{Header, Query};
 use poem_openapi::{ApiResponse, OpenApi, Tags};
 
 use super::auth::{bearer_claims, cookie_claims_as, token_key};
@@ -55,8 +56,9 @@ pub enum ForwardResponse {
     /// or `X-Auth-Required-Group`). Empty body.
     #[oai(status = 403)]
     Forbidden,
-    /// The database is down and an opaque key (or a group check) needed
-    /// it. Empty body.
+    /// The database is down and the answer needed it (an opaque key, a
+    /// sliding token's blacklist check, a group check without the groups
+    /// claim). Empty body.
     #[oai(status = 503)]
     Unavailable,
 }
@@ -237,26 +239,33 @@ async fn identify(app: &App, req: &Request) -> Result<Identity, Decision> {
 }
 
 /// The groups a route requires: each `group` query parameter and each
-/// `X-Auth-Required-Group` header (comma-separated). Naming a group can
-/// only narrow who passes, so a client that sends one itself gains
-/// nothing.
+/// `X-Auth-Required-Group` header, comma-separated in either. Naming a
+/// group can only narrow who passes, so a client that sends one itself
+/// gains nothing; an empty name (`?group=` from an unset proxy variable)
+/// names a group nobody is in, so it fails closed.
 fn required_groups(req: &Request) -> Vec<String> {
     let pairs: Vec<(String, String)> = req
         .uri()
         .query()
         .and_then(|q| serde_urlencoded::from_str(q).ok())
         .unwrap_or_default();
-    let mut groups: Vec<String> = pairs
+    let named = pairs
         .into_iter()
         .filter(|(k, _)| k == "group")
         .map(|(_, v)| v)
-        .collect();
-    for value in req.headers().get_all(REQUIRED_GROUP) {
-        let text = String::from_utf8_lossy(value.as_bytes());
-        groups.extend(text.split(',').map(|g| g.trim().to_owned()));
-    }
-    groups.retain(|g| !g.is_empty());
-    groups
+        .chain(
+            req.headers()
+                .get_all(REQUIRED_GROUP)
+                .iter()
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
+        );
+    named
+        .flat_map(|list| {
+            list.split(',')
+                .map(|g| g.trim().to_owned())
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 /// The answer for one request.
@@ -309,8 +318,9 @@ impl ForwardApi {
     /// Forward auth
     ///
     /// 200 with `X-Auth-User-Id` and `X-Auth-Method` when the request carries
-    /// a valid `Bearer <access JWT>` (checked without the database) or
-    /// `Token <key>`; 401 with an empty body otherwise. `X-Auth-Username`,
+    /// a valid `Bearer <access JWT>` (checked without the database; a
+    /// sliding token, with `jwt.auth_token_classes` naming it, costs one
+    /// blacklist query) or `Token <key>`; 401 with an empty body otherwise. `X-Auth-Username`,
     /// `X-Auth-Groups` and `X-Auth-Email` come from the token's claims when
     /// `jwt.extra_claims` puts them there. With `?group=NAME` (repeatable)
     /// or an `X-Auth-Required-Group` header, a user outside any of those
@@ -327,7 +337,18 @@ impl ForwardApi {
         method = "delete",
         tag = "Tag::ForwardAuth"
     )]
-    async fn forward(&self, app: poem::web::Data<&App>, req: &Request) -> ForwardResponse {
+    async fn forward(
+        &self,
+        app: poem::web::Data<&App>,
+        req: &Request,
+        /// A group the user must be in (403 otherwise); repeatable, or
+        /// comma-separated.
+        #[oai(name = "group")]
+        _group: Query<Option<String>>,
+        /// The same, set by the proxy.
+        #[oai(name = "X-Auth-Required-Group")]
+        _required: Header<Option<String>>,
+    ) -> ForwardResponse {
         decide(&app, req).await.documented()
     }
 }

@@ -7,7 +7,7 @@ use poem_openapi::{Object, OpenApi, Tags};
 use secrecy::SecretString;
 
 use super::body::FormBody;
-use super::client::{throttle, throttle_ip, throttle_username};
+use super::client::{remember_login, throttle, throttle_ip, throttle_username};
 use super::error::{ApiError, Errors, FieldErrors, error_set};
 use crate::app::App;
 use crate::throttle::Scope;
@@ -85,13 +85,14 @@ async fn obtain(
     let mut errors = FieldErrors::default();
     let username = body.required("username", &mut errors);
     let password = body.required("password", &mut errors);
-    throttle(app, req, Scope::Login, username.as_deref())?;
+    throttle(app, req, Scope::Login, username.as_deref()).await?;
     let (Some(username), Some(password)) = (username, password) else {
         return Err(ApiError::Validation(errors).into());
     };
     let pair = app
         .obtain_pair(&username, SecretString::from(password))
         .await?;
+    remember_login(app, req, &username).await;
     Ok(Json(TokenPair {
         refresh: pair.refresh.token,
         access: pair.access.token,
@@ -112,7 +113,7 @@ async fn refresh(
     req: &Request,
     body: FormBody<RefreshRequest>,
 ) -> Result<Json<RefreshResponse>, Errors<RefreshErrors>> {
-    throttle_ip(app, req, Scope::Refresh)?;
+    throttle_ip(app, req, Scope::Refresh).await?;
     let token = token_field(&body, "refresh").map_err(ApiError::Validation)?;
     // The per-user limit needs the token's user, so the token is verified
     // first (only a token we signed can spend a user's budget).
@@ -121,7 +122,7 @@ async fn refresh(
         .verify_token(&token, Expect::Refresh, now.timestamp())
         .map_err(ApiError::Token)?;
     if let Some(user) = claims.user_id() {
-        throttle_username(app, Scope::Refresh, &user.to_string())?;
+        throttle_username(app, Scope::Refresh, &user.to_string()).await?;
     }
     let r = app.refresh_verified(claims, now).await?;
     Ok(Json(RefreshResponse {

@@ -69,7 +69,7 @@ error_set!(
 );
 
 /// Reads `uid` and `token`, throttled by the uid.
-fn link<T>(
+async fn link<T>(
     app: &App,
     req: &Request,
     body: &FormBody<T>,
@@ -77,19 +77,19 @@ fn link<T>(
 ) -> Result<Link, super::error::ApiError> {
     let uid = body.required("uid", errors);
     let token = body.required("token", errors);
-    throttle(app, req, Scope::Reset, uid.as_deref())?;
+    throttle(app, req, Scope::Reset, uid.as_deref()).await?;
     Ok(Link { uid, token })
 }
 
 /// Reads `email`, throttled by it.
-fn email(
+async fn email(
     app: &App,
     req: &Request,
     body: &FormBody<EmailAddress>,
     errors: &mut FieldErrors,
 ) -> Result<Option<String>, super::error::ApiError> {
     let email = body.required("email", errors);
-    throttle(app, req, Scope::Reset, email.as_deref())?;
+    throttle(app, req, Scope::Reset, email.as_deref()).await?;
     Ok(email)
 }
 
@@ -102,7 +102,7 @@ async fn mail_reset(
     kind: Kind,
 ) -> Result<NoContent, Errors<ResetErrors>> {
     let mut errors = FieldErrors::default();
-    let email = email(app, req, body, &mut errors)?;
+    let email = email(app, req, body, &mut errors).await?;
     app.send_reset(kind, email, errors).await?;
     Ok(NoContent::NoContent)
 }
@@ -130,7 +130,7 @@ impl RecoveryApi {
         body: FormBody<Activation>,
     ) -> Result<NoContent, Errors<ActivationErrors>> {
         let mut errors = FieldErrors::default();
-        let link = link(&app, req, &body, &mut errors)?;
+        let link = link(&app, req, &body, &mut errors).await?;
         app.activate(link, errors).await?;
         Ok(NoContent::NoContent)
     }
@@ -152,7 +152,7 @@ impl RecoveryApi {
         body: FormBody<EmailAddress>,
     ) -> Result<NoContent, Errors<ResetErrors>> {
         let mut errors = FieldErrors::default();
-        let email = email(&app, req, &body, &mut errors)?;
+        let email = email(&app, req, &body, &mut errors).await?;
         app.resend_activation(email, errors).await?;
         Ok(NoContent::NoContent)
     }
@@ -193,7 +193,7 @@ impl RecoveryApi {
         body: FormBody<PasswordResetConfirm>,
     ) -> Result<NoContent, Errors<ResetErrors>> {
         let mut errors = FieldErrors::default();
-        let link = link(&app, req, &body, &mut errors)?;
+        let link = link(&app, req, &body, &mut errors).await?;
         let new_password = body.required("new_password", &mut errors);
         let retype = body.required_if(
             app.settings().users.password_reset_confirm_retype,
@@ -241,7 +241,7 @@ impl RecoveryApi {
         body: FormBody<UsernameResetConfirm>,
     ) -> Result<NoContent, Errors<ResetErrors>> {
         let mut errors = FieldErrors::default();
-        let link = link(&app, req, &body, &mut errors)?;
+        let link = link(&app, req, &body, &mut errors).await?;
         let new_username = body.required("new_username", &mut errors);
         let retype = body.required_if(
             app.settings().users.username_reset_confirm_retype,

@@ -8,7 +8,7 @@ use poem_openapi::{Object, OpenApi, Tags};
 use secrecy::SecretString;
 
 use super::body::FormBody;
-use super::client::{throttle, throttle_ip, throttle_username};
+use super::client::{remember_login, throttle, throttle_ip, throttle_username};
 use super::error::{ApiError, Errors, FieldErrors, error_set};
 use super::jwt::{Credentials, Empty};
 use crate::app::App;
@@ -74,13 +74,14 @@ impl SlidingApi {
         let mut errors = FieldErrors::default();
         let username = body.required("username", &mut errors);
         let password = body.required("password", &mut errors);
-        throttle(&app, req, Scope::Login, username.as_deref())?;
+        throttle(&app, req, Scope::Login, username.as_deref()).await?;
         let (Some(username), Some(password)) = (username, password) else {
             return Err(ApiError::Validation(errors).into());
         };
         let token = app
             .obtain_sliding(&username, SecretString::from(password))
             .await?;
+        remember_login(&app, req, &username).await;
         Ok(Json(SlidingToken { token: token.token }))
     }
 
@@ -102,7 +103,7 @@ impl SlidingApi {
         req: &Request,
         body: FormBody<SlidingToken>,
     ) -> Result<Json<SlidingToken>, Errors<RefreshErrors>> {
-        throttle_ip(&app, req, Scope::Refresh)?;
+        throttle_ip(&app, req, Scope::Refresh).await?;
         let token = token_field(&body)?;
         // The per-user limit needs the token's user: only a token we
         // signed can spend a user's budget.
@@ -111,7 +112,7 @@ impl SlidingApi {
             .verify_token(&token, Expect::Sliding, now.timestamp())
             .map_err(ApiError::Token)?;
         if let Some(user) = claims.user_id() {
-            throttle_username(&app, Scope::Refresh, &user.to_string())?;
+            throttle_username(&app, Scope::Refresh, &user.to_string()).await?;
         }
         let token = app.refresh_sliding_verified(claims, now).await?;
         Ok(Json(SlidingToken { token }))

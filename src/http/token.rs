@@ -9,7 +9,7 @@ use secrecy::SecretString;
 
 use super::auth::{Auth, JwtOrToken, TokenOnly, Via};
 use super::body::FormBody;
-use super::client::throttle;
+use super::client::{remember_login, throttle};
 use super::error::{ApiError, Errors, FieldErrors, error_set};
 use crate::app::{App, AuthError};
 use crate::throttle::Scope;
@@ -64,7 +64,7 @@ async fn login(
     let mut errors = FieldErrors::default();
     let username = body.optional("username", &mut errors);
     let password = body.optional("password", &mut errors);
-    throttle(app, req, Scope::Login, username.as_deref())?;
+    throttle(app, req, Scope::Login, username.as_deref()).await?;
     errors.into_result().map_err(ApiError::Validation)?;
     let key = app
         .token_login(username.as_deref(), password.map(SecretString::from))
@@ -77,6 +77,9 @@ async fn login(
             )),
             other => other.into(),
         })?;
+    if let Some(name) = &username {
+        remember_login(app, req, name).await;
+    }
     Ok(Json(AuthToken { auth_token: key }))
 }
 

@@ -184,7 +184,7 @@ impl UsersApi {
         );
         // Keyed by the name that would be stored.
         let key = username.as_deref().map(validation::normalize_username);
-        throttle(&app, req, Scope::Register, key.as_deref())?;
+        throttle(&app, req, Scope::Register, key.as_deref()).await?;
         let registration = Registration {
             username,
             email,
@@ -267,7 +267,7 @@ impl UsersApi {
         req: &Request,
         body: FormBody<CurrentPassword>,
     ) -> Result<NoContent, Errors<SetPasswordErrors>> {
-        throttle(&app, req, Scope::SetPassword, Some(&auth.user.username))?;
+        throttle(&app, req, Scope::SetPassword, Some(&auth.user.username)).await?;
         let mut errors = FieldErrors::default();
         let current = body.required("current_password", &mut errors);
         app.delete_user(&auth.user, &auth.user, current, errors)
@@ -332,7 +332,7 @@ impl UsersApi {
         req: &Request,
         body: FormBody<CurrentPassword>,
     ) -> Result<NoContent, Errors<DeleteErrors>> {
-        throttle(&app, req, Scope::SetPassword, Some(&auth.user.username))?;
+        throttle(&app, req, Scope::SetPassword, Some(&auth.user.username)).await?;
         let id = parse_id(&id)?;
         let target = app.user(id).await?;
         let mut errors = FieldErrors::default();
@@ -360,7 +360,7 @@ impl UsersApi {
         req: &Request,
         body: FormBody<SetPassword>,
     ) -> Result<NoContent, Errors<SetPasswordErrors>> {
-        throttle(&app, req, Scope::SetPassword, Some(&auth.user.username))?;
+        throttle(&app, req, Scope::SetPassword, Some(&auth.user.username)).await?;
         let mut errors = FieldErrors::default();
         let new_password = body.required("new_password", &mut errors);
         let retype = body.required_if(
@@ -391,7 +391,7 @@ impl UsersApi {
         req: &Request,
         body: FormBody<SetUsername>,
     ) -> Result<NoContent, Errors<SetPasswordErrors>> {
-        throttle(&app, req, Scope::SetPassword, Some(&auth.user.username))?;
+        throttle(&app, req, Scope::SetPassword, Some(&auth.user.username)).await?;
         let mut errors = FieldErrors::default();
         let current = body.required("current_password", &mut errors);
         let new_username = body.required("new_username", &mut errors);
@@ -407,11 +407,12 @@ impl UsersApi {
 
     /// Log out everywhere (JWT)
     ///
-    /// Revokes every refresh-token family of the current user: each refresh
-    /// token Tessera issued at a login, rotated or not, is refused from then
-    /// on (401 `Token is blacklisted`); a refresh token issued by Simple JWT
-    /// before a migration belongs to no family until its first rotation. Access tokens already issued stay valid until
-    /// they expire (`jwt.access_token_lifetime`); opaque keys have their own
+    /// Every refresh and sliding token of the current user issued until now
+    /// is refused from then on (401 `Token is blacklisted`), those Simple
+    /// JWT issued before a migration too: one cutoff time per user, checked
+    /// at every refresh, and every refresh-token family revoked. Access
+    /// tokens already issued stay valid until they expire
+    /// (`jwt.access_token_lifetime`); opaque keys have their own
     /// `token/logoutall/`.
     #[oai(
         path = "/api/v1/auth/users/me/logout_all/",
@@ -425,6 +426,28 @@ impl UsersApi {
         app: poem::web::Data<&App>,
     ) -> Result<NoContent, Errors<ReadErrors>> {
         app.logout_all(auth.user.id).await?;
+        Ok(NoContent::NoContent)
+    }
+
+    /// Log a user out everywhere (JWT)
+    ///
+    /// As `me/logout_all/`, for user `id`: staff may end anyone's sessions
+    /// (a stolen laptop, a departure), others only their own (404 for
+    /// anyone else, as reads).
+    #[oai(
+        path = "/api/v1/auth/users/:id/logout_all/",
+        method = "post",
+        tag = "Tag::Users",
+        operation_id = "users_logout_all"
+    )]
+    async fn logout_all_of(
+        &self,
+        auth: Auth<JwtOrToken>,
+        app: poem::web::Data<&App>,
+        id: Path<String>,
+    ) -> Result<NoContent, Errors<ReadOneErrors>> {
+        let user = app.visible_user(&auth.user, parse_id(&id)?).await?;
+        app.logout_all(user.id).await?;
         Ok(NoContent::NoContent)
     }
 }

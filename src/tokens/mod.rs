@@ -233,6 +233,11 @@ impl TokenService {
         self.access_lifetime
     }
 
+    /// Seconds a sliding token lives after it is issued or refreshed.
+    pub fn sliding_lifetime(&self) -> i64 {
+        self.sliding_lifetime
+    }
+
     pub fn keys(&self) -> &KeyRing {
         &self.keys
     }

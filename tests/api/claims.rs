@@ -207,4 +207,15 @@ async fn claim_settings_that_clash_are_refused_at_start() {
             .to_string();
         assert!(err.contains(named), "{key}={value}: {err}");
     }
+    // A field under its own name may not be the user id claim either.
+    let mut env = base_env("sqlite::memory:");
+    env.insert("TESSERA__JWT__USER_ID_CLAIM".into(), "username".into());
+    env.insert(
+        "TESSERA__JWT__REFRESH_EXTRA_CLAIMS".into(),
+        "username".into(),
+    );
+    let err = tessera::config::Settings::load_from(None, env)
+        .expect_err("a user id claim named as a carried field was accepted")
+        .to_string();
+    assert!(err.contains("jwt.refresh_extra_claims"), "{err}");
 }

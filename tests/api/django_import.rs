@@ -208,6 +208,49 @@ async fn different_users_with_the_same_ids_are_refused_unless_resolved() {
     );
     assert_eq!(report.users.added, 7);
     app.login("someone_else").await;
+    // Nothing of Django's user 1 reaches the user who kept id 1.
+    assert!(app.service.group_names(1).await.unwrap().is_empty());
+    let f = fixture();
+    let key = f["keys"]["user_pbkdf2_sha256"].as_str().unwrap();
+    let me = app.get("/api/v1/auth/users/me/", Some(&token(key))).await;
+    assert_eq!(me.status, 401, "{}", me.text);
+    assert_eq!(report.tokens.skipped.get("of users not imported"), Some(&1));
+}
+
+#[tokio::test]
+async fn an_overwritten_user_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = django_db(&dir);
+    let app = spawn_app().await;
+    let id = app.register("someone_else").await["id"].as_i64().unwrap();
+    assert_eq!(id, 1);
+    app.join_group(id, "local").await;
+    let (refresh, _) = app.login("someone_else").await;
+    let key = app.token_login("someone_else", PASSWORD).await;
+    let source = sea_orm::Database::connect(format!("{url}?mode=ro"))
+        .await
+        .unwrap();
+    let overwrite = tessera::import::Options {
+        on_conflict: tessera::import::Conflict::Overwrite,
+        ..options(false)
+    };
+    tessera::import::import_django(&source, app.service.database(), &overwrite)
+        .await
+        .unwrap();
+    // Id 1 is Django's user now, with Django's groups only; the replaced
+    // user's key and refresh token act for nobody.
+    let user = app.service.user(1).await.unwrap();
+    assert_eq!(user.username, "user_pbkdf2_sha256");
+    assert_eq!(app.service.group_names(1).await.unwrap(), ["staff"]);
+    let me = app.get("/api/v1/auth/users/me/", Some(&token(&key))).await;
+    assert_eq!(me.status, 401, "{}", me.text);
+    assert_eq!(app.refresh(&refresh).await.status, 401);
+    let f = fixture();
+    let django_key = f["keys"]["user_pbkdf2_sha256"].as_str().unwrap();
+    let me = app
+        .get("/api/v1/auth/users/me/", Some(&token(django_key)))
+        .await;
+    assert_eq!(me.json["username"], "user_pbkdf2_sha256", "{}", me.text);
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 //! they have, and leave with Tessera's argon2id.
 
 use sea_orm::EntityTrait;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::helpers::*;
 
@@ -22,16 +22,6 @@ async fn stored_hash(app: &TestApp, id: i64) -> String {
         .unwrap()
         .unwrap()
         .password
-}
-
-async fn login_status(app: &TestApp, username: &str, password: &str) -> u16 {
-    app.post_json(
-        "/api/token/",
-        json!({"username": username, "password": password}),
-    )
-    .await
-    .status
-    .as_u16()
 }
 
 /// The legacy-hash gauge once it shows `expected`, or its last value after

@@ -88,7 +88,7 @@ async fn a_required_group_is_checked() {
     let (_, bob) = app.login("bob").await;
     // Query, headers the proxy adds, then the status for alice and bob.
     type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], u16, u16);
-    let cases: [Case; 8] = [
+    let cases: [Case; 10] = [
         ("?group=admin", &[], 200, 403),
         ("?group=ops", &[], 200, 200),
         ("?group=ops&group=admin", &[], 200, 403),
@@ -101,7 +101,10 @@ async fn a_required_group_is_checked() {
             200,
             403,
         ),
-        ("?group=", &[], 200, 200),
+        // An empty name (an unset proxy variable) fails closed.
+        ("?group=", &[], 403, 403),
+        ("", &[("x-auth-required-group", "")], 403, 403),
+        ("?group=ops,admin", &[], 200, 403),
     ];
     for (query, headers, for_alice, for_bob) in cases {
         let path = format!("{PATH}{query}");

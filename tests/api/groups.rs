@@ -251,6 +251,13 @@ async fn memberships_are_added_and_removed() {
         json!({"detail": "No Group matches the given query."})
     );
     assert_eq!(app.call("DELETE", &nope, auth, None).await.status, 404);
+    // Names no group can have are 404 too, before any query.
+    for odd in ["a%00b", &"x".repeat(151)] {
+        let a = app
+            .call("DELETE", &format!("{path}{odd}/"), auth, None)
+            .await;
+        assert_eq!(a.status, 404, "{}", a.text);
+    }
     let a = app.get(&path, auth).await;
     assert_eq!(a.json[0]["name"], "admin");
     assert_eq!(a.json.as_array().unwrap().len(), 1);
@@ -337,10 +344,18 @@ async fn the_command_line_manages_groups() {
     assert_eq!(code, Some(2), "{err}");
     let (_, out, _) = run(&["groups", "list"]);
     assert_eq!(out, "admin\nops\n");
+    // A typo among the names adds none of them.
+    let (code, _, err) = run(&["groups", "add", "root", "ops", "nope"]);
+    assert_eq!(code, Some(2), "{err}");
+    let (_, out, _) = run(&["groups", "show", "root"]);
+    assert_eq!(out, "", "nothing added");
     let (code, _, err) = run(&["groups", "add", "root", "ops", "admin"]);
     assert_eq!(code, Some(0), "{err}");
     let (_, out, _) = run(&["groups", "show", "root"]);
     assert_eq!(out, "admin\nops\n");
+    let (code, _, err) = run(&["groups", "create", "  "]);
+    assert_eq!(code, Some(2), "blank: {err}");
+    assert!(err.contains("This field may not be blank."), "{err}");
     let (code, _, err) = run(&["groups", "add", "root", "nope"]);
     assert_eq!(code, Some(2), "{err}");
     assert!(

@@ -347,6 +347,7 @@ impl TestApp {
             date_joined: Set(chrono::Utc::now()),
             last_login: Set(None),
             tokens_valid_after: Set(None),
+            refresh_valid_after: Set(None),
         }
         .insert(self.service.database())
         .await
@@ -415,6 +416,27 @@ impl TestApp {
             .unwrap()
             .id
     }
+}
+
+/// The value of the first line of a Prometheus text that starts with
+/// `name_and_labels`.
+pub fn metric(text: &str, name_and_labels: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(name_and_labels))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{name_and_labels} missing from\n{text}"))
+}
+
+/// The status of a JWT login.
+pub async fn login_status(app: &TestApp, username: &str, password: &str) -> u16 {
+    app.post_json(
+        "/api/token/",
+        serde_json::json!({"username": username, "password": password}),
+    )
+    .await
+    .status
+    .as_u16()
 }
 
 pub fn bearer(access: &str) -> String {

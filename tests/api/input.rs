@@ -250,7 +250,15 @@ async fn names_stored_before_normalization_are_normalized_by_a_migration() {
     }
     // The normalization migration, run again over those rows.
     // Down to before it (the later migrations go and come back too).
-    migration::Migrator::down(db, Some(2)).await.unwrap();
+    let back = migration::Migrator::migrations()
+        .iter()
+        .rev()
+        .position(|m| m.name().contains("normalize_usernames"))
+        .unwrap()
+        + 1;
+    migration::Migrator::down(db, Some(back as u32))
+        .await
+        .unwrap();
     migration::Migrator::up(db, None).await.unwrap();
     let name = |id: i64| async move {
         entity::users::Entity::find_by_id(id)

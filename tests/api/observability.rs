@@ -4,14 +4,6 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-fn metric(text: &str, name_and_labels: &str) -> f64 {
-    text.lines()
-        .find(|l| l.starts_with(name_and_labels))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("{name_and_labels} missing from\n{text}"))
-}
-
 #[tokio::test]
 async fn metrics_count_what_happens() {
     let app = spawn_app_with(&[

@@ -247,6 +247,19 @@ async fn sliding_tokens_authenticate_when_configured_and_stop_when_revoked() {
     // everywhere; a second blacklisting is refused as Simple JWT's is.
     let a = app.post_json(BLACKLIST, json!({"token": token})).await;
     assert_eq!(a.status, 200);
+    // Its row outlives the last refresh any holder could have made, so the
+    // purge cannot bring one back.
+    let row = {
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+        entity::token_blacklist::Entity::find()
+            .filter(entity::token_blacklist::Column::Jti.eq(before["jti"].as_str().unwrap()))
+            .one(app.service.database())
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    let last_possible_exp = before["refresh_exp"].as_i64().unwrap() + 300;
+    assert!(row.expires_at.timestamp() >= last_possible_exp, "{row:?}");
     let a = app.post_json(BLACKLIST, json!({"token": slid})).await;
     assert_eq!(
         a.json,

@@ -28,7 +28,8 @@ pub(super) fn load_or_create(
     match fs::read_to_string(path) {
         Ok(text) => {
             if let Some(p) = path.to_str() {
-                read_private_file(p)?;
+                // Tessera wrote it 0600: anything else was changed since.
+                read_private_file(p, KeyFilePermissions::Strict)?;
             }
             let secret = text.trim().to_string();
             let what = path.display().to_string();

@@ -78,20 +78,54 @@ pub(super) fn refuse_public_as_private(material: &[u8], what: &str) -> Result<()
     Ok(())
 }
 
-/// Refuses a file that other users can read or change.
-pub(super) fn check_private_mode(path: &str) -> Result<(), KeyError> {
+/// Refuses a file that other users can read or change (as ssh does),
+/// except a secret as orchestrators mount them; with `Warn`, says so in
+/// the log instead.
+pub(super) fn check_private_mode(path: &str, policy: KeyFilePermissions) -> Result<(), KeyError> {
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = fs::metadata(path)
-            .map_err(|e| KeyError::Read(PathBuf::from(path), e))?
-            .permissions()
-            .mode();
-        if mode & 0o077 != 0 {
-            return Err(KeyError::Exposed(PathBuf::from(path), mode & 0o7777));
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let meta = fs::metadata(path).map_err(|e| KeyError::Read(PathBuf::from(path), e))?;
+        let mode = meta.permissions().mode();
+        if mode & 0o077 == 0 {
+            return Ok(());
         }
+        // SAFETY: geteuid cannot fail and touches no memory.
+        let me = unsafe { libc::geteuid() };
+        let owner_ok = meta.uid() == 0 || meta.uid() == me;
+        if mode & 0o022 == 0 && owner_ok && read_only_mount(path) {
+            return Ok(());
+        }
+        if policy == KeyFilePermissions::Warn {
+            tracing::warn!(
+                path,
+                mode = format!("{:04o}", mode & 0o7777),
+                "the key file can be read by other users; accepted because jwt.key_file_permissions = \"warn\""
+            );
+            return Ok(());
+        }
+        return Err(KeyError::Exposed(PathBuf::from(path), mode & 0o7777));
     }
-    Ok(())
+    #[allow(unreachable_code)]
+    {
+        let _ = (path, policy);
+        Ok(())
+    }
+}
+
+/// Whether `path` is on a file system mounted read-only (a Kubernetes
+/// secret volume, a Docker secret): nobody can change the file there.
+#[cfg(unix)]
+fn read_only_mount(path: &str) -> bool {
+    let Ok(c) = std::ffi::CString::new(path) else {
+        return false;
+    };
+    // SAFETY: `c` is a valid C string and `stat` a writable statvfs that
+    // lives across the call.
+    unsafe {
+        let mut stat: libc::statvfs = std::mem::zeroed();
+        libc::statvfs(c.as_ptr(), &mut stat) == 0 && stat.f_flag & libc::ST_RDONLY != 0
+    }
 }
 
 /// Markers of asymmetric key material, wherever they stand: a PEM block
@@ -201,14 +235,22 @@ mod tests {
         let p = path.to_str().unwrap();
         for mode in [0o644, 0o640, 0o604, 0o660] {
             fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
-            match read_private_file(p) {
+            match read_private_file(p, KeyFilePermissions::Strict) {
                 Err(KeyError::Exposed(_, m)) => assert_eq!(m, mode),
                 other => panic!("{mode:o}: {other:?}"),
             }
+            // Accepted, with a warning, when the operator says so.
+            assert_eq!(
+                read_private_file(p, KeyFilePermissions::Warn).unwrap(),
+                b"secret"
+            );
         }
         for mode in [0o600, 0o400] {
             fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
-            assert_eq!(read_private_file(p).unwrap(), b"secret");
+            assert_eq!(
+                read_private_file(p, KeyFilePermissions::Strict).unwrap(),
+                b"secret"
+            );
         }
     }
 }

@@ -5,12 +5,15 @@ use super::*;
 
 /// Reads a file holding a private key or secret, refusing one that other
 /// users can read or change (as ssh does).
-pub(super) fn read_private_file(path: &str) -> Result<Vec<u8>, KeyError> {
+pub(super) fn read_private_file(
+    path: &str,
+    policy: KeyFilePermissions,
+) -> Result<Vec<u8>, KeyError> {
     let material = read_file(path)?;
     // Said before the mode check: a public key needs no chmod, it is the
     // wrong file.
     refuse_public_as_private(&material, "jwt.signing_key_file")?;
-    check_private_mode(path)?;
+    check_private_mode(path, policy)?;
     Ok(material)
 }
 
@@ -22,6 +25,7 @@ pub(super) fn previous_key(
     default_alg: JwtAlgorithm,
     i: usize,
     p: &PreviousKey,
+    policy: KeyFilePermissions,
 ) -> Result<VerifyingKey, KeyError> {
     let alg = p.algorithm.unwrap_or(default_alg);
     let what = format!("jwt.previous_keys[{i}]");
@@ -37,7 +41,7 @@ pub(super) fn previous_key(
         let key = VerifyingKey::from_public_pem(alg, &secret, Some(p.kid.clone()), &what)?;
         refuse_weak_secret(&secret, &what)?;
         if !p.verifying_key_file.is_empty() {
-            check_private_mode(&p.verifying_key_file)?;
+            check_private_mode(&p.verifying_key_file, policy)?;
         }
         return Ok(key);
     }
@@ -62,7 +66,7 @@ pub(super) fn signing_key_from_settings(
     let inline = jwt.signing_key.expose_secret();
     let material = match (&jwt.signing_key_file, inline.is_empty()) {
         (Some(_), false) => return Err(KeyError::Ambiguous),
-        (Some(path), true) => Some(read_private_file(path)?),
+        (Some(path), true) => Some(read_private_file(path, jwt.key_file_permissions)?),
         (None, false) => Some(inline.as_bytes().to_vec()),
         (None, true) => None,
     };

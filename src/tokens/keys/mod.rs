@@ -11,7 +11,7 @@ use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, PublicKeyUse, ThumbprintHash};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use secrecy::ExposeSecret;
 
-use crate::config::{JwtAlgorithm, PreviousKey, Settings};
+use crate::config::{JwtAlgorithm, KeyFilePermissions, PreviousKey, Settings};
 
 mod files;
 mod generate;
@@ -64,7 +64,7 @@ pub enum KeyError {
     #[error("{0}: not a random secret ({1}); use 32 random bytes, e.g. `openssl rand -hex 32`")]
     NotRandom(String, &'static str),
     #[error(
-        "the key file {0} can be read or written by other users (mode {1:04o}); a private key must be private to its owner: chmod 600 {0}"
+        "the key file {0} can be read or written by other users (mode {1:04o}); a private key must be private to its owner: chmod 600 {0}, or mount it read-only and writable by its owner only (a Kubernetes secret volume, a Docker secret), or set jwt.key_file_permissions = \"warn\""
     )]
     Exposed(PathBuf, u32),
 }
@@ -379,7 +379,14 @@ impl KeyRing {
             .previous_keys
             .iter()
             .enumerate()
-            .map(|(i, p)| previous_key(settings.jwt.algorithm, i, p))
+            .map(|(i, p)| {
+                previous_key(
+                    settings.jwt.algorithm,
+                    i,
+                    p,
+                    settings.jwt.key_file_permissions,
+                )
+            })
             .collect::<Result<Vec<_>, _>>()?;
         Ok((Self { current, previous }, source))
     }
