@@ -9,8 +9,10 @@
 # directly); the script fails if one was, or if more than 1% of requests
 # failed.
 #   scripts/fleet.sh [--duration SECONDS]   (default 60)
-# Needs postgresql (a server on 127.0.0.1:5432 is used if it answers,
-# else the local cluster is started), redis-server, nginx and python3.
+# Needs PostgreSQL (FLEET_PG_URL, default postgres://postgres@127.0.0.1:5432/postgres:
+# a database of its own is created there and dropped after; if nothing answers
+# on 127.0.0.1:5432 the local cluster is started), redis-server, nginx, curl
+# and python3.
 # Builds Tessera (release) unless TESSERA_BIN is given. Only 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,7 +27,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-for tool in redis-server nginx python3 psql pg_isready; do
+for tool in redis-server nginx python3 psql pg_isready curl; do
     command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || { echo "fleet.sh needs $tool" >&2; exit 1; }
 done
 NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
@@ -40,11 +42,16 @@ WORK="$(mktemp -d /tmp/tessera-fleet.XXXXXX)"
 PIDS=()
 DB=""
 PG_URL="${FLEET_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+PG_URL="${PG_URL%%\?*}"
 cleanup() {
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
     [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
+    # Instances are disowned (killed on purpose below): wait for them by pid.
+    for pid in "${PIDS[@]}"; do
+        for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    done
     wait 2>/dev/null || true
-    [ -n "$DB" ] && psql "$PG_URL" -q -c "DROP DATABASE IF EXISTS $DB" >/dev/null 2>&1 || true
+    [ -n "$DB" ] && psql "$PG_URL" -q -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
     rm -rf "$WORK"
 }
 trap cleanup EXIT INT TERM
@@ -84,6 +91,9 @@ export TESSERA__THROTTLE__BACKEND=redis
 export TESSERA__THROTTLE__REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
 export TESSERA__THROTTLE__REDIS_REQUIRED=true
 export TESSERA__SERVER__TRUSTED_PROXIES=127.0.0.1
+# Each logged-out token is tried on all three instances: room for that in the
+# per-user refresh budget, so that a refusal is a 401, not a 429.
+export TESSERA__THROTTLE__REFRESH__USERNAME=1000/min
 export TESSERA__PASSWORD__ARGON2_MEMORY_KIB="${FLEET_ARGON2_MEMORY_KIB:-19456}"
 export TESSERA__LOG__LEVEL=warn
 INSTANCE_PIDS=()

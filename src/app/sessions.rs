@@ -144,6 +144,7 @@ impl App {
                 },
                 Action::Adopt => {
                     row = families::adopt(self.store()?, &orphan(&claims, user_id()?), now).await?;
+                    self.refuse_if_cut_off(&claims, now).await?;
                 }
                 Action::Rotate => match self
                     .rotate(&claims, &self.subject_of(user.as_ref()).await?, now)
@@ -171,7 +172,7 @@ impl App {
         // cost a query.
         match claims.token_type.as_deref() {
             Some("refresh") => {}
-            Some("sliding") if self.sliding_blacklisted(&claims).await? => {
+            Some("sliding") if self.sliding_revoked(&claims).await? => {
                 return Err(self.refused(Refusal::Blacklisted));
             }
             _ => return Ok(()),
@@ -244,10 +245,14 @@ impl App {
     /// tokens run out on their own). Both writes stand or fall together.
     pub async fn logout_all(&self, user_id: i64) -> Result<u64, AuthError> {
         let now = Utc::now();
-        let txn = self.store()?.begin().await.map_err(StoreError::from)?;
-        users::cut_off_refresh(&txn, user_id, super::accounts::revocation_instant(now)).await?;
-        let n = families::revoke_user(&txn, user_id, now).await?;
-        txn.commit().await.map_err(StoreError::from)?;
+        let db = self.store()?;
+        // The cutoff first, committed on its own: it alone refuses every
+        // token issued until now. A refresh that read the user before it
+        // and adopts a family-less token meanwhile either inserts its row
+        // before the revocation below (which then reaches it) or reads the
+        // cutoff again after inserting it (`refuse_if_cut_off`).
+        users::cut_off_refresh(db, user_id, super::accounts::revocation_instant(now)).await?;
+        let n = families::revoke_user(db, user_id, now).await?;
         self.metrics
             .families_revoked
             .with_label_values(&["logout_all"])
@@ -265,6 +270,26 @@ impl App {
             Some(u) if !u.is_active => Err(AuthError::UserInactive),
             Some(u) => Ok(u),
         }
+    }
+
+    /// After a family-less token was given a row: if a logout_all cut the
+    /// user's tokens off while this refresh was deciding on an older read
+    /// of the user, the new row is revoked and nothing is issued.
+    async fn refuse_if_cut_off(
+        &self,
+        claims: &Claims,
+        now: DateTime<Utc>,
+    ) -> Result<(), AuthError> {
+        let Some(id) = claims.user_id() else {
+            return Ok(());
+        };
+        let user = users::find_by_id(self.store()?, id).await?;
+        let cutoff = user.and_then(|u| u.refresh_valid_after.map(|t| t.timestamp()));
+        if predates(claims.iat, cutoff) {
+            families::revoke(self.store()?, claims.family_id(), now).await?;
+            return Err(self.refused(Refusal::Blacklisted));
+        }
+        Ok(())
     }
 
     /// Where the token's family stands, from its row (if any).
@@ -475,6 +500,9 @@ impl App {
         };
         if !recorded {
             return Err(self.refused(Refusal::Blacklisted));
+        }
+        if adopt {
+            self.refuse_if_cut_off(claims, now).await?;
         }
         if self.policy.blacklist_after_rotation {
             self.metrics.blacklisted.inc();

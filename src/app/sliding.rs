@@ -119,7 +119,7 @@ impl App {
             match self.tokens.verify(token, expect, now) {
                 Ok(claims)
                     if *class == AuthTokenClass::Sliding
-                        && self.sliding_blacklisted(&claims).await? =>
+                        && self.sliding_revoked(&claims).await? =>
                 {
                     refusals.push((*class, TokenError::Blacklisted));
                 }
@@ -136,6 +136,20 @@ impl App {
     /// Whether a sliding token's `jti` is on the blacklist.
     pub(super) async fn sliding_blacklisted(&self, claims: &Claims) -> Result<bool, AuthError> {
         Ok(blacklist::contains(self.store()?, &claims.jti).await?)
+    }
+
+    /// Whether a sliding token no longer authenticates: blacklisted, or
+    /// issued before its user's logout_all (one more query).
+    pub(super) async fn sliding_revoked(&self, claims: &Claims) -> Result<bool, AuthError> {
+        if self.sliding_blacklisted(claims).await? {
+            return Ok(true);
+        }
+        let Some(id) = claims.user_id() else {
+            return Ok(false);
+        };
+        let user = users::find_by_id(self.store()?, id).await?;
+        let cutoff = user.and_then(|u| u.refresh_valid_after.map(|t| t.timestamp()));
+        Ok(predates(claims.iat, cutoff))
     }
 
     fn count_sliding(&self) {

@@ -223,8 +223,10 @@ pub struct ThrottleSettings {
     /// Where the counters live: this instance's memory, or Redis (one
     /// budget per key across every instance).
     pub backend: ThrottleBackend,
-    /// `redis://HOST:PORT/DB` (or `rediss://`), with `backend = "redis"`.
-    pub redis_url: String,
+    /// `redis://[:PASSWORD@]HOST:PORT/DB`, with `backend = "redis"`; a
+    /// secret (it may hold a password), never printed.
+    #[serde(deserialize_with = "values::secret_string")]
+    pub redis_url: secrecy::SecretString,
     /// Refuse to start while Redis cannot be reached (otherwise start on
     /// the per-instance limiter and switch to Redis once it answers).
     pub redis_required: bool,

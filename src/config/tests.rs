@@ -148,11 +148,20 @@ fn debug_prints_no_secret() {
                 "TESSERA__JWT__SIGNING_KEY".to_owned(),
                 "a-very-private-signing-secret-0123456789".to_owned(),
             ),
+            (
+                "TESSERA__THROTTLE__REDIS_URL".to_owned(),
+                "redis://:redis-pass-77@cache:6379/0".to_owned(),
+            ),
         ]),
     )
     .unwrap();
     let debug = format!("{s:?}");
-    for secret in ["hunter2-db-pass", "q-pass", "a-very-private-signing-secret"] {
+    for secret in [
+        "hunter2-db-pass",
+        "q-pass",
+        "a-very-private-signing-secret",
+        "redis-pass-77",
+    ] {
         assert!(!debug.contains(secret), "{secret} in {debug}");
     }
     assert!(debug.contains("postgres://tessera:***@db:5432/auth?sslmode=require&password=***"));

@@ -143,12 +143,12 @@ fn jwt(s: &Settings) -> Result<(), ConfigError> {
 fn throttle(s: &Settings) -> Result<(), ConfigError> {
     let t = &s.throttle;
     if t.backend == super::ThrottleBackend::Redis {
+        let url = t.redis_url.expose_secret();
         ensure(
-            t.redis_url.starts_with("redis://")
-                || t.redis_url.starts_with("rediss://")
-                || t.redis_url.starts_with("redis+unix://"),
+            url.starts_with("redis://") || url.starts_with("redis+unix://"),
             "throttle.redis_url",
-            "with backend = \"redis\": redis://HOST:PORT/DB (rediss:// for TLS)",
+            "with backend = \"redis\": redis://[:PASSWORD@]HOST:PORT/DB or redis+unix:///PATH \
+             (TLS to Redis is not built in: keep Redis on a private network or behind a TLS tunnel)",
         )?;
     }
     ensure(

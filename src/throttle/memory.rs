@@ -69,9 +69,11 @@ impl Counters {
         self.wait(self.username[scope].as_ref(), &name)
     }
 
+    /// `name` is the counters' key, `account` the known addresses'.
     pub(super) fn check_login(
         &self,
         name: &str,
+        account: &str,
         ip: IpAddr,
         known_for: Duration,
     ) -> (Duration, Limit) {
@@ -80,7 +82,7 @@ impl Counters {
         if !wait.is_zero() {
             return (wait, Limit::Username);
         }
-        if self.is_known(&pair, known_for) {
+        if self.is_known(&(account.to_owned(), ip), known_for) {
             return (Duration::ZERO, Limit::UsernameAllClients);
         }
         (

@@ -96,11 +96,18 @@ const MAX_KEY_CHARS: usize = 150;
 /// and case-insensitively, so neither another width nor another case buys
 /// extra attempts.
 fn username_key(username: &str) -> String {
+    account_key(username).to_lowercase()
+}
+
+/// A username as the account it names: normalized as logins look it up,
+/// case kept (usernames are case-sensitive, as in Django). What a known
+/// address is remembered under: `Victim` logging in from an address must
+/// not make it known for `victim`.
+fn account_key(username: &str) -> String {
     crate::validation::normalize_username(username)
         .chars()
         .take(MAX_KEY_CHARS)
-        .collect::<String>()
-        .to_lowercase()
+        .collect()
 }
 
 /// The rates of every scope, in `Scope::index` order: (per address, per
@@ -139,7 +146,7 @@ impl Throttle {
         ];
         let shared = match settings.backend {
             ThrottleBackend::Redis if settings.enabled => Some(shared::Shared::new(
-                &settings.redis_url,
+                secrecy::ExposeSecret::expose_secret(&settings.redis_url),
                 settings.redis_timeout,
                 metrics,
             )?),
@@ -222,33 +229,39 @@ impl Throttle {
         if per_client.is_none() && ceiling.is_none() {
             return Ok(());
         }
-        let name = username_key(username);
+        let (name, account) = (username_key(username), account_key(username));
         let ip = canonical(ip);
         let outcome = match &self.shared {
-            Some(shared) => shared.check_login(&name, ip, per_client, ceiling).await,
+            Some(shared) => {
+                shared
+                    .check_login(&name, &account, ip, per_client, ceiling)
+                    .await
+            }
             None => None,
         };
         let (wait, limit) = match outcome {
             Some(outcome) => outcome,
-            None => self.memory.check_login(&name, ip, self.known_lifetime),
+            None => self
+                .memory
+                .check_login(&name, &account, ip, self.known_lifetime),
         };
         refusal(wait, limit)
     }
 
-    /// Remembers that `username` logged in from `ip`: that address is
-    /// exempt from the username's ceiling for `known_client_lifetime`.
+    /// Remembers that the account `username` logged in from `ip`: that
+    /// address is exempt from the username's ceiling for
+    /// `known_client_lifetime`. In memory too, so that it holds while
+    /// Redis is away.
     pub async fn remember_login(&self, username: &str, ip: IpAddr) {
         if !self.enabled || self.ceiling.is_none() {
             return;
         }
-        let name = username_key(username);
+        let account = account_key(username);
         let ip = canonical(ip);
-        if let Some(shared) = &self.shared
-            && shared.remember(&name, ip, self.known_lifetime).await
-        {
-            return;
+        if let Some(shared) = &self.shared {
+            shared.remember(&account, ip, self.known_lifetime).await;
         }
-        self.memory.remember(name, ip);
+        self.memory.remember(account, ip);
     }
 
     /// Forgets keys whose limit is back to a full burst, and addresses
@@ -404,6 +417,13 @@ mod tests {
         );
         // Other users are untouched.
         t.check_login("bob", ip(10)).await.unwrap();
+        // Another account whose name differs only by case makes nothing
+        // known for this one.
+        t.remember_login("Victim", ip(20)).await;
+        assert_eq!(
+            t.check_login("victim", ip(20)).await.unwrap_err().limit,
+            Limit::UsernameAllClients
+        );
     }
 
     #[test]

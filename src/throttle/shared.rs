@@ -97,7 +97,8 @@ impl Shared {
             .set_number_of_retries(1);
         let conn = ConnectionManager::new_lazy_with_config(client, config)
             .map_err(|e| RedisError::Url(e.to_string()))?;
-        metrics.throttle_redis_up.set(1);
+        // Up once Redis has answered.
+        metrics.throttle_redis_up.set(0);
         Ok(Self {
             conn,
             check: redis::Script::new(&format!("{GCRA}{CHECK}")),
@@ -127,26 +128,34 @@ impl Shared {
     }
 
     /// Runs one call, within the timeout; `None` when Redis is down (the
-    /// caller counts on its own).
+    /// caller counts on its own). While down, one call a second probes
+    /// Redis; the others do not wait for it.
     async fn run<T>(&self, call: impl Future<Output = redis::RedisResult<T>>) -> Option<T> {
-        if self.down.load(Ordering::Relaxed)
-            && self.now_ms() < self.retry_at.load(Ordering::Relaxed)
-        {
-            self.fallbacks.inc();
-            return None;
+        if self.down.load(Ordering::Relaxed) {
+            let due = self.retry_at.load(Ordering::Relaxed);
+            let now = self.now_ms();
+            let probe = now >= due
+                && self
+                    .retry_at
+                    .compare_exchange(due, now + 1000, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok();
+            if !probe {
+                self.fallbacks.inc();
+                return None;
+            }
         }
         match tokio::time::timeout(self.timeout, call).await {
             Ok(Ok(value)) => {
+                self.up.set(1);
                 if self.down.swap(false, Ordering::Relaxed) {
-                    self.up.set(1);
                     tracing::info!("Redis answers again: rate limits are shared again");
                 }
                 Some(value)
             }
             outcome => {
                 self.retry_at.store(self.now_ms() + 1000, Ordering::Relaxed);
+                self.up.set(0);
                 if !self.down.swap(true, Ordering::Relaxed) {
-                    self.up.set(0);
                     let error = match outcome {
                         Ok(Err(e)) => e.to_string(),
                         _ => format!("no answer within {:?}", self.timeout),
@@ -176,6 +185,7 @@ impl Shared {
     pub(super) async fn check_login(
         &self,
         name: &str,
+        account: &str,
         ip: IpAddr,
         per_client: Option<Rate>,
         ceiling: Option<Rate>,
@@ -185,7 +195,7 @@ impl Shared {
         let mut conn = self.conn.clone();
         let mut call = self.login.key(format!("{PREFIX}login:user_ip:{name}:{ip}"));
         call.key(format!("{PREFIX}login:user_all:{name}"))
-            .key(known_key(name, ip))
+            .key(known_key(account, ip))
             .arg(pair_interval)
             .arg(pair_burst)
             .arg(all_interval)
@@ -199,17 +209,17 @@ impl Shared {
         Some((Duration::from_millis(wait), limit))
     }
 
-    /// Marks (username, address) known for `lifetime`; `false` if Redis is
+    /// Marks (account, address) known for `lifetime`; `false` if Redis is
     /// down.
-    pub(super) async fn remember(&self, name: &str, ip: IpAddr, lifetime: Duration) -> bool {
+    pub(super) async fn remember(&self, account: &str, ip: IpAddr, lifetime: Duration) -> bool {
         let mut conn = self.conn.clone();
         let ms = u64::try_from(lifetime.as_millis()).unwrap_or(u64::MAX);
         let mut cmd = redis::cmd("SET");
-        cmd.arg(known_key(name, ip)).arg(1).arg("PX").arg(ms);
+        cmd.arg(known_key(account, ip)).arg(1).arg("PX").arg(ms);
         self.run(cmd.query_async::<()>(&mut conn)).await.is_some()
     }
 }
 
-fn known_key(name: &str, ip: IpAddr) -> String {
-    format!("{PREFIX}login:known:{name}:{ip}")
+fn known_key(account: &str, ip: IpAddr) -> String {
+    format!("{PREFIX}login:known:{account}:{ip}")
 }

@@ -70,6 +70,58 @@ async fn logout_all_reaches_tokens_simple_jwt_issued() {
 }
 
 #[tokio::test]
+async fn sliding_tokens_stop_authenticating_at_logout_all() {
+    let app = spawn_app_with(&[("TESSERA__JWT__AUTH_TOKEN_CLASSES", "access,sliding")]).await;
+    app.register("rita").await;
+    let sliding = app
+        .post_json(
+            "/api/token/sliding/",
+            json!({"username": "rita", "password": PASSWORD}),
+        )
+        .await
+        .json["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(app.me(&sliding).await.status, 200);
+    let out = app
+        .call(
+            "POST",
+            "/api/v1/auth/users/me/logout_all/",
+            Some(&bearer(&sliding)),
+            None,
+        )
+        .await;
+    assert_eq!(out.status, 204, "{}", out.text);
+    let a = app.me(&sliding).await;
+    assert_eq!(a.status, 401);
+    assert_eq!(
+        a.json["messages"][1]["message"], "Token is blacklisted",
+        "{}",
+        a.text
+    );
+    let a = app
+        .get("/api/v1/auth/forward/", Some(&bearer(&sliding)))
+        .await;
+    assert_eq!(a.status, 401);
+    app.post_form("/api/token/verify/", &[("token", &sliding)])
+        .await
+        .assert_401(blacklisted());
+    // A new login after it works at once.
+    let fresh = app
+        .post_json(
+            "/api/token/sliding/",
+            json!({"username": "rita", "password": PASSWORD}),
+        )
+        .await
+        .json["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(app.me(&fresh).await.status, 200);
+}
+
+#[tokio::test]
 async fn staff_log_anyone_out_and_users_themselves() {
     let app = spawn_app().await;
     app.create_staff("boss").await;
