@@ -1,15 +1,22 @@
 #!/usr/bin/env bash
-# Load test of Tessera with wrk, the same tool and settings as
-# ../shared/peer/bench_peer.sh so the figures compare. Traffic goes only to
-# 127.0.0.1; every wrk run is bounded (DURATION).
+# Load test with wrk (1 thread; 4 connections, 2 for logins), reporting for
+# each target the requests per second, the latency, and what an operator
+# sizes a fleet by: the server's CPU time per request (utime + stime of the
+# server process and its children over the measured run, divided by the
+# requests it answered) and its resident memory. On 2 cores wrk shares the
+# CPU, so req/s is capped by the load generator; CPU time per request is not.
+# Traffic goes only to 127.0.0.1; every wrk run is bounded (DURATION).
 #
 #   bench/load.sh                 # release build, fresh SQLite file
 #   DATABASE_URL=postgres://postgres@127.0.0.1:5432/test bench/load.sh
-#   bench/load.sh --peer          # also the Django reference, then the ratios
+#   bench/load.sh --peer          # the Django reference too, same targets, same database kind
 #
-# Env knobs: DURATION (10s), WARMUP (2s), CONNS (4), LOGIN_CONNS (2), PORT (8100),
-#   RESULTS (bench/RESULTS.md). Production password cost (config defaults);
-#   request logging at warn so the log does not measure the terminal.
+# --peer runs the Django + Djoser + Simple JWT reference project of PEER_DIR
+# (django_ref/, with its venv at PEER_VENV, made by its setup.sh) on gunicorn,
+# on SQLite or, with DATABASE_URL, on the same PostgreSQL (bench/peer_settings.py).
+# Results: RESULTS (bench/RESULTS.md) holds one table; CSV (bench/results-<db>.csv)
+# the figures, which bench/chart.py draws into bench/cost.svg.
+# Env knobs: DURATION (10s), WARMUP (2s), CONNS (4), LOGIN_CONNS (2), PORT (8100).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(dirname "$HERE")"
@@ -23,12 +30,16 @@ LOGIN_CONNS="${LOGIN_CONNS:-2}"
 PORT="${PORT:-8100}"
 HOST=127.0.0.1
 BASE="http://$HOST:$PORT"
+DB_KIND="sqlite"; [ -n "${DATABASE_URL:-}" ] && DB_KIND="postgres"
 RESULTS="${RESULTS:-$HERE/RESULTS.md}"
+CSV="${CSV:-$HERE/results-$DB_KIND.csv}"
 PEER_DIR="${PEER_DIR:-$ROOT/../shared/peer}"
+PEER_VENV="${PEER_VENV:-/tmp/tessera-peer/.venv}"
 WORK="$(mktemp -d /tmp/tessera-load.XXXXXX)"
-USERNAME=benchuser
 PASSWORD='Bench-Passw0rd_x9'
-LOGIN_BODY="{\"username\":\"$USERNAME\",\"password\":\"$PASSWORD\"}"
+GET_LUA="$HERE/get_auth.lua"
+POST_LUA="$HERE/post_json.lua"
+TICKS="$(getconf CLK_TCK)"
 
 need() {
     local missing=""
@@ -44,18 +55,64 @@ echo "== building release"
 (cd "$ROOT" && cargo build --release --quiet --bin tessera)
 BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/tessera"
 
-PID=""
+SERVER_PID=""
 stop_server() {
-    if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
-        kill -TERM "$PID"; wait "$PID" 2>/dev/null || true
+    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill -TERM "$SERVER_PID"
+        for _ in $(seq 1 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.2; done
+        kill -KILL "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
     fi
-    PID=""
+    SERVER_PID=""
 }
 cleanup() { stop_server; rm -rf "$WORK"; }
 trap cleanup EXIT INT TERM
 
-# start_server [ENV=VAL ...]: a fresh database each time.
-start_server() {
+# The server and its children (gunicorn's workers).
+tree_pids() {
+    local pid="$1" child
+    echo "$pid"
+    for child in $(pgrep -P "$pid" || true); do tree_pids "$child"; done
+}
+# utime + stime of the tree, in clock ticks (fields 14 and 15 of stat, after
+# the command name, which may hold spaces).
+cpu_ticks() {
+    local total=0 pid
+    for pid in $(tree_pids "$SERVER_PID"); do
+        total=$((total + $(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{print $12 + $13}' || echo 0)))
+    done
+    echo "$total"
+}
+rss_kib() {
+    local total=0 pid
+    for pid in $(tree_pids "$SERVER_PID"); do
+        total=$((total + $(awk '/^VmRSS/{print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)))
+    done
+    echo "$total"
+}
+hwm_kib() { awk '/^VmHWM/{print $2}' "/proc/$SERVER_PID/status"; }
+
+# Fixtures through the API: a user, an opaque key, a token pair.
+fixtures() {
+    USERNAME="benchuser$RANDOM$RANDOM"
+    LOGIN_BODY="{\"username\":\"$USERNAME\",\"password\":\"$PASSWORD\"}"
+    curl -sf -o /dev/null -X POST "$BASE/api/v1/auth/users/" -H 'Content-Type: application/json' \
+        -d "{\"username\":\"$USERNAME\",\"password\":\"$PASSWORD\",\"email\":\"bench@example.com\"}"
+    KEY="$(curl -sf -X POST "$BASE/auth/token/login/" -H 'Content-Type: application/json' -d "$LOGIN_BODY" | jq -r .auth_token)"
+    new_pair
+}
+new_pair() {
+    local pair; pair="$(curl -sf -X POST "$BASE/api/token/" -H 'Content-Type: application/json' -d "$LOGIN_BODY")"
+    ACCESS="$(jq -r .access <<<"$pair")"; REFRESH="$(jq -r .refresh <<<"$pair")"
+}
+
+wait_up() {
+    for _ in $(seq 1 150); do curl -sf -o /dev/null "$BASE/$1" && return 0; sleep 0.1; done
+    echo "the server did not start"; cat "$WORK/server.log"; exit 1
+}
+
+# start_tessera [ENV=VAL ...]: a fresh database each time (a fresh user on PostgreSQL).
+start_tessera() {
     stop_server
     if curl -s -o /dev/null "$BASE/healthz"; then
         echo "something already listens on $HOST:$PORT" >&2; exit 1
@@ -66,126 +123,123 @@ start_server() {
         TESSERA__THROTTLE__ENABLED=false \
         TESSERA__JWT__SIGNING_KEY="load-test-signing-key-0123456789abcdef0123456789" "$@" \
         "$BIN" serve >"$WORK/server.log" 2>&1) &
-    PID=$!
-    SERVER_PID=$PID
-    for _ in $(seq 1 100); do curl -sf -o /dev/null "$BASE/healthz" && break; sleep 0.1; done
-    curl -sf -o /dev/null "$BASE/healthz" || { cat "$WORK/server.log"; exit 1; }
-    # A PostgreSQL database is shared between runs: a fresh user name each time.
-    USERNAME="benchuser$RANDOM$RANDOM"
-    LOGIN_BODY="{\"username\":\"$USERNAME\",\"password\":\"$PASSWORD\"}"
-    curl -sf -o /dev/null -X POST "$BASE/api/v1/auth/users/" -H 'Content-Type: application/json' -d "$LOGIN_BODY"
-    KEY="$(curl -sf -X POST "$BASE/auth/token/login/" -H 'Content-Type: application/json' -d "$LOGIN_BODY" | jq -r .auth_token)"
-    local pair; pair="$(curl -sf -X POST "$BASE/api/token/" -H 'Content-Type: application/json' -d "$LOGIN_BODY")"
-    ACCESS="$(jq -r .access <<<"$pair")"; REFRESH="$(jq -r .refresh <<<"$pair")"
+    SERVER_PID=$!
+    wait_up healthz
+    fixtures
 }
 
-rss_kib() { awk '/^VmRSS/{print $2}' "/proc/$SERVER_PID/status"; }
-hwm_kib() { awk '/^VmHWM/{print $2}' "/proc/$SERVER_PID/status"; }
+# The Django reference on gunicorn (as its own bench script runs it), on
+# the same kind of database.
+start_peer() {
+    stop_server
+    local ref="$PEER_DIR/django_ref"
+    export DJANGO_SETTINGS_MODULE=peer_settings PYTHONPATH="$HERE:$ref" DJANGO_DEBUG=0 REF_ROTATE=0
+    export REF_DB_PATH="$WORK/peer.sqlite3"
+    if [ -n "${DATABASE_URL:-}" ]; then
+        local schema="peer_$RANDOM$RANDOM"
+        psql "$DATABASE_URL" -q -c "CREATE SCHEMA $schema"
+        export PEER_PG_URL="$DATABASE_URL" PGOPTIONS="-c search_path=$schema"
+    fi
+    (cd "$ref" && "$PEER_VENV/bin/python" manage.py migrate -v 0)
+    (cd "$ref" && exec "$PEER_VENV/bin/gunicorn" --bind "$HOST:$PORT" --workers "$(nproc)" \
+        --worker-class sync --log-level warning --backlog 2048 refproj.wsgi:application) >"$WORK/server.log" 2>&1 &
+    SERVER_PID=$!
+    wait_up ping/
+    fixtures
+}
 
-ROWS=()
-declare -A RPS P99
-# run KEY NAME CONNS URL LUA [ENV=VAL ...]
+declare -A RPS P99 CPU_US
+# run SYSTEM KEY NAME CONNS URL LUA [ENV=VAL ...]
 run() {
-    local key="$1" name="$2" conns="$3" url="$4" lua="$5"; shift 5
-    local out="$WORK/$key.txt"
+    local system="$1" key="$2" name="$3" conns="$4" url="$5" lua="$6"; shift 6
+    local out="$WORK/$system-$key.txt"
     env "$@" wrk -t1 -c"$conns" -d"$WARMUP" --timeout 30s -s "$lua" "$url" >/dev/null 2>&1 || true
+    local before; before="$(cpu_ticks)"
     env "$@" wrk -t1 -c"$conns" -d"$DURATION" --timeout 30s --latency -s "$lua" "$url" >"$out" 2>&1
-    local rps p50 p99 statuses
-    rps="$(awk '/^Requests\/sec:/{print $2}' "$out")"
+    local after; after="$(cpu_ticks)"
+    local rps p50 p99 requests statuses cpu rss
+    rps="$(awk '/^Requests\/sec:/{printf "%.0f", $2}' "$out")"
     p50="$(awk '/Latency Distribution/{f=1} f && $1=="50%"{print $2; exit}' "$out")"
     p99="$(awk '/Latency Distribution/{f=1} f && $1=="99%"{print $2; exit}' "$out")"
+    requests="$(awk '/requests in/{print $1; exit}' "$out")"
     statuses="$(awk '/^STATUS_COUNTS/{print $2}' "$out")"
-    RPS[$key]="$rps"; P99[$key]="$p99"
-    ROWS+=("| $name | $conns | $rps | $p50 | $p99 | $statuses |")
-    printf '%-52s c=%-2s %10s req/s  p50 %-9s p99 %-9s status[%s]\n' "$name" "$conns" "$rps" "$p50" "$p99" "$statuses"
+    cpu="$(awk -v t=$((after - before)) -v hz="$TICKS" -v n="$requests" 'BEGIN { printf "%.1f", t * 1e6 / hz / n }')"
+    rss="$(( $(rss_kib) / 1024 ))"
+    RPS[$system-$key]="$rps"; P99[$system-$key]="$p99"; CPU_US[$system-$key]="$cpu"
+    echo "$system,$DB_KIND,$key,\"$name\",$rps,$cpu,$p50,$p99,$rss,\"$statuses\"" >>"$CSV"
+    printf '%-8s %-46s c=%-2s %7s req/s %9s us CPU/req  p50 %-8s p99 %-8s RSS %4s MiB [%s]\n' \
+        "$system" "$name" "$conns" "$rps" "$cpu" "$p50" "$p99" "$rss" "$statuses"
 }
 
-# The peer's own Lua scripts (they count status codes), so both runs measure alike.
-GET_LUA="$PEER_DIR/bench/get_auth.lua"
-POST_LUA="$PEER_DIR/bench/post_json.lua"
+echo "system,db,key,target,req_per_s,cpu_us_per_req,p50,p99,rss_mib,statuses" >"$CSV"
 
-echo "== Tessera on ${DATABASE_URL:+PostgreSQL}${DATABASE_URL:-SQLite}, wrk -t1, $DURATION per target (+$WARMUP warm-up)"
-start_server
-IDLE_RSS="$(rss_kib)"
-run healthz "GET /healthz (baseline)" "$CONNS" "$BASE/healthz" "$GET_LUA" AUTH=
-run fwd_jwt "GET forward-auth, Bearer JWT" "$CONNS" "$BASE/api/v1/auth/forward/" "$GET_LUA" "AUTH=Bearer $ACCESS"
-run fwd_token "GET forward-auth, Token" "$CONNS" "$BASE/api/v1/auth/forward/" "$GET_LUA" "AUTH=Token $KEY"
-run stateless "GET /api/v1/whoami-stateless/, Bearer JWT (no DB)" "$CONNS" "$BASE/api/v1/whoami-stateless/" "$GET_LUA" "AUTH=Bearer $ACCESS"
-run whoami_jwt "GET /api/v1/whoami/, Bearer JWT (DB user)" "$CONNS" "$BASE/api/v1/whoami/" "$GET_LUA" "AUTH=Bearer $ACCESS"
-run whoami_token "GET /api/v1/whoami/, Token" "$CONNS" "$BASE/api/v1/whoami/" "$GET_LUA" "AUTH=Token $KEY"
-run me_jwt "GET /users/me/, Bearer JWT" "$CONNS" "$BASE/api/v1/auth/users/me/" "$GET_LUA" "AUTH=Bearer $ACCESS"
-run me_token "GET /users/me/, Token" "$CONNS" "$BASE/api/v1/auth/users/me/" "$GET_LUA" "AUTH=Token $KEY"
-run verify "POST /api/token/verify/ (access)" "$CONNS" "$BASE/api/token/verify/" "$POST_LUA" "BODY={\"token\":\"$ACCESS\"}"
-run refresh "POST /api/token/refresh/ (rotation off)" "$CONNS" "$BASE/api/token/refresh/" "$POST_LUA" "BODY={\"refresh\":\"$REFRESH\"}"
-run login "POST /api/token/ login (argon2id 19 MiB, t=2)" "$LOGIN_CONNS" "$BASE/api/token/" "$POST_LUA" "BODY=$LOGIN_BODY"
-
-# Forward auth while a login flood keeps the hashing pool busy.
-(env "BODY=$LOGIN_BODY" wrk -t1 -c8 -d"$DURATION" --timeout 30s -s "$POST_LUA" "$BASE/api/token/" >"$WORK/flood.txt" 2>&1) &
-FLOOD=$!
-sleep 1
-run fwd_flood "GET forward-auth, Bearer JWT, during a login flood" 2 "$BASE/api/v1/auth/forward/" "$GET_LUA" "AUTH=Bearer $ACCESS"
-wait "$FLOOD" || true
-LOAD_RSS="$(hwm_kib)"
-
-# One token refreshed over and over: with reuse detection that is a replay
-# (answered from the family row within the grace interval, then a revocation),
-# so this run measures minting a new pair each time, as Simple JWT does.
-start_server TESSERA__JWT__ROTATE_REFRESH_TOKENS=true TESSERA__JWT__REUSE_DETECTION=false
-run refresh_rot "POST /api/token/refresh/ (rotation on)" "$CONNS" "$BASE/api/token/refresh/" "$POST_LUA" "BODY={\"refresh\":\"$REFRESH\"}"
+# The targets, for both systems: key, name, Tessera path, Django path.
+echo "== Tessera on $DB_KIND, wrk -t1, $DURATION per target (+$WARMUP warm-up)"
+start_tessera
+IDLE_RSS="$(( $(rss_kib) / 1024 ))"
+T=tessera
+run $T healthz "GET /healthz (baseline)" "$CONNS" "$BASE/healthz" "$GET_LUA" AUTH=
+run $T fwd_jwt "GET forward auth, Bearer JWT" "$CONNS" "$BASE/api/v1/auth/forward/" "$GET_LUA" "AUTH=Bearer $ACCESS"
+run $T stateless "GET whoami-stateless, Bearer JWT" "$CONNS" "$BASE/api/v1/whoami-stateless/" "$GET_LUA" "AUTH=Bearer $ACCESS"
+run $T verify "POST /api/token/verify/ (access)" "$CONNS" "$BASE/api/token/verify/" "$POST_LUA" "BODY={\"token\":\"$ACCESS\"}"
+run $T me_jwt "GET users/me, Bearer JWT" "$CONNS" "$BASE/api/v1/auth/users/me/" "$GET_LUA" "AUTH=Bearer $ACCESS"
+run $T me_token "GET users/me, Token" "$CONNS" "$BASE/api/v1/auth/users/me/" "$GET_LUA" "AUTH=Token $KEY"
+run $T refresh "POST /api/token/refresh/ (rotation off)" "$CONNS" "$BASE/api/token/refresh/" "$POST_LUA" "BODY={\"refresh\":\"$REFRESH\"}"
+run $T login "POST /api/token/ login" "$LOGIN_CONNS" "$BASE/api/token/" "$POST_LUA" "BODY=$LOGIN_BODY"
+LOAD_RSS="$(( $(hwm_kib) / 1024 ))"
+# One token refreshed over and over: without reuse detection each is a new
+# rotation, as Simple JWT does it.
+start_tessera TESSERA__JWT__ROTATE_REFRESH_TOKENS=true TESSERA__JWT__REUSE_DETECTION=false
+run $T refresh_rot "POST /api/token/refresh/ (rotation on)" "$CONNS" "$BASE/api/token/refresh/" "$POST_LUA" "BODY={\"refresh\":\"$REFRESH\"}"
 stop_server
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
-CPU="$(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo)"
-{
-    echo "# Tessera load test"
-    echo
-    echo "- Date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'); $(nproc) CPUs ($CPU), $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM; server and wrk share the CPUs; loopback only"
-    echo "- Tessera $("$BIN" --version | awk '{print $2}') release build, ${DATABASE_URL:+PostgreSQL}${DATABASE_URL:-SQLite (WAL)}, fresh database, HS256, argon2id 19 MiB t=2 p=1, request log at warn"
-    echo "- wrk $(wrk --version 2>&1 | head -1 | awk '{print $2}') -t1, $DURATION per target after $WARMUP warm-up; the peer's Lua scripts"
-    echo
-    echo "| target | conns | req/s | p50 | p99 | status counts |"
-    echo "|---|---:|---:|---:|---:|---|"
-    printf '%s\n' "${ROWS[@]}"
-    echo
-    echo "- forward-auth (JWT) / healthz: $(ratio "${RPS[fwd_jwt]}" "${RPS[healthz]}") (target >= 0.85)"
-    echo "- forward-auth p99 during a login flood: ${P99[fwd_flood]} (target < 5 ms)"
-    echo "- resident memory: idle $((IDLE_RSS / 1024)) MiB, peak under load $((LOAD_RSS / 1024)) MiB (targets < 30 MiB, < 100 MiB)"
-} >"$RESULTS"
-
 if [ "$PEER" = 1 ]; then
-    echo "== the Django reference (../shared/peer)"
-    bash "$PEER_DIR/setup.sh"
-    PEER_RESULTS="$WORK/peer.md"
-    DURATION="$DURATION" WARMUP="$WARMUP" RESULTS="$PEER_RESULTS" bash "$PEER_DIR/bench_peer.sh" >/dev/null
-    peer_rps() { awk -F'|' -v t="$1" 'index($2, t) { gsub(/ /, "", $4); print $4; exit }' "$PEER_RESULTS"; }
-    {
-        echo
-        echo "## Against the Django reference, same machine, same run"
-        echo
-        echo "| Tessera | Django (gunicorn, $(nproc) workers) | Tessera req/s | Django req/s | ratio |"
-        echo "|---|---|---:|---:|---:|"
-        while IFS='|' read -r key tname dname dtarget; do
-            d="$(peer_rps "$dtarget")"
-            echo "| $tname | $dname | ${RPS[$key]} | ${d:-n/a} | $(ratio "${RPS[$key]}" "${d:-0}") |"
-        done <<'MAP'
-healthz|GET /healthz|GET /ping/|GET /ping/
-fwd_jwt|forward-auth, Bearer JWT|stateless whoami, Bearer JWT|whoami-stateless
-stateless|whoami-stateless, Bearer JWT|whoami-stateless, Bearer JWT|whoami-stateless
-whoami_jwt|whoami, Bearer JWT|whoami, Bearer JWT|whoami/ Bearer JWT
-whoami_token|whoami, Token|whoami, Token|whoami/ Authorization: Token
-verify|verify|verify|token/verify/
-refresh|refresh (rotation off)|refresh (rotation off)|token/refresh/
-login|login (argon2id)|login (PBKDF2 1.5M)|login
-MAP
-        echo
-        echo "- forward-auth (JWT) / Django stateless whoami: $(ratio "${RPS[fwd_jwt]}" "$(peer_rps whoami-stateless)") (target >= 20)"
-        echo
-        echo "<details><summary>Django run</summary>"
-        echo
-        sed -n '/^| target/,$p' "$PEER_RESULTS"
-        echo
-        echo "</details>"
-    } >>"$RESULTS"
+    [ -x "$PEER_VENV/bin/gunicorn" ] || bash "$PEER_DIR/setup.sh"
+    echo "== the Django reference on $DB_KIND (gunicorn, $(nproc) sync workers)"
+    start_peer
+    D=django
+    run $D healthz "GET /ping/ (plain view)" "$CONNS" "$BASE/ping/" "$GET_LUA" AUTH=
+    run $D fwd_jwt "GET whoami-stateless, Bearer JWT (no forward auth)" "$CONNS" "$BASE/api/v1/whoami-stateless/" "$GET_LUA" "AUTH=Bearer $ACCESS"
+    run $D stateless "GET whoami-stateless, Bearer JWT" "$CONNS" "$BASE/api/v1/whoami-stateless/" "$GET_LUA" "AUTH=Bearer $ACCESS"
+    run $D verify "POST /api/token/verify/ (access)" "$CONNS" "$BASE/api/token/verify/" "$POST_LUA" "BODY={\"token\":\"$ACCESS\"}"
+    run $D me_jwt "GET users/me, Bearer JWT" "$CONNS" "$BASE/api/v1/auth/users/me/" "$GET_LUA" "AUTH=Bearer $ACCESS"
+    run $D me_token "GET users/me, Token" "$CONNS" "$BASE/api/v1/auth/users/me/" "$GET_LUA" "AUTH=Token $KEY"
+    new_pair
+    run $D refresh "POST /api/token/refresh/ (rotation off)" "$CONNS" "$BASE/api/token/refresh/" "$POST_LUA" "BODY={\"refresh\":\"$REFRESH\"}"
+    run $D login "POST /api/token/ login" "$LOGIN_CONNS" "$BASE/api/token/" "$POST_LUA" "BODY=$LOGIN_BODY"
+    stop_server
 fi
+
+python3 "$HERE/chart.py" "$HERE"/results-*.csv --out "$HERE/cost.svg"
+CPUNAME="$(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo)"
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.0f×", b / a; else print "n/a" }'; }
+{
+    echo "## $DB_KIND"
+    echo
+    echo "$(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) CPUs ($CPUNAME), $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM; wrk $(wrk --version 2>&1 | head -1 | awk '{print $2}') -t1 on the same CPUs, $DURATION per target after $WARMUP warm-up; loopback. Tessera $("$BIN" --version | awk '{print $2}') release, HS256, argon2id 19 MiB t=2 p=1, throttling off, log at warn."
+    echo
+    echo "| target | Tessera req/s | Tessera CPU µs/req | Django req/s | Django CPU µs/req | Django CPU / Tessera CPU |"
+    echo "|---|---:|---:|---:|---:|---:|"
+    for key in healthz fwd_jwt stateless verify me_jwt me_token refresh refresh_rot login; do
+        name="$(awk -F'"' -v k=",$key," '$1 ~ "^tessera," && index($1, k) {print $2; exit}' "$CSV")"
+        echo "| $name | ${RPS[tessera-$key]:-} | ${CPU_US[tessera-$key]:-} | ${RPS[django-$key]:-} | ${CPU_US[django-$key]:-} | $(ratio "${CPU_US[tessera-$key]:-0}" "${CPU_US[django-$key]:-0}") |"
+    done
+    echo
+    echo "Tessera resident memory: idle $IDLE_RSS MiB, peak $LOAD_RSS MiB. Django's forward-auth row is its stateless whoami (it has no forward auth)."
+} >"$WORK/section.md"
+# RESULTS keeps one section per database kind: this run's replaces the old one.
+python3 - "$RESULTS" "$WORK/section.md" "$DB_KIND" <<'PY'
+import re, sys
+path, section, kind = sys.argv[1], open(sys.argv[2]).read(), sys.argv[3]
+try:
+    text = open(path).read()
+except FileNotFoundError:
+    text = ""
+head = "# Cost per request\n\nWritten by `bench/load.sh`; `bench/cost.svg` draws it. CPU time per request is the server's utime + stime over a run divided by its requests: on 2 cores wrk shares the CPU, so it, not req/s, says how many cores a load needs.\n\n"
+parts = {k: v.strip() for k, v in re.findall(r"^## (\w+)\n(.*?)(?=^## |\Z)", text, re.S | re.M)}
+parts[kind] = section.split("\n", 1)[1].strip()
+out = head + "".join(f"## {k}\n\n{parts[k]}\n\n" for k in ("sqlite", "postgres") if k in parts)
+open(path, "w").write(out.rstrip() + "\n")
+PY
 echo
 cat "$RESULTS"
