@@ -25,7 +25,8 @@ pub enum RedisError {
     Unreachable(String),
 }
 
-/// GCRA on one key. Returns the milliseconds to wait; 0: counted.
+/// GCRA on one key, in microseconds (Lua numbers hold them exactly for
+/// centuries). Returns the microseconds to wait; 0: counted.
 const GCRA: &str = r#"
 local function gcra(key, interval, burst, now)
   if interval <= 0 then return 0 end
@@ -34,21 +35,21 @@ local function gcra(key, interval, burst, now)
   local new_tat = tat + interval
   local wait = new_tat - interval * burst - now
   if wait > 0 then return wait end
-  redis.call('SET', key, new_tat, 'PX', math.max(new_tat - now, 1))
+  redis.call('SET', key, new_tat, 'PX', math.max(math.ceil((new_tat - now) / 1000), 1))
   return 0
 end
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 "#;
 
-/// One limit: KEYS[1], ARGV = interval (ms), burst.
+/// One limit: KEYS[1], ARGV = interval (µs), burst.
 const CHECK: &str = r#"
 return gcra(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), now)
 "#;
 
 /// A login: KEYS = (username, address) counter, username ceiling, known
-/// (username, address); ARGV = the two limits' interval and burst (0: no
-/// such limit). Returns {wait ms, which limit: 1 pair, 2 ceiling}.
+/// (account, address); ARGV = the two limits' interval and burst (0: no
+/// such limit). Returns {wait µs, which limit: 1 pair, 2 ceiling}.
 const LOGIN: &str = r#"
 local w = gcra(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), now)
 if w > 0 then return {w, 1} end
@@ -60,12 +61,12 @@ return {0, 0}
 
 const PREFIX: &str = "tessera:throttle:";
 
-/// A rate as the scripts take it: milliseconds per request and burst.
+/// A rate as the scripts take it: microseconds per request and burst.
 fn gcra_args(rate: Option<Rate>) -> (u64, u32) {
     match rate {
         Some(r) => {
-            let ms = (r.period.as_millis() / u128::from(r.count.get())).max(1);
-            (u64::try_from(ms).unwrap_or(u64::MAX), r.count.get())
+            let us = (r.period.as_micros() / u128::from(r.count.get())).max(1);
+            (u64::try_from(us).unwrap_or(u64::MAX), r.count.get())
         }
         None => (0, 0),
     }
@@ -179,7 +180,7 @@ impl Shared {
         let mut call = self.check.key(format!("{PREFIX}{key}"));
         call.arg(interval).arg(burst);
         let wait: u64 = self.run(call.invoke_async(&mut conn)).await?;
-        Some(Duration::from_millis(wait))
+        Some(Duration::from_micros(wait))
     }
 
     pub(super) async fn check_login(
@@ -206,7 +207,7 @@ impl Shared {
         } else {
             Limit::UsernameAllClients
         };
-        Some((Duration::from_millis(wait), limit))
+        Some((Duration::from_micros(wait), limit))
     }
 
     /// Marks (account, address) known for `lifetime`; `false` if Redis is
