@@ -136,6 +136,9 @@ start_peer() {
     export DJANGO_SETTINGS_MODULE=peer_settings PYTHONPATH="$HERE:$ref" DJANGO_DEBUG=0 REF_ROTATE=0
     export REF_DB_PATH="$WORK/peer.sqlite3"
     if [ -n "${DATABASE_URL:-}" ]; then
+        # The reference's own setup installs no PostgreSQL driver.
+        "$PEER_VENV/bin/python" -c 'import psycopg' 2>/dev/null \
+            || "$PEER_VENV/bin/pip" install -q "psycopg[binary]"
         local schema="peer_$RANDOM$RANDOM"
         psql "$DATABASE_URL" -q -c "CREATE SCHEMA $schema"
         export PEER_PG_URL="$DATABASE_URL" PGOPTIONS="-c search_path=$schema"
