@@ -141,6 +141,12 @@ pub struct App {
     legacy_counting: Arc<std::sync::atomic::AtomicBool>,
 }
 
+/// Whether a refresh or sliding token with these claims was issued before
+/// its user's logout_all (or an administrator's) cutoff.
+fn logged_out_everywhere(user: &User, claims: &Claims) -> bool {
+    crate::refresh::predates(claims.iat, user.refresh_valid_after.map(|t| t.timestamp()))
+}
+
 /// The issue time for new tokens and keys: now, or, within the second in
 /// which the user's tokens were revoked, the start of the next second
 /// (waiting for it), so a token from just before a password change is

@@ -8,11 +8,11 @@ use entity::token_families::Model as FamilyRow;
 use sea_orm::{ConnectionTrait, TransactionTrait};
 use secrecy::SecretString;
 
-use super::{App, AuthError, not_before_revocation};
+use super::{App, AuthError, logged_out_everywhere, not_before_revocation};
 use crate::blacklist;
 use crate::db::StoreError;
 use crate::families::{self, Orphan, Rotation};
-use crate::refresh::{Action, Facts, Family, Holder, Logout, Refusal, Standing, Verdict, predates};
+use crate::refresh::{Action, Facts, Family, Holder, Logout, Refusal, Standing, Verdict};
 use crate::time::{epoch, from_epoch};
 use crate::tokens::{Claims, Expect, Pair, Subject};
 use crate::users::{self, User};
@@ -280,16 +280,21 @@ impl App {
         claims: &Claims,
         now: DateTime<Utc>,
     ) -> Result<(), AuthError> {
-        let Some(id) = claims.user_id() else {
-            return Ok(());
-        };
-        let user = users::find_by_id(self.store()?, id).await?;
-        let cutoff = user.and_then(|u| u.refresh_valid_after.map(|t| t.timestamp()));
-        if predates(claims.iat, cutoff) {
+        if self.cut_off_now(claims).await? {
             families::revoke(self.store()?, claims.family_id(), now).await?;
             return Err(self.refused(Refusal::Blacklisted));
         }
         Ok(())
+    }
+
+    /// Whether `claims` predate their user's logout_all cutoff, the user
+    /// read now (one query).
+    pub(super) async fn cut_off_now(&self, claims: &Claims) -> Result<bool, AuthError> {
+        let Some(id) = claims.user_id() else {
+            return Ok(false);
+        };
+        let user = users::find_by_id(self.store()?, id).await?;
+        Ok(user.is_some_and(|u| logged_out_everywhere(&u, claims)))
     }
 
     /// Where the token's family stands, from its row (if any).
@@ -315,8 +320,7 @@ impl App {
         // administrator) stands as in a revoked family, whether it has a
         // row or not: a family-less token issued by Simple JWT is reached
         // too, and so is a row adopted while the cutoff was being written.
-        let cut_off = user
-            .is_some_and(|u| predates(claims.iat, u.refresh_valid_after.map(|t| t.timestamp())));
+        let cut_off = user.is_some_and(|u| logged_out_everywhere(u, claims));
         let family = if cut_off {
             Family::Row(Standing::Revoked)
         } else {

@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 
-use super::{App, AuthError, not_before_revocation};
+use super::{App, AuthError, logged_out_everywhere, not_before_revocation};
 use crate::blacklist;
 use crate::config::AuthTokenClass;
 use crate::refresh::{Refusal, predates};
@@ -59,12 +59,10 @@ impl App {
         let user = user
             .filter(|u| u.is_active)
             .ok_or(AuthError::NoActiveAccount)?;
-        let epoch_of = |t: Option<DateTime<Utc>>| t.map(|t| t.timestamp());
-        if predates(claims.iat, epoch_of(user.tokens_valid_after)) {
+        if predates(claims.iat, user.tokens_valid_after.map(|t| t.timestamp())) {
             return Err(AuthError::PasswordChanged);
         }
-        // Logged out everywhere since (logout_all, an administrator).
-        if predates(claims.iat, epoch_of(user.refresh_valid_after)) {
+        if logged_out_everywhere(&user, &claims) {
             return Err(self.refused(Refusal::Blacklisted));
         }
         let subject = self.subject(&user).await?;
@@ -141,15 +139,7 @@ impl App {
     /// Whether a sliding token no longer authenticates: blacklisted, or
     /// issued before its user's logout_all (one more query).
     pub(super) async fn sliding_revoked(&self, claims: &Claims) -> Result<bool, AuthError> {
-        if self.sliding_blacklisted(claims).await? {
-            return Ok(true);
-        }
-        let Some(id) = claims.user_id() else {
-            return Ok(false);
-        };
-        let user = users::find_by_id(self.store()?, id).await?;
-        let cutoff = user.and_then(|u| u.refresh_valid_after.map(|t| t.timestamp()));
-        Ok(predates(claims.iat, cutoff))
+        Ok(self.sliding_blacklisted(claims).await? || self.cut_off_now(claims).await?)
     }
 
     fn count_sliding(&self) {

@@ -77,7 +77,12 @@ fn refused(app: &App, scope: Scope, e: Throttled) -> ApiError {
 
 /// Counts one request from the client's address against `scope`'s limit.
 pub async fn throttle_ip(app: &App, req: &Request, scope: Scope) -> Result<(), ApiError> {
-    match client_ip(req, &app.settings().server.trusted_proxies) {
+    let ip = client_ip(req, &app.settings().server.trusted_proxies);
+    check_ip(app, scope, ip).await
+}
+
+async fn check_ip(app: &App, scope: Scope, ip: Option<IpAddr>) -> Result<(), ApiError> {
+    match ip {
         Some(ip) => app
             .throttle()
             .check_ip(scope, ip)
@@ -104,11 +109,12 @@ pub async fn throttle(
     scope: Scope,
     username: Option<&str>,
 ) -> Result<(), ApiError> {
-    throttle_ip(app, req, scope).await?;
+    let ip = client_ip(req, &app.settings().server.trusted_proxies);
+    check_ip(app, scope, ip).await?;
     let Some(name) = username else {
         return Ok(());
     };
-    match client_ip(req, &app.settings().server.trusted_proxies) {
+    match ip {
         Some(ip) if scope == Scope::Login => app
             .throttle()
             .check_login(name, ip)
