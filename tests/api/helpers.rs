@@ -240,6 +240,18 @@ impl TestApp {
         )
     }
 
+    /// Logs in for a sliding token.
+    pub async fn sliding_login(&self, username: &str) -> String {
+        let a = self
+            .post_json(
+                "/api/token/sliding/",
+                serde_json::json!({"username": username, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(a.status, 200, "{}", a.text);
+        a.json["token"].as_str().unwrap().to_owned()
+    }
+
     pub async fn refresh(&self, refresh: &str) -> Answer {
         self.post_json(
             "/api/token/refresh/",

@@ -27,16 +27,7 @@ async fn logout_all_reaches_tokens_simple_jwt_issued() {
         let id = app.register("rita").await["id"].as_i64().unwrap();
         // Two sessions Simple JWT started before the migration: no row.
         let (legacy, other_legacy) = (family_less_token(id), family_less_token(id));
-        let sliding = app
-            .post_json(
-                "/api/token/sliding/",
-                json!({"username": "rita", "password": PASSWORD}),
-            )
-            .await
-            .json["token"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let sliding = app.sliding_login("rita").await;
         let (_, access) = app.login("rita").await;
         let key = app.token_login("rita", PASSWORD).await;
         let out = app
@@ -73,16 +64,7 @@ async fn logout_all_reaches_tokens_simple_jwt_issued() {
 async fn sliding_tokens_stop_authenticating_at_logout_all() {
     let app = spawn_app_with(&[("TESSERA__JWT__AUTH_TOKEN_CLASSES", "access,sliding")]).await;
     app.register("rita").await;
-    let sliding = app
-        .post_json(
-            "/api/token/sliding/",
-            json!({"username": "rita", "password": PASSWORD}),
-        )
-        .await
-        .json["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let sliding = app.sliding_login("rita").await;
     assert_eq!(app.me(&sliding).await.status, 200);
     let out = app
         .call(
@@ -108,16 +90,7 @@ async fn sliding_tokens_stop_authenticating_at_logout_all() {
         .await
         .assert_401(blacklisted());
     // A new login after it works at once.
-    let fresh = app
-        .post_json(
-            "/api/token/sliding/",
-            json!({"username": "rita", "password": PASSWORD}),
-        )
-        .await
-        .json["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let fresh = app.sliding_login("rita").await;
     assert_eq!(app.me(&fresh).await.status, 200);
 }
 

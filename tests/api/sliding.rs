@@ -211,12 +211,7 @@ async fn sliding_tokens_authenticate_when_configured_and_stop_when_revoked() {
     ])
     .await;
     let id = app.register("alice").await["id"].as_i64().unwrap();
-    let login =
-        |u: &'static str| app.post_json(OBTAIN, json!({"username": u, "password": PASSWORD}));
-    let token = login("alice").await.json["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = app.sliding_login("alice").await;
     assert_eq!(claims(&token)["username"], "alice");
     let a = app.me(&token).await;
     assert_eq!((a.status.as_u16(), &a.json["id"]), (200, &json!(id)));
@@ -287,10 +282,7 @@ async fn sliding_tokens_authenticate_when_configured_and_stop_when_revoked() {
 
     // Beyond Simple JWT: no refresh for a user who changed password, is
     // inactive, or is gone.
-    let token = login("alice").await.json["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = app.sliding_login("alice").await;
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let a = app
         .post_json(
@@ -314,10 +306,7 @@ async fn sliding_tokens_authenticate_when_configured_and_stop_when_revoked() {
         json!({"detail": "The user's password has been changed.", "code": "password_changed"})
     );
     let bob = app.register("bob").await["id"].as_i64().unwrap();
-    let token = login("bob").await.json["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = app.sliding_login("bob").await;
     app.set_active(bob, false).await;
     let no_account = json!({"detail": "No active account found for the given token.", "code": "no_active_account"});
     assert_eq!(
@@ -336,10 +325,7 @@ async fn concurrent_blacklistings_of_one_token_succeed_once() {
     let app = spawn_app().await;
     app.register("alice").await;
     app.warm_connections(8).await;
-    let a = app
-        .post_json(OBTAIN, json!({"username": "alice", "password": PASSWORD}))
-        .await;
-    let token = a.json["token"].as_str().unwrap().to_owned();
+    let token = app.sliding_login("alice").await;
     let tries = (0..8).map(|_| app.post_json(BLACKLIST, json!({"token": token})));
     let ok = futures::future::join_all(tries)
         .await
