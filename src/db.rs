@@ -90,6 +90,17 @@ fn options(settings: &DatabaseSettings) -> ConnectOptions {
         // Statements would otherwise be logged with their parameters:
         // password hashes and token ids have no place in a log.
         .sqlx_logging(false);
+    if settings.url.starts_with("sqlite:") {
+        // A file has no connection to go stale; sqlx's default ping on
+        // every checkout was a second round trip through the connection's
+        // worker thread for each query.
+        options.test_before_acquire(false);
+    } else {
+        // A connection in use is known alive; one idle for a while may have
+        // been dropped by the server or a proxy, so it is pinged first.
+        // Pinging on every checkout doubled each query's round trips.
+        options.test_before_acquire_if_idle_for(Duration::from_secs(1));
+    }
     let busy_timeout = settings.sqlite_busy_timeout;
     options.map_sqlx_sqlite_opts(move |o| {
         o.journal_mode(SqliteJournalMode::Wal)
