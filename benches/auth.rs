@@ -40,6 +40,26 @@ fn passwords(c: &mut Criterion) {
                 .expect("verify")
         })
     });
+    // The floor a login is measured against: the argon2 crate's own
+    // verification, on this thread, with memory allocated for each call.
+    let bare = argon2::Argon2::new(
+        argon2::Algorithm::Argon2id,
+        argon2::Version::V0x13,
+        argon2::Params::new(
+            s.password.argon2_memory_kib,
+            s.password.argon2_iterations,
+            s.password.argon2_parallelism,
+            None,
+        )
+        .expect("params"),
+    );
+    g.bench_function("bare verify (argon2 crate)", |b| {
+        use argon2::PasswordVerifier as _;
+        b.iter(|| {
+            bare.verify_password(b"Tr0ub4dor_3xyz", hash.as_str())
+                .expect("verify")
+        })
+    });
     g.finish();
 }
 

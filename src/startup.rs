@@ -173,6 +173,18 @@ impl Application {
                 }
             }
         });
+        // argon2's 19 MiB blocks stay while logins keep coming, not after.
+        let release = tokio::spawn({
+            let app = app.clone();
+            async move {
+                let mut every = tokio::time::interval(crate::passwords::MEMORY_IDLE / 2);
+                loop {
+                    every.tick().await;
+                    app.password_hasher()
+                        .release_idle_memory(crate::passwords::MEMORY_IDLE);
+                }
+            }
+        });
         let url = local_url(&settings.server.host, self.port);
         tracing::info!(
             host = %settings.server.host,
@@ -195,6 +207,7 @@ impl Application {
             .await;
         probe.abort();
         forget.abort();
+        release.abort();
         if let Some(p) = purge {
             p.abort();
         }

@@ -8,14 +8,17 @@
 use std::sync::Arc;
 
 use argon2::password_hash::phc::PasswordHash;
-use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version};
+use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, Version};
 use secrecy::{ExposeSecret, SecretString};
+use subtle::ConstantTimeEq as _;
 use tokio::sync::Semaphore;
 
 use crate::config::PasswordSettings;
 
 mod django;
+mod memory;
 use django::Stored;
+pub use memory::IDLE as MEMORY_IDLE;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordError {
@@ -55,6 +58,39 @@ struct Inner {
     /// since start: what lets a test prove that every failed login costs
     /// exactly one.
     runs: std::sync::atomic::AtomicU64,
+    /// Working memory kept between checks (see `memory`).
+    arena: memory::Arena,
+}
+
+impl Inner {
+    /// Whether `candidate` is the password of the argon2 PHC `hash`: what
+    /// `PasswordVerifier::verify_password` does, in a reused block.
+    fn verify_argon2(&self, candidate: &[u8], hash: &PasswordHash) -> bool {
+        let (Some(salt), Some(expected)) = (&hash.salt, &hash.hash) else {
+            return false;
+        };
+        let Ok(algorithm) = Algorithm::try_from(hash.algorithm.as_str()) else {
+            return false;
+        };
+        let version = match hash.version.map(Version::try_from).transpose() {
+            Ok(v) => v.unwrap_or_default(),
+            Err(_) => return false,
+        };
+        let Ok(params) = Params::try_from(hash) else {
+            return false;
+        };
+        let blocks = params.block_count();
+        let argon2 = Argon2::new(algorithm, version, params);
+        let mut out = [0u8; 64];
+        let Some(out) = out.get_mut(..expected.len()) else {
+            return false;
+        };
+        let computed = self.arena.with(blocks, |memory| {
+            argon2.hash_password_into_with_memory(candidate, salt, &mut *out, memory)
+        });
+        // Constant time, as the crate's own comparison of outputs.
+        computed.is_ok() && bool::from(out.ct_eq(expected.as_bytes()))
+    }
 }
 
 impl std::fmt::Debug for PasswordHasher {
@@ -105,6 +141,7 @@ impl PasswordHasher {
                 params,
                 allow_weak: settings.allow_weak_django_hashes,
                 runs: std::sync::atomic::AtomicU64::new(0),
+                arena: memory::Arena::default(),
             }),
         })
     }
@@ -130,6 +167,12 @@ impl PasswordHasher {
     /// argon2 computations run so far (see [`Inner::runs`]).
     pub fn argon2_runs(&self) -> u64 {
         self.inner.runs.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Gives back the argon2 working memory unused for `idle` (a
+    /// background task calls this); returns how many blocks were released.
+    pub fn release_idle_memory(&self, idle: std::time::Duration) -> usize {
+        self.inner.arena.release_idle(idle)
     }
 
     /// Hashes waiting for a pool slot or running now.
@@ -203,9 +246,9 @@ impl PasswordHasher {
         self.run(move |inner| {
             let candidate = password.expose_secret().as_bytes();
             let dummy = || {
-                let _ = inner
-                    .argon2
-                    .verify_password(candidate, inner.dummy_hash.as_str());
+                if let Ok(hash) = PasswordHash::new(&inner.dummy_hash) {
+                    inner.verify_argon2(candidate, &hash);
+                }
                 false
             };
             let Some(stored) = &stored else {
@@ -213,7 +256,7 @@ impl PasswordHasher {
             };
             match Stored::parse(stored) {
                 Stored::Argon2(phc) => match PasswordHash::new(phc) {
-                    Ok(hash) => inner.argon2.verify_password(candidate, &hash).is_ok(),
+                    Ok(hash) => inner.verify_argon2(candidate, &hash),
                     Err(_) => dummy(),
                 },
                 // A password that never matches still costs what a wrong
