@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod blacklist;
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod db;

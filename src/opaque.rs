@@ -44,13 +44,23 @@ pub async fn create(
     Ok(())
 }
 
+pub use auth_tokens::Model as KeyRow;
+
 /// The stored key and its user, in one query.
 pub async fn find(
     db: &DatabaseConnection,
     key: &str,
-) -> Result<Option<(auth_tokens::Model, User)>, StoreError> {
+) -> Result<Option<(KeyRow, User)>, StoreError> {
+    find_digest(db, &digest(key)).await
+}
+
+/// [`find`] by the key's digest.
+pub async fn find_digest(
+    db: &DatabaseConnection,
+    digest: &str,
+) -> Result<Option<(KeyRow, User)>, StoreError> {
     let found = auth_tokens::Entity::find()
-        .filter(auth_tokens::Column::Digest.eq(digest(key)))
+        .filter(auth_tokens::Column::Digest.eq(digest))
         .find_also_related(users::Entity)
         .one(db)
         .await?;

@@ -173,6 +173,13 @@ impl Application {
                 }
             }
         });
+        // PostgreSQL: the cache serves nothing until it hears about changes.
+        let listen = app.cache().needs_listener().then(|| {
+            tokio::spawn(crate::cache::listen(
+                app.cache().clone(),
+                app.database().get_postgres_connection_pool().clone(),
+            ))
+        });
         // argon2's 19 MiB blocks stay while logins keep coming, not after.
         let release = tokio::spawn({
             let app = app.clone();
@@ -208,6 +215,9 @@ impl Application {
         probe.abort();
         forget.abort();
         release.abort();
+        if let Some(l) = listen {
+            l.abort();
+        }
         if let Some(p) = purge {
             p.abort();
         }

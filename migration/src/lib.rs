@@ -10,6 +10,7 @@ mod m20261128_000004_create_token_families;
 mod m20261201_000005_normalize_usernames;
 mod m20261202_000006_create_groups;
 mod m20261202_000007_refresh_cutoff;
+mod m20261202_000008_cache_notify;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000005_normalize_usernames::Migration),
             Box::new(m20261202_000006_create_groups::Migration),
             Box::new(m20261202_000007_refresh_cutoff::Migration),
+            Box::new(m20261202_000008_cache_notify::Migration),
         ]
     }
 }

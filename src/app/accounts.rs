@@ -41,7 +41,9 @@ impl App {
         // As for JWTs: a key made in the second of a revocation is dated after it.
         let now = not_before_revocation(&user).await;
         // Django's user_logged_in signal records the login.
-        users::set_last_login(self.store()?, user.id, now).await?;
+        let recorded = users::set_last_login(self.store()?, user.id, now).await;
+        self.cache.forget_user(user.id);
+        recorded?;
         let key = opaque::generate_key().map_err(|e| AuthError::Randomness(e.to_string()))?;
         opaque::create(self.store()?, &key, user.id, now).await?;
         self.metrics
@@ -54,7 +56,10 @@ impl App {
     /// The user behind an opaque key, as DRF's `TokenAuthentication` finds
     /// it, and the key's id. Expired keys are deleted on sight.
     pub async fn authenticate_key(&self, key: &str) -> Result<(User, i64), AuthError> {
-        let (token, user) = opaque::find(self.store()?, key)
+        let digest = opaque::digest(key);
+        let (token, user) = self
+            .cache
+            .key(&digest, opaque::find_digest(self.store()?, &digest))
             .await?
             .ok_or(AuthError::InvalidKey)?;
         if let Some(lifetime) = self.settings.token.lifetime {
@@ -64,7 +69,7 @@ impl App {
                 .checked_add_signed(lifetime)
                 .is_some_and(|end| end <= Utc::now())
             {
-                opaque::delete(self.store()?, token.id).await?;
+                self.delete_key(&token).await?;
                 return Err(AuthError::InvalidKey);
             }
         }
@@ -76,18 +81,28 @@ impl App {
             .tokens_valid_after
             .is_some_and(|after| token.created_at < after)
         {
-            opaque::delete(self.store()?, token.id).await?;
+            self.delete_key(&token).await?;
             return Err(AuthError::InvalidKey);
         }
         Ok((user, token.id))
     }
 
-    pub async fn token_logout(&self, token_id: i64) -> Result<(), AuthError> {
-        Ok(opaque::delete(self.store()?, token_id).await?)
+    async fn delete_key(&self, token: &opaque::KeyRow) -> Result<(), AuthError> {
+        let deleted = opaque::delete(self.store()?, token.id).await;
+        self.changed_keys(token.user_id).await;
+        Ok(deleted?)
+    }
+
+    pub async fn token_logout(&self, user_id: i64, token_id: i64) -> Result<(), AuthError> {
+        let deleted = opaque::delete(self.store()?, token_id).await;
+        self.changed_keys(user_id).await;
+        Ok(deleted?)
     }
 
     pub async fn token_logout_all(&self, user_id: i64) -> Result<u64, AuthError> {
-        Ok(opaque::delete_for_user(self.store()?, user_id).await?)
+        let deleted = opaque::delete_for_user(self.store()?, user_id).await;
+        self.changed_keys(user_id).await;
+        Ok(deleted?)
     }
 
     /// Djoser's list with HIDE_USERS: staff see everyone, others themselves.
@@ -113,9 +128,7 @@ impl App {
     /// The user `id`, whoever asks (a deletion's target is checked by
     /// [`Self::delete_user`]).
     pub async fn user(&self, id: i64) -> Result<User, AuthError> {
-        users::find_by_id(self.store()?, id)
-            .await?
-            .ok_or(AuthError::NoSuchUser)
+        self.current_user(id).await?.ok_or(AuthError::NoSuchUser)
     }
 
     /// Updates the only writable field, `email` (absent: unchanged).
@@ -138,7 +151,9 @@ impl App {
                 // With activation mails, a new address is confirmed the way
                 // the first one was, as Djoser's UserSerializer does.
                 let reactivate = self.settings.users.send_activation_email;
-                users::set_email(self.store()?, user.id, &email, reactivate).await?;
+                let set = users::set_email(self.store()?, user.id, &email, reactivate).await;
+                self.changed_user(user.id).await;
+                set?;
                 let user = User {
                     email,
                     is_active: user.is_active && !reactivate,
@@ -215,7 +230,9 @@ impl App {
         let txn = self.store()?.begin().await.map_err(StoreError::from)?;
         users::set_password(&txn, user.id, &hash, valid_after).await?;
         opaque::delete_for_user(&txn, user.id).await?;
-        txn.commit().await.map_err(StoreError::from)?;
+        let committed = txn.commit().await;
+        self.changed_user(user.id).await;
+        committed.map_err(StoreError::from)?;
         if self.settings.users.password_changed_email_confirmation {
             self.mail(Kind::PasswordChangedConfirmation, user);
         }
@@ -246,15 +263,15 @@ impl App {
         };
         // `re_new_username`, with users.set_username_retype.
         validation::username_retyped(retype.as_deref(), &new_username)?;
-        users::set_username(self.store()?, user.id, &new_username)
-            .await
-            .map_err(|e| match e {
-                CreateUserError::UsernameTaken => AuthError::Invalid(FieldErrors::single(
-                    "new_username",
-                    validation::USERNAME_TAKEN,
-                )),
-                CreateUserError::Store(s) => AuthError::Store(s),
-            })?;
+        let renamed = users::set_username(self.store()?, user.id, &new_username).await;
+        self.changed_user(user.id).await;
+        renamed.map_err(|e| match e {
+            CreateUserError::UsernameTaken => AuthError::Invalid(FieldErrors::single(
+                "new_username",
+                validation::USERNAME_TAKEN,
+            )),
+            CreateUserError::Store(s) => AuthError::Store(s),
+        })?;
         if self.settings.users.username_changed_email_confirmation {
             let renamed = User {
                 username: new_username,
@@ -283,7 +300,9 @@ impl App {
         if !ok || !errors.is_empty() {
             return Err(errors.into());
         }
-        Ok(users::delete(self.store()?, target.id).await?)
+        let deleted = users::delete(self.store()?, target.id).await;
+        self.changed_user(target.id).await;
+        Ok(deleted?)
     }
 }
 

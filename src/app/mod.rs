@@ -19,6 +19,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::DatabaseConnection;
 use secrecy::SecretString;
 
+use crate::cache::Cache;
 use crate::config::{AuthTokenClass, Settings};
 use crate::db::{DbHealth, StoreError};
 use crate::mail::{Kind, MailError, Mailer};
@@ -100,6 +101,8 @@ pub enum InitError {
     Mail(#[from] MailError),
     #[error(transparent)]
     Redis(#[from] crate::throttle::RedisError),
+    #[error("database.cache_entries: {0}")]
+    Cache(String),
 }
 
 impl From<FieldErrors> for AuthError {
@@ -139,6 +142,8 @@ pub struct App {
     account_secret: Arc<secrecy::SecretBox<[u8]>>,
     /// Whether a count of legacy password hashes is running.
     legacy_counting: Arc<std::sync::atomic::AtomicBool>,
+    /// Users and opaque keys read lately (see `cache`).
+    cache: Cache,
 }
 
 /// Whether a refresh or sliding token with these claims was issued before
@@ -176,6 +181,8 @@ impl App {
         let metrics = Arc::new(Metrics::new());
         let mailer = Mailer::start(&settings.email, Arc::clone(&metrics))?;
         let throttle = Throttle::new(&settings.throttle, &metrics)?;
+        let cache = Cache::for_database(&settings.database.url, settings.database.cache_entries)
+            .map_err(InitError::Cache)?;
         let configured = secrecy::ExposeSecret::expose_secret(&settings.users.token_secret);
         let account_secret: Box<[u8]> = if configured.is_empty() {
             tokens.keys().current.derived_secret().into()
@@ -193,6 +200,7 @@ impl App {
             mailer,
             account_secret: Arc::new(account_secret.into()),
             legacy_counting: Arc::default(),
+            cache,
             settings: Arc::new(settings),
         })
     }
@@ -207,6 +215,11 @@ impl App {
 
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// The users and keys kept in memory.
+    pub fn cache(&self) -> &Cache {
+        &self.cache
     }
 
     /// The password hasher (its pool is shared by every request).
@@ -417,7 +430,9 @@ impl App {
                 return Ok(user);
             }
         };
-        match users::replace_hash(self.store()?, user.id, &user.password, &new_hash).await {
+        let replaced = users::replace_hash(self.store()?, user.id, &user.password, &new_hash).await;
+        self.cache.forget_user(user.id);
+        match replaced {
             Ok(true) => {
                 tracing::info!(user_id = user.id, "password hash upgraded to argon2id");
                 Ok(User {
@@ -464,6 +479,29 @@ impl App {
             Some(user) => self.subject(user).await,
             None => Err(AuthError::NoActiveAccount),
         }
+    }
+
+    /// The user `id` as it is now, from the cache when it can vouch for
+    /// that (see `cache`).
+    pub(crate) async fn current_user(&self, id: i64) -> Result<Option<User>, StoreError> {
+        self.cache
+            .user(id, users::find_by_id(self.store()?, id))
+            .await
+    }
+
+    /// After a committed write to user `id` that must show on every
+    /// instance at once (a revocation, a changed field): this instance
+    /// forgets them, and answers once the change notification is under way
+    /// to the others (PostgreSQL; see [`Cache::settle`]).
+    pub(crate) async fn changed_user(&self, id: i64) {
+        self.cache.forget_user(id);
+        self.cache.settle(&self.db).await;
+    }
+
+    /// [`Self::changed_user`] for a deletion of user `id`'s opaque keys.
+    pub(crate) async fn changed_keys(&self, id: i64) {
+        self.cache.forget_keys_of(id);
+        self.cache.settle(&self.db).await;
     }
 
     /// Verifies a token, counting refusals by reason.

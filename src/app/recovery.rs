@@ -130,7 +130,12 @@ impl App {
         };
         let user = self.user_by_link(&uid, &token).await?;
         // Of two uses of one link, the second finds the account active.
-        if user.is_active || !users::activate(self.store()?, &user).await? {
+        if user.is_active {
+            return Err(AuthError::StaleToken);
+        }
+        let activated = users::activate(self.store()?, &user).await;
+        self.changed_user(user.id).await;
+        if !activated? {
             return Err(AuthError::StaleToken);
         }
         tracing::info!(user_id = user.id, "account activated");
@@ -206,7 +211,9 @@ impl App {
             return Err(invalid_token());
         }
         opaque::delete_for_user(&txn, user.id).await?;
-        txn.commit().await.map_err(StoreError::from)?;
+        let committed = txn.commit().await;
+        self.changed_user(user.id).await;
+        committed.map_err(StoreError::from)?;
         tracing::info!(user_id = user.id, "password reset by mailed link");
         if self.settings.users.password_changed_email_confirmation {
             self.mail(Kind::PasswordChangedConfirmation, &user);
@@ -237,7 +244,9 @@ impl App {
         };
         validation::username_retyped(retype.as_deref(), &new_username)?;
         let user = self.user_by_link(&uid, &token).await?;
-        match users::reset_username(self.store()?, &user, &new_username, Utc::now()).await {
+        let renamed = users::reset_username(self.store()?, &user, &new_username, Utc::now()).await;
+        self.changed_user(user.id).await;
+        match renamed {
             Ok(true) => {}
             Ok(false) => return Err(invalid_token()),
             Err(CreateUserError::UsernameTaken) => {

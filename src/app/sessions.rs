@@ -87,7 +87,9 @@ impl App {
         let user = outcome?;
         let now = not_before_revocation(&user).await;
         if self.settings().jwt.update_last_login {
-            users::set_last_login(self.store()?, user.id, now).await?;
+            let recorded = users::set_last_login(self.store()?, user.id, now).await;
+            self.cache.forget_user(user.id);
+            recorded?;
         }
         Ok((self.subject(&user).await?, now))
     }
@@ -110,7 +112,7 @@ impl App {
     ) -> Result<Refreshed, AuthError> {
         let mut row = families::find(self.store()?, claims.family_id()).await?;
         let user = match claims.user_id() {
-            Some(id) => users::find_by_id(self.store()?, id).await?,
+            Some(id) => self.current_user(id).await?,
             None => None,
         };
         let mut facts = self
@@ -179,7 +181,7 @@ impl App {
         }
         let row = families::find(self.store()?, claims.family_id()).await?;
         let user = match claims.user_id() {
-            Some(id) => users::find_by_id(self.store()?, id).await?,
+            Some(id) => self.current_user(id).await?,
             None => None,
         };
         let facts = self
@@ -251,7 +253,10 @@ impl App {
         // and adopts a family-less token meanwhile either inserts its row
         // before the revocation below (which then reaches it) or reads the
         // cutoff again after inserting it (`refuse_if_cut_off`).
-        users::cut_off_refresh(db, user_id, super::accounts::revocation_instant(now)).await?;
+        let cut =
+            users::cut_off_refresh(db, user_id, super::accounts::revocation_instant(now)).await;
+        self.changed_user(user_id).await;
+        cut?;
         let n = families::revoke_user(db, user_id, now).await?;
         self.metrics
             .families_revoked
@@ -265,7 +270,7 @@ impl App {
     /// `JWTAuthentication.get_user` finds it.
     pub async fn user_for_access(&self, claims: &Claims) -> Result<User, AuthError> {
         let id = claims.user_id().ok_or(AuthError::NoUserId)?;
-        match users::find_by_id(self.store()?, id).await? {
+        match self.current_user(id).await? {
             None => Err(AuthError::UserNotFound),
             Some(u) if !u.is_active => Err(AuthError::UserInactive),
             Some(u) => Ok(u),

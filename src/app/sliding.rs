@@ -12,7 +12,6 @@ use crate::config::AuthTokenClass;
 use crate::refresh::{Refusal, predates};
 use crate::time::{epoch, from_epoch};
 use crate::tokens::{Claims, Expect, Issued, TokenError};
-use crate::users;
 
 impl App {
     /// Login for a sliding token (`TokenObtainSlidingView`).
@@ -53,7 +52,7 @@ impl App {
             .check_refresh_exp(&claims, epoch(now))
             .inspect_err(|e| self.metrics.token_refused(e.label()))?;
         let user = match claims.user_id() {
-            Some(id) => users::find_by_id(self.store()?, id).await?,
+            Some(id) => self.current_user(id).await?,
             None => None,
         };
         let user = user

@@ -147,6 +147,9 @@ pub struct DatabaseSettings {
     pub connect_retry_interval: Duration,
     #[serde(deserialize_with = "values::duration")]
     pub health_probe_interval: Duration,
+    /// Users (and as many opaque keys) kept in memory between requests;
+    /// 0 reads every one from the database.
+    pub cache_entries: usize,
 }
 
 /// The URL with its password, if any, replaced: `Debug` output ends up in
@@ -162,6 +165,7 @@ impl fmt::Debug for DatabaseSettings {
             .field("connect_attempts", &self.connect_attempts)
             .field("connect_retry_interval", &self.connect_retry_interval)
             .field("health_probe_interval", &self.health_probe_interval)
+            .field("cache_entries", &self.cache_entries)
             .finish()
     }
 }

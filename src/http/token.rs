@@ -87,7 +87,7 @@ async fn logout(app: &App, auth: Auth<TokenOnly>) -> Result<LoggedOut, Errors<Lo
     let Via::Token(token_id) = auth.via else {
         return Err(ApiError::NotAuthenticated.into());
     };
-    app.token_logout(token_id).await?;
+    app.token_logout(auth.user.id, token_id).await?;
     Ok(LoggedOut::NoContent)
 }
 

@@ -260,7 +260,8 @@ impl TestApp {
         .await
     }
 
-    /// Sets a user's `is_active` directly in the database.
+    /// Sets a user's `is_active` directly in the database, as an admin
+    /// tool would, and waits until the server has heard of it.
     pub async fn set_active(&self, id: i64, active: bool) {
         use sea_orm::{ActiveModelTrait, ActiveValue::Set};
         entity::users::ActiveModel {
@@ -271,14 +272,24 @@ impl TestApp {
         .update(self.service.database())
         .await
         .unwrap();
+        self.outside_write_heard().await;
     }
 
+    /// Deletes a user directly in the database (see [`Self::set_active`]).
     pub async fn delete_user(&self, id: i64) {
         use sea_orm::EntityTrait;
         entity::users::Entity::delete_by_id(id)
             .exec(self.service.database())
             .await
             .unwrap();
+        self.outside_write_heard().await;
+    }
+
+    /// A write made beside the server reaches its user cache on SQLite with
+    /// the next request (the file's data version), on PostgreSQL by a
+    /// notification a moment later: this waits for that moment.
+    pub async fn outside_write_heard(&self) {
+        self.service.cache().settle(self.service.database()).await;
     }
 }
 

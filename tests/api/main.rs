@@ -5,6 +5,7 @@ mod helpers;
 mod accounts;
 mod asymmetric;
 mod browser;
+mod cache;
 mod claims;
 mod cli;
 mod cookies;

@@ -1,0 +1,65 @@
+//! PostgreSQL: a notification on channel `tessera_cache` whenever a user
+//! row or an opaque key changes or goes, sent at commit, so every instance
+//! drops what it kept in memory of that user before its next request.
+//! SQLite needs none: each instance watches the file's data version.
+
+use sea_orm_migration::prelude::*;
+use sea_orm_migration::sea_orm::DatabaseBackend;
+
+#[derive(DeriveMigrationName)]
+pub struct Migration;
+
+const UP: &str = r#"
+CREATE OR REPLACE FUNCTION tessera_user_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('tessera_cache', 'user:' || OLD.id);
+    RETURN NULL;
+END $$;
+CREATE OR REPLACE FUNCTION tessera_keys_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('tessera_cache', 'keys:' || OLD.user_id);
+    RETURN NULL;
+END $$;
+CREATE OR REPLACE FUNCTION tessera_table_emptied() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('tessera_cache', 'all');
+    RETURN NULL;
+END $$;
+CREATE TRIGGER users_cache AFTER UPDATE OR DELETE ON users
+    FOR EACH ROW EXECUTE FUNCTION tessera_user_changed();
+CREATE TRIGGER users_cache_truncate AFTER TRUNCATE ON users
+    FOR EACH STATEMENT EXECUTE FUNCTION tessera_table_emptied();
+CREATE TRIGGER auth_tokens_cache AFTER UPDATE OR DELETE ON auth_tokens
+    FOR EACH ROW EXECUTE FUNCTION tessera_keys_changed();
+CREATE TRIGGER auth_tokens_cache_truncate AFTER TRUNCATE ON auth_tokens
+    FOR EACH STATEMENT EXECUTE FUNCTION tessera_table_emptied();
+"#;
+
+const DOWN: &str = r#"
+DROP TRIGGER IF EXISTS users_cache ON users;
+DROP TRIGGER IF EXISTS users_cache_truncate ON users;
+DROP TRIGGER IF EXISTS auth_tokens_cache ON auth_tokens;
+DROP TRIGGER IF EXISTS auth_tokens_cache_truncate ON auth_tokens;
+DROP FUNCTION IF EXISTS tessera_user_changed();
+DROP FUNCTION IF EXISTS tessera_keys_changed();
+DROP FUNCTION IF EXISTS tessera_table_emptied();
+"#;
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        if manager.get_database_backend() != DatabaseBackend::Postgres {
+            return Ok(());
+        }
+        manager.get_connection().execute_unprepared(UP).await?;
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        if manager.get_database_backend() != DatabaseBackend::Postgres {
+            return Ok(());
+        }
+        manager.get_connection().execute_unprepared(DOWN).await?;
+        Ok(())
+    }
+}

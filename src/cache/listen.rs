@@ -1,0 +1,71 @@
+//! PostgreSQL: the LISTEN side of the cache's invalidation. Triggers on
+//! `users` and `auth_tokens` (migration `m20261202_000008_cache_notify`)
+//! send `user:<id>` or `keys:<user id>` on [`CHANNEL`] when a row changes;
+//! every instance drops what it kept of that user.
+
+use std::time::Duration;
+
+use sea_orm::sqlx::PgPool;
+use sea_orm::sqlx::postgres::PgListener;
+
+use super::Cache;
+
+/// The notification channel the triggers send on.
+pub const CHANNEL: &str = "tessera_cache";
+
+/// Listens for as long as the task runs, reconnecting after a failure,
+/// and sends a heartbeat every [`super::BEAT_EVERY`]. The cache serves
+/// only while the LISTEN is up and hearing: notifications sent while it
+/// was down are lost, so it starts empty each time it comes back.
+pub async fn listen(cache: Cache, pool: PgPool) {
+    let beating = {
+        let (cache, pool) = (cache.clone(), pool.clone());
+        async move {
+            let mut every = tokio::time::interval(super::BEAT_EVERY);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                // A failure shows as silence, which the cache acts on.
+                let _ = cache.beat(&pool).await;
+            }
+        }
+    };
+    tokio::select! {
+        () = beating => {}
+        () = hear(cache, pool) => {}
+    }
+}
+
+async fn hear(cache: Cache, pool: PgPool) {
+    let mut failures = 0u32;
+    loop {
+        match subscribe(&pool).await {
+            Ok(mut listener) => {
+                failures = 0;
+                cache.set_listening(true);
+                tracing::debug!("cache invalidation: listening");
+                // `None` or an error: the connection is gone.
+                while let Ok(Some(n)) = listener.try_recv().await {
+                    cache.notified(n.payload());
+                }
+                cache.set_listening(false);
+                tracing::warn!(
+                    "cache invalidation: lost the LISTEN connection; reading from the database until it is back"
+                );
+            }
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                if failures == 1 {
+                    tracing::warn!(error = %e, "cache invalidation: cannot LISTEN; reading from the database");
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn subscribe(pool: &PgPool) -> Result<PgListener, sea_orm::sqlx::Error> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(CHANNEL).await?;
+    Ok(listener)
+}

@@ -1,0 +1,151 @@
+use super::*;
+
+fn user(id: i64, email: &str) -> User {
+    User {
+        id,
+        username: format!("u{id}"),
+        email: email.to_owned(),
+        password: String::new(),
+        is_active: true,
+        is_staff: false,
+        is_superuser: false,
+        date_joined: chrono::Utc::now(),
+        last_login: None,
+        tokens_valid_after: None,
+        refresh_valid_after: None,
+    }
+}
+
+async fn read(cache: &Cache, id: i64, email: &str, reads: &AtomicU64) -> String {
+    cache
+        .user(id, async {
+            reads.fetch_add(1, Ordering::Relaxed);
+            Ok(Some(user(id, email)))
+        })
+        .await
+        .unwrap()
+        .unwrap()
+        .email
+}
+
+fn postgres(listening: bool) -> Cache {
+    let c = Cache::with(Validity::postgres(), 100);
+    c.set_listening(listening);
+    c
+}
+
+#[tokio::test]
+async fn a_kept_user_is_served_until_forgotten() {
+    let cache = postgres(true);
+    let reads = AtomicU64::new(0);
+    assert_eq!(read(&cache, 1, "a@x", &reads).await, "a@x");
+    assert_eq!(read(&cache, 1, "b@x", &reads).await, "a@x");
+    assert_eq!(reads.load(Ordering::Relaxed), 1);
+    cache.notified("user:1");
+    assert_eq!(read(&cache, 1, "b@x", &reads).await, "b@x");
+    assert_eq!(reads.load(Ordering::Relaxed), 2);
+}
+
+#[tokio::test]
+async fn nothing_is_served_while_not_listening() {
+    let cache = postgres(true);
+    let reads = AtomicU64::new(0);
+    read(&cache, 1, "a@x", &reads).await;
+    cache.set_listening(false);
+    assert_eq!(read(&cache, 1, "b@x", &reads).await, "b@x");
+    assert_eq!(cache.len(), (0, 0), "emptied, and nothing kept meanwhile");
+    cache.set_listening(true);
+    assert_eq!(read(&cache, 1, "c@x", &reads).await, "c@x");
+    assert_eq!(reads.load(Ordering::Relaxed), 3);
+}
+
+#[tokio::test]
+async fn a_read_that_overlapped_a_forget_is_not_kept() {
+    let cache = postgres(true);
+    let got = cache
+        .user(1, async {
+            // The row changes and is forgotten while this read is under way.
+            cache.forget_user(1);
+            Ok(Some(user(1, "stale@x")))
+        })
+        .await
+        .unwrap();
+    assert_eq!(got.unwrap().email, "stale@x");
+    assert_eq!(cache.len(), (0, 0));
+}
+
+#[tokio::test]
+async fn unknown_payloads_empty_everything() {
+    let cache = postgres(true);
+    let reads = AtomicU64::new(0);
+    read(&cache, 1, "a@x", &reads).await;
+    read(&cache, 2, "a@x", &reads).await;
+    cache.notified("user:2");
+    assert_eq!(cache.len(), (1, 0));
+    cache.notified("all");
+    assert!(cache.is_empty());
+}
+
+#[tokio::test]
+async fn the_cache_is_bounded() {
+    let cache = Cache::with(Validity::postgres(), 3);
+    cache.set_listening(true);
+    let reads = AtomicU64::new(0);
+    for id in 0..10 {
+        read(&cache, id, "a@x", &reads).await;
+        assert!(cache.len().0 <= 3);
+    }
+}
+
+#[tokio::test]
+async fn sqlite_entries_end_with_any_commit_of_any_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.db");
+    let writer = rusqlite::Connection::open(&path).unwrap();
+    writer
+        .execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t (x INTEGER);")
+        .unwrap();
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let cache = Cache::for_database(&url, 100).unwrap();
+    let reads = AtomicU64::new(0);
+    read(&cache, 1, "a@x", &reads).await;
+    assert_eq!(read(&cache, 1, "b@x", &reads).await, "a@x");
+    writer.execute("INSERT INTO t VALUES (1)", []).unwrap();
+    assert_eq!(read(&cache, 1, "b@x", &reads).await, "b@x");
+    assert_eq!(read(&cache, 1, "c@x", &reads).await, "b@x");
+    assert_eq!(reads.load(Ordering::Relaxed), 2);
+}
+
+#[test]
+fn no_cache_without_a_file_or_entries() {
+    assert!(
+        Cache::for_database("sqlite::memory:", 100)
+            .unwrap()
+            .ticket()
+            .is_none()
+    );
+    assert!(
+        Cache::for_database("postgres://x@y/z", 0)
+            .unwrap()
+            .ticket()
+            .is_none()
+    );
+}
+
+#[test]
+fn a_silent_listener_serves_nothing() {
+    let c = Cache::with(
+        Validity::Postgres {
+            listening: AtomicBool::new(true),
+            instance: 1,
+            sent: AtomicU64::new(0),
+            seen: tokio::sync::watch::Sender::new(0),
+            heard_ms: AtomicU64::new(0),
+            start: std::time::Instant::now() - std::time::Duration::from_secs(60),
+        },
+        10,
+    );
+    assert!(c.ticket().is_none(), "nothing heard for a minute");
+    c.notified(BEAT);
+    assert!(c.ticket().is_some());
+}

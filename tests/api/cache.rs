@@ -1,0 +1,314 @@
+//! The user cache (`database.cache_entries`): an authenticated request
+//! reads no database row, yet every change (through this instance, another
+//! instance, or straight in the database as an admin tool would) shows on
+//! the very next request, on every instance.
+
+use reqwest::Client;
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+/// What a tool other than Tessera does to the database (an admin, a script).
+async fn outside(url: &str) -> DatabaseConnection {
+    Database::connect(url)
+        .await
+        .expect("connect as an outside tool")
+}
+
+async fn sql(db: &DatabaseConnection, statement: &str) {
+    db.execute_unprepared(statement).await.expect(statement);
+}
+
+async fn status(client: &Client, url: String, authorization: &str) -> u16 {
+    client
+        .get(url)
+        .header("authorization", authorization)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+async fn me(client: &Client, server: &Server, authorization: &str) -> (u16, Value) {
+    let r = client
+        .get(server.url("/api/v1/auth/users/me/"))
+        .header("authorization", authorization)
+        .send()
+        .await
+        .unwrap();
+    let code = r.status().as_u16();
+    (code, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn token_login(client: &Client, server: &Server, username: &str) -> String {
+    let r: Value = client
+        .post(server.url("/auth/token/login/"))
+        .form(&[("username", username), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    format!("Token {}", r["auth_token"].as_str().unwrap())
+}
+
+#[tokio::test]
+async fn changes_made_outside_tessera_show_on_the_next_request() {
+    let app = spawn_app().await;
+    let user = app.register("alice").await;
+    let id = user["id"].as_i64().unwrap();
+    let (_, access) = app.login("alice").await;
+    let key = app.token_login("alice", PASSWORD).await;
+    let bearer = format!("Bearer {access}");
+    let token = format!("Token {key}");
+    for _ in 0..3 {
+        assert_eq!(
+            app.get("/api/v1/auth/users/me/", Some(bearer.as_str()))
+                .await
+                .status,
+            200
+        );
+        assert_eq!(
+            app.get("/api/v1/auth/users/me/", Some(token.as_str()))
+                .await
+                .status,
+            200
+        );
+    }
+    // Repeatedly, so a notification arriving late would show.
+    for round in 0..20 {
+        app.set_active(id, false).await;
+        let a = app
+            .get("/api/v1/auth/users/me/", Some(bearer.as_str()))
+            .await;
+        assert_eq!(a.status, 401, "round {round}: {}", a.text);
+        assert_eq!(a.json["detail"], "User is inactive");
+        let a = app
+            .get("/api/v1/auth/users/me/", Some(token.as_str()))
+            .await;
+        assert_eq!(a.status, 401, "round {round}: {}", a.text);
+        app.set_active(id, true).await;
+        assert_eq!(
+            app.get("/api/v1/auth/users/me/", Some(bearer.as_str()))
+                .await
+                .status,
+            200,
+            "round {round}"
+        );
+        assert_eq!(
+            app.get("/api/v1/auth/users/me/", Some(token.as_str()))
+                .await
+                .status,
+            200,
+            "round {round}"
+        );
+    }
+    app.delete_user(id).await;
+    let a = app
+        .get("/api/v1/auth/users/me/", Some(bearer.as_str()))
+        .await;
+    assert_eq!(a.status, 401, "{}", a.text);
+    assert_eq!(a.json["detail"], "User not found");
+    assert_eq!(
+        app.get("/api/v1/auth/users/me/", Some(token.as_str()))
+            .await
+            .status,
+        401
+    );
+}
+
+#[tokio::test]
+async fn changes_through_the_api_show_on_the_next_request() {
+    let app = spawn_app().await;
+    app.register("bob").await;
+    let (refresh, access) = app.login("bob").await;
+    let bearer = format!("Bearer {access}");
+    let key = app.token_login("bob", PASSWORD).await;
+    let token = format!("Token {key}");
+    assert_eq!(
+        app.get("/api/v1/auth/users/me/", Some(token.as_str()))
+            .await
+            .status,
+        200
+    );
+    let a = app
+        .call(
+            "PATCH",
+            "/api/v1/auth/users/me/",
+            Some(bearer.as_str()),
+            Some(json!({"email": "new@example.com"})),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    for auth in [&bearer, &token] {
+        let a = app.get("/api/v1/auth/users/me/", Some(auth.as_str())).await;
+        assert_eq!(a.json["email"], "new@example.com", "{auth}");
+    }
+    // A password change ends the keys and the refresh tokens at once.
+    assert_eq!(app.refresh(&refresh).await.status, 200);
+    let a = app
+        .post_json(
+            "/api/v1/auth/users/set_password/",
+            json!({"current_password": PASSWORD, "new_password": "An0ther-Passw0rd_z"}),
+        )
+        .await;
+    // Unauthenticated: refused before anything changes.
+    assert_eq!(a.status, 401);
+    let a = app
+        .call(
+            "POST",
+            "/api/v1/auth/users/set_password/",
+            Some(bearer.as_str()),
+            Some(json!({"current_password": PASSWORD, "new_password": "An0ther-Passw0rd_z"})),
+        )
+        .await;
+    assert_eq!(a.status, 204, "{}", a.text);
+    assert_eq!(
+        app.get("/api/v1/auth/users/me/", Some(token.as_str()))
+            .await
+            .status,
+        401
+    );
+    assert_eq!(app.refresh(&refresh).await.status, 401);
+}
+
+/// Two `tessera serve` processes on one database (a SQLite file, or
+/// PostgreSQL with `TEST_DATABASE_URL`): what one does, or what is done
+/// to the database directly, the other refuses on its very next request.
+#[tokio::test]
+async fn revocation_reaches_the_other_instance_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database_url(&dir).await;
+    let env = [
+        ("DATABASE_URL", url.as_str()),
+        ("TESSERA__JWT__SIGNING_KEY", TEST_KEY),
+        ("TESSERA__THROTTLE__ENABLED", "false"),
+    ];
+    let a = Server::start(dir.path(), &env).await;
+    let b = Server::start(dir.path(), &env).await;
+    let client = Client::new();
+    let pair = a.register_and_login(&client, "carol").await;
+    let bearer = format!("Bearer {}", pair["access"].as_str().unwrap());
+    let refresh = pair["refresh"].as_str().unwrap().to_owned();
+    let me_url = |s: &Server| s.url("/api/v1/auth/users/me/");
+    let (code, body) = me(&client, &a, &bearer).await;
+    assert_eq!(code, 200);
+    let id = body["id"].as_i64().unwrap();
+
+    // A key logged out on A: refused by B, which had it in memory.
+    let token = token_login(&client, &a, "carol").await;
+    for _ in 0..2 {
+        assert_eq!(status(&client, me_url(&b), &token).await, 200);
+    }
+    let r = client
+        .post(a.url("/auth/token/logout/"))
+        .header("authorization", &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(status(&client, me_url(&b), &token).await, 401);
+
+    // An email changed on A: B answers with the new one.
+    assert_eq!(me(&client, &b, &bearer).await.1["email"], "");
+    let r = client
+        .patch(me_url(&a))
+        .header("authorization", &bearer)
+        .json(&json!({"email": "carol@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        me(&client, &b, &bearer).await.1["email"],
+        "carol@example.com"
+    );
+
+    // Deactivated and reactivated by an outside tool, over and over: on
+    // SQLite both instances follow on the next request (the file's data
+    // version); on PostgreSQL when the notification arrives, within
+    // milliseconds.
+    let admin = outside(&url).await;
+    let token = token_login(&client, &a, "carol").await;
+    let tries = if url.starts_with("postgres") { 100 } else { 1 };
+    let settled = |s: &Server, auth: &str, want: u16| {
+        let (client, url, auth) = (client.clone(), me_url(s), auth.to_owned());
+        async move {
+            for _ in 0..tries {
+                let got = status(&client, url.clone(), &auth).await;
+                if got == want {
+                    return got;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+            status(&client, url, &auth).await
+        }
+    };
+    for round in 0..20 {
+        sql(
+            &admin,
+            &format!("UPDATE users SET is_active = false WHERE id = {id}"),
+        )
+        .await;
+        for s in [&a, &b] {
+            assert_eq!(settled(s, &bearer, 401).await, 401, "round {round}");
+            assert_eq!(settled(s, &token, 401).await, 401, "round {round}");
+        }
+        sql(
+            &admin,
+            &format!("UPDATE users SET is_active = true WHERE id = {id}"),
+        )
+        .await;
+        for s in [&b, &a] {
+            assert_eq!(settled(s, &bearer, 200).await, 200, "round {round}");
+            assert_eq!(settled(s, &token, 200).await, 200, "round {round}");
+        }
+    }
+
+    // logout_all on A: B refuses the refresh token it accepted a moment ago.
+    let refreshed = |s: &Server| {
+        let client = client.clone();
+        let url = s.url("/api/token/refresh/");
+        let refresh = refresh.clone();
+        async move {
+            client
+                .post(url)
+                .form(&[("refresh", refresh.as_str())])
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(refreshed(&b).await, 200);
+    let r = client
+        .post(a.url("/api/v1/auth/users/me/logout_all/"))
+        .header("authorization", &bearer)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    assert_eq!(refreshed(&b).await, 401);
+
+    // Deleted through A: B no longer knows the user.
+    let r = client
+        .delete(me_url(&a))
+        .header("authorization", &bearer)
+        .json(&json!({"current_password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let (code, body) = me(&client, &b, &bearer).await;
+    assert_eq!(code, 401);
+    assert_eq!(body["detail"], "User not found");
+    assert_eq!(status(&client, me_url(&b), &token).await, 401);
+    for s in [a, b] {
+        let (exit, _) = s.stop();
+        assert!(exit.success());
+    }
+}
