@@ -179,7 +179,6 @@ echo "system,db,key,target,req_per_s,cpu_us_per_req,p50,p99,rss_mib,statuses" >"
 # The targets, for both systems: key, name, Tessera path, Django path.
 echo "== Tessera on $DB_KIND, wrk -t1, $DURATION per target (+$WARMUP warm-up)"
 start_tessera
-IDLE_RSS="$(( $(rss_kib) / 1024 ))"
 T=tessera
 run $T healthz "GET /healthz (baseline)" "$CONNS" "$BASE/healthz" "$GET_LUA" AUTH=
 run $T fwd_jwt "GET forward auth, Bearer JWT" "$CONNS" "$BASE/api/v1/auth/forward/" "$GET_LUA" "AUTH=Bearer $ACCESS"
@@ -190,6 +189,10 @@ run $T me_token "GET users/me, Token" "$CONNS" "$BASE/api/v1/auth/users/me/" "$G
 run $T refresh "POST /api/token/refresh/ (rotation off)" "$CONNS" "$BASE/api/token/refresh/" "$POST_LUA" "BODY={\"refresh\":\"$REFRESH\"}"
 run $T login "POST /api/token/ login" "$LOGIN_CONNS" "$BASE/api/token/" "$POST_LUA" "BODY=$LOGIN_BODY"
 LOAD_RSS="$(( $(hwm_kib) / 1024 ))"
+# Idle: what the service keeps once nobody uses it (argon2's working memory
+# goes back after 10 s without a login).
+sleep "${IDLE_WAIT:-15}"
+IDLE_RSS="$(( $(rss_kib) / 1024 ))"
 # One token refreshed over and over: without reuse detection each is a new
 # rotation, as Simple JWT does it.
 start_tessera TESSERA__JWT__ROTATE_REFRESH_TOKENS=true TESSERA__JWT__REUSE_DETECTION=false
@@ -228,7 +231,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.0f×", 
         echo "| $name | ${RPS[tessera-$key]:-} | ${CPU_US[tessera-$key]:-} | ${RPS[django-$key]:-} | ${CPU_US[django-$key]:-} | $(ratio "${CPU_US[tessera-$key]:-0}" "${CPU_US[django-$key]:-0}") |"
     done
     echo
-    echo "Tessera resident memory: idle $IDLE_RSS MiB, peak $LOAD_RSS MiB. Django's forward-auth row is its stateless whoami (it has no forward auth)."
+    echo "Tessera resident memory: peak $LOAD_RSS MiB, idle (${IDLE_WAIT:-15} s after the load) $IDLE_RSS MiB. Django's forward-auth row is its stateless whoami (it has no forward auth)."
 } >"$WORK/section.md"
 # RESULTS keeps one section per database kind: this run's replaces the old one.
 python3 - "$RESULTS" "$WORK/section.md" "$DB_KIND" <<'PY'
