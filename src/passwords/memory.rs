@@ -76,9 +76,10 @@ impl Arena {
     }
 }
 
-/// glibc keeps a freed block this large in its heap once it has seen one
-/// (its mmap threshold rises to the block's size): without a trim the
-/// memory would stay resident after the block is released.
+/// The `tessera` binary keeps blocks this large mmap'd (`main` fixes
+/// glibc's threshold), so dropping one unmaps it; with glibc's adaptive
+/// threshold (the library used elsewhere) a freed block stays in the heap
+/// until trimmed.
 fn trim_heap() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns free heap pages to the kernel; it
