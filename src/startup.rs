@@ -178,6 +178,7 @@ impl Application {
             tokio::spawn(crate::cache::listen(
                 app.cache().clone(),
                 app.database().get_postgres_connection_pool().clone(),
+                settings.database.url.clone(),
             ))
         });
         // argon2's 19 MiB blocks stay while logins keep coming, not after.

@@ -17,11 +17,17 @@ pub const CHANNEL: &str = "tessera_cache";
 /// and sends a heartbeat every [`super::BEAT_EVERY`]. The cache serves
 /// only while the LISTEN is up and hearing: notifications sent while it
 /// was down are lost, so it starts empty each time it comes back.
-pub async fn listen(cache: Cache, pool: PgPool) {
+///
+/// The LISTEN has a connection of its own, opened from `url`, outside the
+/// pool: taken from the pool it would leave the pool's warm connection
+/// busy for good.
+pub async fn listen(cache: Cache, pool: PgPool, url: String) {
     let beating = {
         let (cache, pool) = (cache.clone(), pool.clone());
         async move {
-            let mut every = tokio::time::interval(super::BEAT_EVERY);
+            // The first one a beat after start, not in the start-up rush.
+            let first = tokio::time::Instant::now() + super::BEAT_EVERY;
+            let mut every = tokio::time::interval_at(first, super::BEAT_EVERY);
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 every.tick().await;
@@ -32,14 +38,14 @@ pub async fn listen(cache: Cache, pool: PgPool) {
     };
     tokio::select! {
         () = beating => {}
-        () = hear(cache, pool) => {}
+        () = hear(cache, &url) => {}
     }
 }
 
-async fn hear(cache: Cache, pool: PgPool) {
+async fn hear(cache: Cache, url: &str) {
     let mut failures = 0u32;
     loop {
-        match subscribe(&pool).await {
+        match subscribe(url).await {
             Ok(mut listener) => {
                 failures = 0;
                 cache.set_listening(true);
@@ -64,8 +70,8 @@ async fn hear(cache: Cache, pool: PgPool) {
     }
 }
 
-async fn subscribe(pool: &PgPool) -> Result<PgListener, sea_orm::sqlx::Error> {
-    let mut listener = PgListener::connect_with(pool).await?;
+async fn subscribe(url: &str) -> Result<PgListener, sea_orm::sqlx::Error> {
+    let mut listener = PgListener::connect(url).await?;
     listener.listen(CHANNEL).await?;
     Ok(listener)
 }

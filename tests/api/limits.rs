@@ -103,13 +103,29 @@ async fn a_timed_out_request_keeps_its_hashing_slot_until_the_hash_ends() {
     // first request times out but its hash still runs, so the next one must
     // find the pool full rather than start a second hash beside it.
     let app = spawn_app_with(&[
-        ("TESSERA__SERVER__REQUEST_TIMEOUT", "50ms"),
+        // Far shorter than the hash (seconds in a debug build), long enough
+        // for the lookup before it on a machine busy with parallel tests.
+        ("TESSERA__SERVER__REQUEST_TIMEOUT", "500ms"),
         ("TESSERA__PASSWORD__HASH_WORKERS", "1"),
         ("TESSERA__PASSWORD__HASH_QUEUE", "0"),
         ("TESSERA__PASSWORD__ARGON2_MEMORY_KIB", "65536"),
         ("TESSERA__PASSWORD__ARGON2_ITERATIONS", "8"),
     ])
     .await;
+    // A pooled connection ready, so the first request reaches its hash
+    // within its time rather than spend it connecting.
+    let mut ready = false;
+    for _ in 0..100 {
+        if app.get("/readyz", None).await.status == 200 {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        ready,
+        "the database never answered within the request timeout"
+    );
     let first = app
         .post_json(
             "/api/token/",
