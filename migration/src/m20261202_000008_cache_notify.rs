@@ -1,6 +1,7 @@
 //! PostgreSQL: a notification on channel `tessera_cache` whenever a user
-//! row or an opaque key changes or goes, sent at commit, so every instance
-//! drops what it kept in memory of that user before its next request.
+//! row, an opaque key or a refresh-token family changes or goes, sent at
+//! commit, so every instance drops what it kept in memory of it before its
+//! next request.
 //! SQLite needs none: each instance watches the file's data version.
 
 use sea_orm_migration::prelude::*;
@@ -20,6 +21,11 @@ BEGIN
     PERFORM pg_notify('tessera_cache', 'keys:' || OLD.user_id);
     RETURN NULL;
 END $$;
+CREATE OR REPLACE FUNCTION tessera_family_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('tessera_cache', 'family:' || OLD.id);
+    RETURN NULL;
+END $$;
 CREATE OR REPLACE FUNCTION tessera_table_emptied() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM pg_notify('tessera_cache', 'all');
@@ -33,6 +39,10 @@ CREATE TRIGGER auth_tokens_cache AFTER UPDATE OR DELETE ON auth_tokens
     FOR EACH ROW EXECUTE FUNCTION tessera_keys_changed();
 CREATE TRIGGER auth_tokens_cache_truncate AFTER TRUNCATE ON auth_tokens
     FOR EACH STATEMENT EXECUTE FUNCTION tessera_table_emptied();
+CREATE TRIGGER token_families_cache AFTER UPDATE OR DELETE ON token_families
+    FOR EACH ROW EXECUTE FUNCTION tessera_family_changed();
+CREATE TRIGGER token_families_cache_truncate AFTER TRUNCATE ON token_families
+    FOR EACH STATEMENT EXECUTE FUNCTION tessera_table_emptied();
 "#;
 
 const DOWN: &str = r#"
@@ -40,6 +50,9 @@ DROP TRIGGER IF EXISTS users_cache ON users;
 DROP TRIGGER IF EXISTS users_cache_truncate ON users;
 DROP TRIGGER IF EXISTS auth_tokens_cache ON auth_tokens;
 DROP TRIGGER IF EXISTS auth_tokens_cache_truncate ON auth_tokens;
+DROP TRIGGER IF EXISTS token_families_cache ON token_families;
+DROP TRIGGER IF EXISTS token_families_cache_truncate ON token_families;
+DROP FUNCTION IF EXISTS tessera_family_changed();
 DROP FUNCTION IF EXISTS tessera_user_changed();
 DROP FUNCTION IF EXISTS tessera_keys_changed();
 DROP FUNCTION IF EXISTS tessera_table_emptied();

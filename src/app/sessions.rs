@@ -110,7 +110,7 @@ impl App {
         claims: Claims,
         now: DateTime<Utc>,
     ) -> Result<Refreshed, AuthError> {
-        let mut row = families::find(self.store()?, claims.family_id()).await?;
+        let mut row = self.current_family(claims.family_id()).await?;
         let user = match claims.user_id() {
             Some(id) => self.current_user(id).await?,
             None => None,
@@ -146,6 +146,7 @@ impl App {
                 },
                 Action::Adopt => {
                     row = families::adopt(self.store()?, &orphan(&claims, user_id()?), now).await?;
+                    self.changed_family(claims.family_id()).await;
                     self.refuse_if_cut_off(&claims, now).await?;
                 }
                 Action::Rotate => match self
@@ -153,8 +154,12 @@ impl App {
                     .await?
                 {
                     Some(pair) => return Ok(self.rotated(pair)),
-                    // Another request rotated this token meanwhile.
-                    None => row = families::find(self.store()?, claims.family_id()).await?,
+                    // Another request rotated this token meanwhile: the row
+                    // as it is now, not as kept.
+                    None => {
+                        self.cache.forget_family(claims.family_id());
+                        row = families::find(self.store()?, claims.family_id()).await?;
+                    }
                 },
             }
             // Decide again on the row as it is now.
@@ -179,7 +184,7 @@ impl App {
             }
             _ => return Ok(()),
         }
-        let row = families::find(self.store()?, claims.family_id()).await?;
+        let row = self.current_family(claims.family_id()).await?;
         let user = match claims.user_id() {
             Some(id) => self.current_user(id).await?,
             None => None,
@@ -222,6 +227,7 @@ impl App {
                 // that refresh minted.
                 if let Some(user_id) = claims.user_id() {
                     families::insert_revoked(db, &orphan(&claims, user_id), now).await?;
+                    self.changed_family(claims.family_id()).await;
                 }
                 self.revoke_for_logout(claims.family_id(), now).await?;
             }
@@ -257,7 +263,9 @@ impl App {
             users::cut_off_refresh(db, user_id, super::accounts::revocation_instant(now)).await;
         self.changed_user(user_id).await;
         cut?;
-        let n = families::revoke_user(db, user_id, now).await?;
+        let revoked = families::revoke_user(db, user_id, now).await;
+        self.changed_families_of(user_id).await;
+        let n = revoked?;
         self.metrics
             .families_revoked
             .with_label_values(&["logout_all"])
@@ -287,6 +295,7 @@ impl App {
     ) -> Result<(), AuthError> {
         if self.cut_off_now(claims).await? {
             families::revoke(self.store()?, claims.family_id(), now).await?;
+            self.changed_family(claims.family_id()).await;
             return Err(self.refused(Refusal::Blacklisted));
         }
         Ok(())
@@ -300,6 +309,28 @@ impl App {
         };
         let user = users::find_by_id(self.store()?, id).await?;
         Ok(user.is_some_and(|u| logged_out_everywhere(&u, claims)))
+    }
+
+    /// The token family `id` as it is now, from the cache when it can
+    /// vouch for that.
+    async fn current_family(&self, id: &str) -> Result<Option<FamilyRow>, StoreError> {
+        self.cache
+            .family(id, families::find(self.store()?, id))
+            .await
+    }
+
+    /// After a committed write to token family `id`: see
+    /// [`App::changed_user`]. A rotation too: an instance still holding
+    /// the old row would take the token just rotated for the current one.
+    async fn changed_family(&self, id: &str) {
+        self.cache.forget_family(id);
+        self.cache.settle(&self.db).await;
+    }
+
+    /// [`Self::changed_family`] for every family of user `id`.
+    async fn changed_families_of(&self, id: i64) {
+        self.cache.forget_families_of(id);
+        self.cache.settle(&self.db).await;
     }
 
     /// Where the token's family stands, from its row (if any).
@@ -377,7 +408,9 @@ impl App {
         now: DateTime<Utc>,
     ) -> Result<AuthError, AuthError> {
         let family = claims.family_id();
-        if families::revoke(self.store()?, family, now).await? {
+        let revoked = families::revoke(self.store()?, family, now).await;
+        self.changed_family(family).await;
+        if revoked? {
             self.metrics
                 .families_revoked
                 .with_label_values(&["reuse"])
@@ -394,7 +427,9 @@ impl App {
     }
 
     async fn revoke_for_logout(&self, family: &str, now: DateTime<Utc>) -> Result<(), AuthError> {
-        if families::revoke(self.store()?, family, now).await? {
+        let revoked = families::revoke(self.store()?, family, now).await;
+        self.changed_family(family).await;
+        if revoked? {
             self.metrics
                 .families_revoked
                 .with_label_values(&["logout"])
@@ -453,8 +488,9 @@ impl App {
         let pair = self.tokens.rotated_pair(subject, epoch(now), family);
         if !self.policy.blacklist_after_rotation {
             // One statement: the compare-and-swap is the whole write.
-            let won = families::rotate(db, &rotation(claims, &pair, now)).await?;
-            return Ok(won.then_some(pair));
+            let won = families::rotate(db, &rotation(claims, &pair, now)).await;
+            self.changed_family(family).await;
+            return Ok(won?.then_some(pair));
         }
         let txn = db.begin().await.map_err(StoreError::from)?;
         if !families::rotate(&txn, &rotation(claims, &pair, now)).await? {
@@ -473,7 +509,9 @@ impl App {
             // rolls back).
             return Err(self.refused(Refusal::Blacklisted));
         }
-        txn.commit().await.map_err(StoreError::from)?;
+        let committed = txn.commit().await;
+        self.changed_family(family).await;
+        committed.map_err(StoreError::from)?;
         self.metrics.blacklisted.inc();
         Ok(Some(pair))
     }
@@ -507,6 +545,7 @@ impl App {
             self.record_advance(db, claims, user_id, adopt, &pair, now)
                 .await?
         };
+        self.changed_family(claims.family_id()).await;
         if !recorded {
             return Err(self.refused(Refusal::Blacklisted));
         }

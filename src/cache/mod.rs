@@ -1,6 +1,6 @@
-//! Users and opaque keys kept in memory between requests, so an
-//! authenticated request costs no database round trip, with revocation
-//! still immediate on every instance.
+//! Users, opaque keys and refresh-token families kept in memory between
+//! requests, so an authenticated request or a refresh costs no database
+//! read, with revocation still immediate on every instance.
 //!
 //! An entry is only served while the cache can tell that its row has not
 //! changed since it was read:
@@ -8,7 +8,7 @@
 //!   microseconds, no round trip through the pool), which moves with any
 //!   commit by any connection of any process (another instance, the
 //!   `tessera` CLI). An entry read before the last commit is read again.
-//! - PostgreSQL: triggers on `users` and `auth_tokens` send a notification
+//! - PostgreSQL: triggers on `users`, `auth_tokens` and `token_families` send a notification
 //!   at commit; each instance LISTENs and drops the entries named. While
 //!   the listening connection is down the cache is bypassed and emptied.
 //! - This instance's own writes drop their entries at once ([`Cache::forget_user`]),
@@ -26,6 +26,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use entity::auth_tokens::Model as KeyRow;
+use entity::token_families::Model as FamilyRow;
 
 use crate::db::StoreError;
 use crate::users::User;
@@ -35,6 +36,7 @@ pub use listen::{CHANNEL, listen};
 /// The notification payloads (see the migration that adds the triggers).
 const USER_PREFIX: &str = "user:";
 const KEYS_PREFIX: &str = "keys:";
+const FAMILY_PREFIX: &str = "family:";
 /// `sync:<instance>:<n>`: sent by [`Cache::settle`], to itself.
 const SYNC_PREFIX: &str = "sync:";
 /// Sent by every instance every [`BEAT`]: proof that the LISTEN still hears.
@@ -95,6 +97,8 @@ struct Inner {
     users: Mutex<HashMap<i64, Entry<User>>>,
     /// By key digest.
     keys: Mutex<HashMap<String, Entry<KeyRow>>>,
+    /// By family id.
+    families: Mutex<HashMap<String, Entry<FamilyRow>>>,
     /// Bumped by every forget.
     generation: AtomicU64,
     max_entries: usize,
@@ -144,6 +148,7 @@ impl Cache {
                 validity,
                 users: Mutex::default(),
                 keys: Mutex::default(),
+                families: Mutex::default(),
                 generation: AtomicU64::new(0),
                 max_entries,
             }),
@@ -224,24 +229,50 @@ impl Cache {
         );
     }
 
-    /// The user `id`, from memory if it is current, else from `load`.
-    pub async fn user<F>(&self, id: i64, load: F) -> Result<Option<User>, StoreError>
+    /// The entry `key` of `map`, from memory if it is current, else from
+    /// `load` (and then kept).
+    async fn cached<K, Q, T, F>(
+        &self,
+        map: &Mutex<HashMap<K, Entry<T>>>,
+        key: &Q,
+        load: F,
+    ) -> Result<Option<T>, StoreError>
     where
-        F: Future<Output = Result<Option<User>, StoreError>>,
+        K: std::borrow::Borrow<Q> + std::hash::Hash + Eq,
+        Q: ToOwned<Owned = K> + std::hash::Hash + Eq + ?Sized,
+        T: Clone,
+        F: Future<Output = Result<Option<T>, StoreError>>,
     {
         let Some(ticket) = self.ticket() else {
             return load.await;
         };
-        if let Some(e) = lock(&self.inner.users).get(&id)
+        if let Some(e) = lock(map).get(key)
             && e.version == ticket.version
         {
             return Ok(Some(e.value.clone()));
         }
         let found = load.await?;
-        if let Some(user) = &found {
-            self.keep(&self.inner.users, id, user.clone(), ticket);
+        if let Some(value) = &found {
+            self.keep(map, key.to_owned(), value.clone(), ticket);
         }
         Ok(found)
+    }
+
+    /// The user `id`, from memory if it is current, else from `load`.
+    pub async fn user<F>(&self, id: i64, load: F) -> Result<Option<User>, StoreError>
+    where
+        F: Future<Output = Result<Option<User>, StoreError>>,
+    {
+        self.cached(&self.inner.users, &id, load).await
+    }
+
+    /// The token family `id`, from memory if it is current, else from
+    /// `load`.
+    pub async fn family<F>(&self, id: &str, load: F) -> Result<Option<FamilyRow>, StoreError>
+    where
+        F: Future<Output = Result<Option<FamilyRow>, StoreError>>,
+    {
+        self.cached(&self.inner.families, id, load).await
     }
 
     /// The key row of `digest` with its user, from memory if both are
@@ -288,11 +319,24 @@ impl Cache {
         lock(&self.inner.keys).retain(|_, e| e.value.user_id != id);
     }
 
+    /// Drops what is kept of token family `id`.
+    pub fn forget_family(&self, id: &str) {
+        self.inner.generation.fetch_add(1, Ordering::AcqRel);
+        lock(&self.inner.families).remove(id);
+    }
+
+    /// Drops the token families of user `id`.
+    pub fn forget_families_of(&self, id: i64) {
+        self.inner.generation.fetch_add(1, Ordering::AcqRel);
+        lock(&self.inner.families).retain(|_, e| e.value.user_id != id);
+    }
+
     /// Drops everything.
     pub fn clear(&self) {
         self.inner.generation.fetch_add(1, Ordering::AcqRel);
         lock(&self.inner.users).clear();
         lock(&self.inner.keys).clear();
+        lock(&self.inner.families).clear();
     }
 
     /// Applies a notification from another instance (or this one).
@@ -319,6 +363,8 @@ impl Cache {
             self.forget_user(user);
         } else if let Some(user) = id(KEYS_PREFIX) {
             self.forget_keys_of(user);
+        } else if let Some(family) = payload.strip_prefix(FAMILY_PREFIX) {
+            self.forget_family(family);
         } else {
             // A truncation, or a payload of a later version.
             self.clear();
@@ -403,14 +449,18 @@ impl Cache {
         matches!(self.inner.validity, Validity::Postgres { .. })
     }
 
-    /// Entries kept now (users, keys), for tests and metrics.
-    pub fn len(&self) -> (usize, usize) {
-        (lock(&self.inner.users).len(), lock(&self.inner.keys).len())
+    /// Entries kept now (users, keys, families), for tests and metrics.
+    pub fn len(&self) -> (usize, usize, usize) {
+        (
+            lock(&self.inner.users).len(),
+            lock(&self.inner.keys).len(),
+            lock(&self.inner.families).len(),
+        )
     }
 
     /// Whether nothing is kept.
     pub fn is_empty(&self) -> bool {
-        self.len() == (0, 0)
+        self.len() == (0, 0, 0)
     }
 }
 

@@ -268,6 +268,39 @@ async fn revocation_reaches_the_other_instance_at_once() {
         }
     }
 
+    // A refresh token B has refreshed (its family in B's memory),
+    // blacklisted through A: B refuses it on the next request.
+    let other = a.register_and_login(&client, "carol").await;
+    let other = other["refresh"].as_str().unwrap();
+    let refresh_on = |s: &Server, token: &str| {
+        let (client, url, token) = (
+            client.clone(),
+            s.url("/api/token/refresh/"),
+            token.to_owned(),
+        );
+        async move {
+            client
+                .post(url)
+                .form(&[("refresh", token.as_str())])
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    for _ in 0..2 {
+        assert_eq!(refresh_on(&b, other).await, 200);
+    }
+    let r = client
+        .post(a.url("/api/token/blacklist/"))
+        .form(&[("refresh", other)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(refresh_on(&b, other).await, 401);
+
     // logout_all on A: B refuses the refresh token it accepted a moment ago.
     let refreshed = |s: &Server| {
         let client = client.clone();
@@ -307,6 +340,68 @@ async fn revocation_reaches_the_other_instance_at_once() {
     assert_eq!(code, 401);
     assert_eq!(body["detail"], "User not found");
     assert_eq!(status(&client, me_url(&b), &token).await, 401);
+    for s in [a, b] {
+        let (exit, _) = s.stop();
+        assert!(exit.success());
+    }
+}
+
+/// With rotation and reuse detection, a rotation through one instance
+/// reaches the other, which had the family in memory: kept as it was, the
+/// token two rotations back would pass there for the one just replaced
+/// (and get a replay); it is reuse, which revokes the family.
+#[tokio::test]
+async fn a_rotation_on_one_instance_is_seen_by_the_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database_url(&dir).await;
+    let env = [
+        ("DATABASE_URL", url.as_str()),
+        ("TESSERA__JWT__SIGNING_KEY", TEST_KEY),
+        ("TESSERA__THROTTLE__ENABLED", "false"),
+        ("TESSERA__JWT__ROTATE_REFRESH_TOKENS", "true"),
+    ];
+    let a = Server::start(dir.path(), &env).await;
+    let b = Server::start(dir.path(), &env).await;
+    let client = Client::new();
+    let refresh = |s: &Server, token: &str| {
+        let (client, url, token) = (
+            client.clone(),
+            s.url("/api/token/refresh/"),
+            token.to_owned(),
+        );
+        async move {
+            let r = client
+                .post(url)
+                .form(&[("refresh", token.as_str())])
+                .send()
+                .await
+                .unwrap();
+            let code = r.status().as_u16();
+            (code, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let pair = a.register_and_login(&client, "dave").await;
+    let r0 = pair["refresh"].as_str().unwrap().to_owned();
+    // B rotates r0 and, verifying r1, keeps the family (current r1,
+    // previous r0); then A rotates r1.
+    let (code, body) = refresh(&b, &r0).await;
+    assert_eq!(code, 200);
+    let r1 = body["refresh"].as_str().unwrap().to_owned();
+    let verified = client
+        .post(b.url("/api/token/verify/"))
+        .form(&[("token", r1.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(verified.status(), 200);
+    let (code, body) = refresh(&a, &r1).await;
+    assert_eq!(code, 200);
+    let r2 = body["refresh"].as_str().unwrap().to_owned();
+    // r0, two rotations back, at B: reuse; the family is revoked everywhere.
+    let (code, _) = refresh(&b, &r0).await;
+    assert_eq!(code, 401);
+    let (code, _) = refresh(&a, &r2).await;
+    assert_eq!(code, 401);
     for s in [a, b] {
         let (exit, _) = s.stop();
         assert!(exit.success());
