@@ -42,6 +42,18 @@ async fn me(client: &Client, server: &Server, authorization: &str) -> (u16, Valu
     (code, r.json().await.unwrap_or(Value::Null))
 }
 
+/// A refresh at `server`: the status and the body.
+async fn refresh(client: &Client, server: &Server, token: &str) -> (u16, Value) {
+    let r = client
+        .post(server.url("/api/token/refresh/"))
+        .form(&[("refresh", token)])
+        .send()
+        .await
+        .unwrap();
+    let code = r.status().as_u16();
+    (code, r.json().await.unwrap_or(Value::Null))
+}
+
 async fn token_login(client: &Client, server: &Server, username: &str) -> String {
     let r: Value = client
         .post(server.url("/auth/token/login/"))
@@ -181,18 +193,11 @@ async fn changes_through_the_api_show_on_the_next_request() {
 #[tokio::test]
 async fn revocation_reaches_the_other_instance_at_once() {
     let dir = tempfile::tempdir().unwrap();
-    let url = fresh_database_url(&dir).await;
-    let env = [
-        ("DATABASE_URL", url.as_str()),
-        ("TESSERA__JWT__SIGNING_KEY", TEST_KEY),
-        ("TESSERA__THROTTLE__ENABLED", "false"),
-    ];
-    let a = Server::start(dir.path(), &env).await;
-    let b = Server::start(dir.path(), &env).await;
+    let (a, b, url) = two_instances(&dir, &[("TESSERA__THROTTLE__ENABLED", "false")]).await;
     let client = Client::new();
     let pair = a.register_and_login(&client, "carol").await;
     let bearer = format!("Bearer {}", pair["access"].as_str().unwrap());
-    let refresh = pair["refresh"].as_str().unwrap().to_owned();
+    let refresh_token = pair["refresh"].as_str().unwrap().to_owned();
     let me_url = |s: &Server| s.url("/api/v1/auth/users/me/");
     let (code, body) = me(&client, &a, &bearer).await;
     assert_eq!(code, 200);
@@ -272,25 +277,8 @@ async fn revocation_reaches_the_other_instance_at_once() {
     // blacklisted through A: B refuses it on the next request.
     let other = a.register_and_login(&client, "carol").await;
     let other = other["refresh"].as_str().unwrap();
-    let refresh_on = |s: &Server, token: &str| {
-        let (client, url, token) = (
-            client.clone(),
-            s.url("/api/token/refresh/"),
-            token.to_owned(),
-        );
-        async move {
-            client
-                .post(url)
-                .form(&[("refresh", token.as_str())])
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }
-    };
     for _ in 0..2 {
-        assert_eq!(refresh_on(&b, other).await, 200);
+        assert_eq!(refresh(&client, &b, other).await.0, 200);
     }
     let r = client
         .post(a.url("/api/token/blacklist/"))
@@ -299,25 +287,10 @@ async fn revocation_reaches_the_other_instance_at_once() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(refresh_on(&b, other).await, 401);
+    assert_eq!(refresh(&client, &b, other).await.0, 401);
 
     // logout_all on A: B refuses the refresh token it accepted a moment ago.
-    let refreshed = |s: &Server| {
-        let client = client.clone();
-        let url = s.url("/api/token/refresh/");
-        let refresh = refresh.clone();
-        async move {
-            client
-                .post(url)
-                .form(&[("refresh", refresh.as_str())])
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }
-    };
-    assert_eq!(refreshed(&b).await, 200);
+    assert_eq!(refresh(&client, &b, &refresh_token).await.0, 200);
     let r = client
         .post(a.url("/api/v1/auth/users/me/logout_all/"))
         .header("authorization", &bearer)
@@ -325,7 +298,7 @@ async fn revocation_reaches_the_other_instance_at_once() {
         .await
         .unwrap();
     assert!(r.status().is_success(), "{}", r.status());
-    assert_eq!(refreshed(&b).await, 401);
+    assert_eq!(refresh(&client, &b, &refresh_token).await.0, 401);
 
     // Deleted through A: B no longer knows the user.
     let r = client
@@ -340,10 +313,7 @@ async fn revocation_reaches_the_other_instance_at_once() {
     assert_eq!(code, 401);
     assert_eq!(body["detail"], "User not found");
     assert_eq!(status(&client, me_url(&b), &token).await, 401);
-    for s in [a, b] {
-        let (exit, _) = s.stop();
-        assert!(exit.success());
-    }
+    stop_cleanly([a, b]);
 }
 
 /// With rotation and reuse detection, a rotation through one instance
@@ -353,38 +323,20 @@ async fn revocation_reaches_the_other_instance_at_once() {
 #[tokio::test]
 async fn a_rotation_on_one_instance_is_seen_by_the_other() {
     let dir = tempfile::tempdir().unwrap();
-    let url = fresh_database_url(&dir).await;
-    let env = [
-        ("DATABASE_URL", url.as_str()),
-        ("TESSERA__JWT__SIGNING_KEY", TEST_KEY),
-        ("TESSERA__THROTTLE__ENABLED", "false"),
-        ("TESSERA__JWT__ROTATE_REFRESH_TOKENS", "true"),
-    ];
-    let a = Server::start(dir.path(), &env).await;
-    let b = Server::start(dir.path(), &env).await;
+    let (a, b, _) = two_instances(
+        &dir,
+        &[
+            ("TESSERA__THROTTLE__ENABLED", "false"),
+            ("TESSERA__JWT__ROTATE_REFRESH_TOKENS", "true"),
+        ],
+    )
+    .await;
     let client = Client::new();
-    let refresh = |s: &Server, token: &str| {
-        let (client, url, token) = (
-            client.clone(),
-            s.url("/api/token/refresh/"),
-            token.to_owned(),
-        );
-        async move {
-            let r = client
-                .post(url)
-                .form(&[("refresh", token.as_str())])
-                .send()
-                .await
-                .unwrap();
-            let code = r.status().as_u16();
-            (code, r.json::<Value>().await.unwrap_or(Value::Null))
-        }
-    };
     let pair = a.register_and_login(&client, "dave").await;
     let r0 = pair["refresh"].as_str().unwrap().to_owned();
     // B rotates r0 and, verifying r1, keeps the family (current r1,
     // previous r0); then A rotates r1.
-    let (code, body) = refresh(&b, &r0).await;
+    let (code, body) = refresh(&client, &b, &r0).await;
     assert_eq!(code, 200);
     let r1 = body["refresh"].as_str().unwrap().to_owned();
     let verified = client
@@ -394,16 +346,13 @@ async fn a_rotation_on_one_instance_is_seen_by_the_other() {
         .await
         .unwrap();
     assert_eq!(verified.status(), 200);
-    let (code, body) = refresh(&a, &r1).await;
+    let (code, body) = refresh(&client, &a, &r1).await;
     assert_eq!(code, 200);
     let r2 = body["refresh"].as_str().unwrap().to_owned();
     // r0, two rotations back, at B: reuse; the family is revoked everywhere.
-    let (code, _) = refresh(&b, &r0).await;
+    let (code, _) = refresh(&client, &b, &r0).await;
     assert_eq!(code, 401);
-    let (code, _) = refresh(&a, &r2).await;
+    let (code, _) = refresh(&client, &a, &r2).await;
     assert_eq!(code, 401);
-    for s in [a, b] {
-        let (exit, _) = s.stop();
-        assert!(exit.success());
-    }
+    stop_cleanly([a, b]);
 }

@@ -505,6 +505,33 @@ pub fn tessera(dir: &std::path::Path, env: &[(&str, &str)]) -> Command {
     cmd
 }
 
+/// Two `tessera serve` processes started at the same moment on one empty
+/// database, sharing a key and the given settings.
+pub async fn two_instances(
+    dir: &tempfile::TempDir,
+    extra: &[(&str, &str)],
+) -> (Server, Server, String) {
+    let url = fresh_database_url(dir).await;
+    let mut env = vec![
+        ("DATABASE_URL", url.as_str()),
+        ("TESSERA__JWT__SIGNING_KEY", TEST_KEY),
+    ];
+    env.extend_from_slice(extra);
+    let (a, b) = tokio::join!(
+        Server::start(dir.path(), &env),
+        Server::start(dir.path(), &env)
+    );
+    (a, b, url)
+}
+
+/// Stops each server and checks that it exited cleanly.
+pub fn stop_cleanly(servers: impl IntoIterator<Item = Server>) {
+    for s in servers {
+        let (status, log) = s.stop();
+        assert!(status.success(), "{log}");
+    }
+}
+
 /// Starts `tessera serve` in `dir` on a free port and waits until it answers.
 /// Its log is collected as it comes (a full pipe would stall the server).
 pub struct Server {

@@ -20,25 +20,6 @@ fn require_postgres() {
     );
 }
 
-/// Two `tessera serve` processes started at the same moment on one empty
-/// database, sharing a key and the given settings.
-async fn two_instances(
-    dir: &tempfile::TempDir,
-    extra: &[(&str, &str)],
-) -> (Server, Server, String) {
-    let url = fresh_database_url(dir).await;
-    let mut env = vec![
-        ("DATABASE_URL", url.as_str()),
-        ("TESSERA__JWT__SIGNING_KEY", TEST_KEY),
-    ];
-    env.extend_from_slice(extra);
-    let (a, b) = tokio::join!(
-        Server::start(dir.path(), &env),
-        Server::start(dir.path(), &env)
-    );
-    (a, b, url)
-}
-
 #[tokio::test]
 async fn two_instances_share_users_and_the_blacklist() {
     let dir = tempfile::tempdir().unwrap();
@@ -102,10 +83,7 @@ async fn two_instances_share_users_and_the_blacklist() {
     assert_eq!(r.status(), 401);
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["detail"], "Token is blacklisted");
-    for s in [a, b] {
-        let (status, _) = s.stop();
-        assert!(status.success());
-    }
+    stop_cleanly([a, b]);
 }
 
 #[tokio::test]
