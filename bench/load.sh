@@ -33,7 +33,7 @@ BASE="http://$HOST:$PORT"
 DB_KIND="sqlite"; [ -n "${DATABASE_URL:-}" ] && DB_KIND="postgres"
 RESULTS="${RESULTS:-$HERE/RESULTS.md}"
 CSV="${CSV:-$HERE/results-$DB_KIND.csv}"
-PEER_DIR="${PEER_DIR:-$ROOT/../shared/peer}"
+PEER_DIR="${PEER_DIR:-}"
 PEER_VENV="${PEER_VENV:-/tmp/tessera-peer/.venv}"
 WORK="$(mktemp -d /tmp/tessera-load.XXXXXX)"
 PASSWORD='Bench-Passw0rd_x9'
@@ -50,6 +50,11 @@ need() {
     fi
 }
 need wrk jq curl
+# The reference project is not part of this repository: say where it is.
+if [ "$PEER" = 1 ] && [ ! -d "$PEER_DIR/django_ref" ]; then
+    echo "--peer needs PEER_DIR: a folder holding the Django reference project (django_ref/, setup.sh)" >&2
+    exit 2
+fi
 
 echo "== building release"
 (cd "$ROOT" && cargo build --release --quiet --bin tessera)
