@@ -20,7 +20,9 @@ impl DataVersion {
     pub fn open(path: &Path) -> Result<Self, String> {
         let conn = Connection::open_with_flags(
             path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            // Read-only: it only ever asks, so a file the service may only
+            // read does not stop it.
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|e| format!("cannot open {} to watch it: {e}", path.display()))?;
         let this = Self {
