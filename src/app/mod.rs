@@ -142,7 +142,7 @@ pub struct App {
     account_secret: Arc<secrecy::SecretBox<[u8]>>,
     /// Whether a count of legacy password hashes is running.
     legacy_counting: Arc<std::sync::atomic::AtomicBool>,
-    /// Users and opaque keys read lately (see `cache`).
+    /// Users, opaque keys and token families read lately (see `cache`).
     cache: Cache,
 }
 
@@ -217,7 +217,7 @@ impl App {
         &self.metrics
     }
 
-    /// The users and keys kept in memory.
+    /// The users, keys and token families kept in memory.
     pub fn cache(&self) -> &Cache {
         &self.cache
     }

@@ -161,7 +161,7 @@ impl Cache {
     }
 
     /// The cache for `database_url`, holding at most `max_entries` users
-    /// and as many keys (0: off). An in-memory SQLite database has no file
+    /// and as many keys and families (0: off). An in-memory SQLite database has no file
     /// to watch, so no cache. PostgreSQL's is bypassed until [`listen`]
     /// runs.
     pub fn for_database(database_url: &str, max_entries: usize) -> Result<Self, String> {
