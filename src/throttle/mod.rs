@@ -186,14 +186,9 @@ impl Throttle {
         };
         let ip = canonical(ip);
         let key = format!("{}:ip:{ip}", scope.as_str());
-        let wait = match &self.shared {
-            Some(shared) => shared.check(&key, rate).await,
-            None => None,
-        };
-        let wait = match wait {
-            Some(wait) => wait,
-            None => self.memory.check_ip(scope.index(), ip),
-        };
+        let wait = self
+            .spend(&key, rate, || self.memory.check_ip(scope.index(), ip))
+            .await;
         refusal(wait, Limit::Ip)
     }
 
@@ -204,15 +199,23 @@ impl Throttle {
         };
         let name = username_key(username);
         let key = format!("{}:user:{name}", scope.as_str());
-        let wait = match &self.shared {
-            Some(shared) => shared.check(&key, rate).await,
-            None => None,
-        };
-        let wait = match wait {
-            Some(wait) => wait,
-            None => self.memory.check_username(scope.index(), name),
-        };
+        let wait = self
+            .spend(&key, rate, || {
+                self.memory.check_username(scope.index(), name)
+            })
+            .await;
         refusal(wait, Limit::Username)
+    }
+
+    /// The wait for one request counted under `key`: in Redis while it
+    /// answers, else in this instance (`local`).
+    async fn spend(&self, key: &str, rate: Rate, local: impl FnOnce() -> Duration) -> Duration {
+        if let Some(shared) = &self.shared
+            && let Some(wait) = shared.check(key, rate).await
+        {
+            return wait;
+        }
+        local()
     }
 
     /// Counts one login attempt for `username` from `ip` (after
