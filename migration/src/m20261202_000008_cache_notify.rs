@@ -10,39 +10,30 @@ use sea_orm_migration::sea_orm::DatabaseBackend;
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
+/// One function for every table: the payload's prefix and the column it
+/// names come as trigger arguments; a truncation empties everything.
 const UP: &str = r#"
-CREATE OR REPLACE FUNCTION tessera_user_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION tessera_cache_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM pg_notify('tessera_cache', 'user:' || OLD.id);
-    RETURN NULL;
-END $$;
-CREATE OR REPLACE FUNCTION tessera_keys_changed() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_notify('tessera_cache', 'keys:' || OLD.user_id);
-    RETURN NULL;
-END $$;
-CREATE OR REPLACE FUNCTION tessera_family_changed() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_notify('tessera_cache', 'family:' || OLD.id);
-    RETURN NULL;
-END $$;
-CREATE OR REPLACE FUNCTION tessera_table_emptied() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_notify('tessera_cache', 'all');
+    IF TG_OP = 'TRUNCATE' THEN
+        PERFORM pg_notify('tessera_cache', 'all');
+    ELSE
+        PERFORM pg_notify('tessera_cache', TG_ARGV[0] || (to_jsonb(OLD) ->> TG_ARGV[1]));
+    END IF;
     RETURN NULL;
 END $$;
 CREATE TRIGGER users_cache AFTER UPDATE OR DELETE ON users
-    FOR EACH ROW EXECUTE FUNCTION tessera_user_changed();
+    FOR EACH ROW EXECUTE FUNCTION tessera_cache_changed('user:', 'id');
 CREATE TRIGGER users_cache_truncate AFTER TRUNCATE ON users
-    FOR EACH STATEMENT EXECUTE FUNCTION tessera_table_emptied();
+    FOR EACH STATEMENT EXECUTE FUNCTION tessera_cache_changed();
 CREATE TRIGGER auth_tokens_cache AFTER UPDATE OR DELETE ON auth_tokens
-    FOR EACH ROW EXECUTE FUNCTION tessera_keys_changed();
+    FOR EACH ROW EXECUTE FUNCTION tessera_cache_changed('keys:', 'user_id');
 CREATE TRIGGER auth_tokens_cache_truncate AFTER TRUNCATE ON auth_tokens
-    FOR EACH STATEMENT EXECUTE FUNCTION tessera_table_emptied();
+    FOR EACH STATEMENT EXECUTE FUNCTION tessera_cache_changed();
 CREATE TRIGGER token_families_cache AFTER UPDATE OR DELETE ON token_families
-    FOR EACH ROW EXECUTE FUNCTION tessera_family_changed();
+    FOR EACH ROW EXECUTE FUNCTION tessera_cache_changed('family:', 'id');
 CREATE TRIGGER token_families_cache_truncate AFTER TRUNCATE ON token_families
-    FOR EACH STATEMENT EXECUTE FUNCTION tessera_table_emptied();
+    FOR EACH STATEMENT EXECUTE FUNCTION tessera_cache_changed();
 "#;
 
 const DOWN: &str = r#"
@@ -52,10 +43,7 @@ DROP TRIGGER IF EXISTS auth_tokens_cache ON auth_tokens;
 DROP TRIGGER IF EXISTS auth_tokens_cache_truncate ON auth_tokens;
 DROP TRIGGER IF EXISTS token_families_cache ON token_families;
 DROP TRIGGER IF EXISTS token_families_cache_truncate ON token_families;
-DROP FUNCTION IF EXISTS tessera_family_changed();
-DROP FUNCTION IF EXISTS tessera_user_changed();
-DROP FUNCTION IF EXISTS tessera_keys_changed();
-DROP FUNCTION IF EXISTS tessera_table_emptied();
+DROP FUNCTION IF EXISTS tessera_cache_changed();
 "#;
 
 #[async_trait::async_trait]
