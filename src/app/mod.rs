@@ -126,9 +126,13 @@ pub struct Registration {
 }
 
 /// Everything the flows need, shared by all requests. Its parts are
-/// private: callers say what they want done.
+/// private: callers say what they want done. Cheap to clone: every request
+/// takes a handle (one reference count), not a copy of each part.
 #[derive(Clone)]
-pub struct App {
+pub struct App(Arc<Inner>);
+
+/// The parts of [`App`], reached through it.
+pub struct Inner {
     db: DatabaseConnection,
     health: DbHealth,
     tokens: Arc<TokenService>,
@@ -169,6 +173,14 @@ async fn not_before_revocation(user: &User) -> DateTime<Utc> {
     }
 }
 
+impl std::ops::Deref for App {
+    type Target = Inner;
+
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
 impl App {
     /// The state, with the mail queue's task started on the current
     /// runtime.
@@ -189,7 +201,7 @@ impl App {
         } else {
             configured.as_bytes().into()
         };
-        Ok(Self {
+        Ok(Self(Arc::new(Inner {
             db,
             health: DbHealth::default(),
             tokens: Arc::new(tokens),
@@ -202,7 +214,7 @@ impl App {
             legacy_counting: Arc::default(),
             cache,
             settings: Arc::new(settings),
-        })
+        })))
     }
 
     pub fn settings(&self) -> &Settings {
