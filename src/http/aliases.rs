@@ -66,16 +66,44 @@ pub fn find(path: &str) -> Option<&'static Alias> {
     ALIASES.iter().find(|a| a.path == path)
 }
 
-/// Points a request for an alias at its canonical path, query kept.
-pub fn resolve(mut req: Request) -> Request {
-    if let Some(alias) = find(req.uri().path()) {
-        let target = match req.uri().query() {
-            Some(q) => format!("{}?{q}", alias.canonical),
-            None => alias.canonical.to_owned(),
-        };
-        if let Ok(uri) = target.parse::<Uri>() {
-            *req.uri_mut() = uri;
+/// `path` with repeated slashes merged and trailing ones trimmed (`/` stays
+/// `/`), if that changes it: every route is served with and without its
+/// trailing slash. `None` costs no allocation, the common case.
+fn trimmed(path: &str) -> Option<String> {
+    let end = path.trim_end_matches('/');
+    if end.len() == path.len() && !path.contains("//") {
+        return None;
+    }
+    let mut out = String::with_capacity(path.len());
+    for c in end.chars() {
+        if !(c == '/' && out.ends_with('/')) {
+            out.push(c);
         }
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    Some(out)
+}
+
+/// Points a request at the path its route is served under: slashes
+/// normalised (see [`trimmed`]), an alias resolved to its canonical path;
+/// the query kept.
+pub fn resolve(mut req: Request) -> Request {
+    let path = req.uri().path();
+    let trimmed = trimmed(path);
+    let path = trimmed.as_deref().unwrap_or(path);
+    let target = match find(path) {
+        Some(alias) => alias.canonical,
+        None if trimmed.is_some() => path,
+        None => return req,
+    };
+    let target = match req.uri().query() {
+        Some(q) => format!("{target}?{q}"),
+        None => target.to_owned(),
+    };
+    if let Ok(uri) = target.parse::<Uri>() {
+        *req.uri_mut() = uri;
     }
     req
 }
@@ -104,5 +132,20 @@ mod tests {
             .uri("/api/v1/auth/token/login/?next=%2F".parse::<Uri>().unwrap())
             .finish();
         assert_eq!(resolve(req).uri().to_string(), "/auth/token/login?next=%2F");
+    }
+
+    #[test]
+    fn slashes_are_normalised_as_the_router_expects() {
+        let path = |p: &str| {
+            let req = Request::builder().uri(p.parse::<Uri>().unwrap()).finish();
+            resolve(req).uri().to_string()
+        };
+        assert_eq!(path("/healthz"), "/healthz");
+        assert_eq!(path("/healthz/"), "/healthz");
+        assert_eq!(path("/healthz///?a=1"), "/healthz?a=1");
+        assert_eq!(path("/api//token/refresh/"), "/api/token/refresh");
+        assert_eq!(path("/"), "/");
+        assert_eq!(path("//"), "/");
+        assert_eq!(path("/api/v1/auth//jwt/create//"), "/api/token");
     }
 }

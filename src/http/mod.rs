@@ -23,7 +23,6 @@ mod whoami;
 use std::sync::Arc;
 
 use poem::http::{HeaderValue, Method, header};
-use poem::middleware::{NormalizePath, TrailingSlash};
 use poem::{Endpoint, EndpointExt, IntoResponse, Response, Route};
 use poem_openapi::OpenApiService;
 
@@ -84,8 +83,22 @@ struct AllowTable(Vec<Row>);
 
 struct Row {
     segments: Vec<String>,
+    /// How many segments are literal (not `{param}`).
+    literals: usize,
     template: String,
     allow: String,
+}
+
+impl Row {
+    fn new(template: &str, allow: String) -> Self {
+        let segments: Vec<String> = segments(template).map(str::to_owned).collect();
+        Self {
+            literals: segments.iter().filter(|p| !p.starts_with('{')).count(),
+            segments,
+            template: template.to_owned(),
+            allow,
+        }
+    }
 }
 
 impl AllowTable {
@@ -102,11 +115,7 @@ impl AllowTable {
                     .filter(|m| item.contains_key(**m))
                     .map(|m| m.to_ascii_uppercase())
                     .collect();
-                rows.push(Row {
-                    segments: segments(path),
-                    template: path.clone(),
-                    allow: methods.join(", "),
-                });
+                rows.push(Row::new(path, methods.join(", ")));
             }
         }
         // Each alias answers as its canonical path, under its own name.
@@ -116,11 +125,7 @@ impl AllowTable {
                 .find(|r| r.template == alias.canonical)
                 .map(|r| r.allow.clone());
             if let Some(allow) = allow {
-                rows.push(Row {
-                    segments: segments(alias.path),
-                    template: alias.path.to_owned(),
-                    allow,
-                });
+                rows.push(Row::new(alias.path, allow));
             }
         }
         Self(rows)
@@ -129,18 +134,19 @@ impl AllowTable {
     /// The route `path` belongs to, if any. A literal segment beats a
     /// `{param}`, as in the router.
     fn route(&self, path: &str) -> Option<&Row> {
-        let wanted = segments(path);
+        // Per request: walks the path without collecting it.
+        let count = segments(path).count();
         self.0
             .iter()
             .filter(|row| {
-                row.segments.len() == wanted.len()
+                row.segments.len() == count
                     && row
                         .segments
                         .iter()
-                        .zip(&wanted)
+                        .zip(segments(path))
                         .all(|(p, w)| p.starts_with('{') || p == w)
             })
-            .max_by_key(|row| row.segments.iter().filter(|p| !p.starts_with('{')).count())
+            .max_by_key(|row| row.literals)
     }
 
     /// The `Allow` value for `path`, if some route has that shape.
@@ -178,11 +184,8 @@ fn method_label(method: &Method) -> &'static str {
     }
 }
 
-fn segments(path: &str) -> Vec<String> {
-    path.split('/')
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
+fn segments(path: &str) -> impl Iterator<Item = &str> {
+    path.split('/').filter(|s| !s.is_empty())
 }
 
 /// Any error that escaped an operation, as a DRF-shaped response.
@@ -278,19 +281,10 @@ pub fn app(app: App) -> impl Endpoint<Output = Response> {
         // original request's (OPTIONS for a CORS preflight, PROPFIND...).
         .at(forward::PATH, forward::any_method)
         .nest("/", api)
-        .with(NormalizePath::new(TrailingSlash::Trim))
         .data(app)
         .data(Arc::clone(&cors))
         .around(move |ep, req| {
             let methods = Arc::clone(&methods);
-            async move {
-                if switched_off(req.uri().path(), &methods) {
-                    return Err(ApiError::NotFound.into());
-                }
-                ep.call(req).await.map(IntoResponse::into_response)
-            }
-        })
-        .around(move |ep, req| {
             let table = Arc::clone(&table);
             let state = state.clone();
             let cors = Arc::clone(&cors);
@@ -323,11 +317,14 @@ pub fn app(app: App) -> impl Endpoint<Output = Response> {
                     Ok(ops::index(&req))
                 } else {
                     let req = aliases::resolve(req);
-                    let canonical = req.uri().path().to_owned();
                     let call = async {
+                        if switched_off(req.uri().path(), &methods) {
+                            return Err(ApiError::NotFound.into());
+                        }
                         let Some(mode) = &cookie_mode else {
                             return ep.call(req).await.map(IntoResponse::into_response);
                         };
+                        let canonical = req.uri().path().to_owned();
                         let csrf_present = cookies::cookie(&req, &mode.settings().csrf_cookie_name)
                             .map(str::to_owned);
                         let req = mode.before(req, &canonical, &cors).await?;
@@ -356,12 +353,12 @@ pub fn app(app: App) -> impl Endpoint<Output = Response> {
                 // One line and one sample per request: the route template,
                 // never the raw path, query or headers (tokens live there).
                 let route = table.template(&path);
-                let status = resp.status().as_u16();
+                let status = resp.status();
                 let elapsed = started.elapsed();
                 let metrics = state.metrics();
                 metrics
                     .requests
-                    .with_label_values(&[route, method_label(&method), &status.to_string()])
+                    .with_label_values(&[route, method_label(&method), status.as_str()])
                     .inc();
                 metrics
                     .latency
@@ -371,7 +368,7 @@ pub fn app(app: App) -> impl Endpoint<Output = Response> {
                     target: "tessera::access",
                     method = method_label(&method),
                     route,
-                    status,
+                    status = status.as_u16(),
                     latency_ms = elapsed.as_secs_f64() * 1000.0,
                     request_id = %id,
                     "request"
