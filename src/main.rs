@@ -18,14 +18,5 @@ fn tune_allocator() {
 
 fn main() -> ExitCode {
     tune_allocator();
-    match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt.block_on(tessera::cli::run()),
-        Err(e) => {
-            eprintln!("tessera: cannot start the async runtime: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    tessera::cli::main()
 }

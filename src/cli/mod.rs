@@ -128,8 +128,9 @@ pub enum KeysCommand {
     },
 }
 
-/// Parses the command line, runs the command, and gives the process's exit code.
-pub async fn run() -> ExitCode {
+/// Parses the command line and the settings, starts the async runtime they
+/// size, runs the command, and gives the process's exit code.
+pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // Generating keys needs no settings (and must work before any exist).
     if let Some(Command::Keys {
@@ -149,7 +150,7 @@ pub async fn run() -> ExitCode {
             }
         };
     }
-    let mut settings = match Settings::load(cli.config.as_deref()) {
+    let settings = match Settings::load(cli.config.as_deref()) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("tessera: {e}");
@@ -161,7 +162,30 @@ pub async fn run() -> ExitCode {
         host: None,
         port: None,
     });
-    let result = match command {
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if settings.server.workers > 0 {
+        runtime.worker_threads(settings.server.workers);
+    }
+    let result = match runtime.enable_all().build() {
+        Ok(rt) => rt.block_on(run(settings, command)),
+        Err(e) => Err(failed(format!("cannot start the async runtime: {e}"))),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(CliError::Config(msg)) => {
+            eprintln!("tessera: {msg}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+        Err(CliError::Failed(msg)) => {
+            eprintln!("tessera: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs `command` with `settings`.
+async fn run(mut settings: Settings, command: Command) -> Result<(), CliError> {
+    match command {
         Command::Serve { host, port } => {
             if let Some(host) = host {
                 settings.server.host = host;
@@ -202,17 +226,6 @@ pub async fn run() -> ExitCode {
                 on_conflict,
             };
             import_django(settings, &from, &opts).await
-        }
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(CliError::Config(msg)) => {
-            eprintln!("tessera: {msg}");
-            ExitCode::from(EXIT_CONFIG)
-        }
-        Err(CliError::Failed(msg)) => {
-            eprintln!("tessera: {msg}");
-            ExitCode::FAILURE
         }
     }
 }

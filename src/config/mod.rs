@@ -127,6 +127,9 @@ pub struct ServerSettings {
     /// freed).
     #[serde(deserialize_with = "values::duration")]
     pub idle_timeout: Duration,
+    /// Threads running the async runtime (HTTP and database I/O); 0: one
+    /// per CPU.
+    pub workers: usize,
     /// Peers whose `X-Forwarded-For` names the client (IPs or CIDR blocks).
     #[serde(deserialize_with = "networks")]
     pub trusted_proxies: Vec<ipnet::IpNet>,

@@ -214,3 +214,16 @@ auth_token_classes = ["sliding", "access"]
     assert!(claims.needs_groups());
     assert_eq!(claims.name(UserClaim::Username), "preferredUsername");
 }
+
+#[test]
+fn workers_default_to_one_per_cpu_and_are_bounded() {
+    let s = Settings::load_from(None, env(&[])).unwrap();
+    assert_eq!(s.server.workers, 0);
+    let s = Settings::load_from(None, env(&[("TESSERA__SERVER__WORKERS", "1")])).unwrap();
+    assert_eq!(s.server.workers, 1);
+    let err = Settings::load_from(None, env(&[("TESSERA__SERVER__WORKERS", "5000")]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("server.workers"), "{err}");
+    assert!(Settings::load_from(None, env(&[("TESSERA__SERVER__WORKERS", "-1")])).is_err());
+}

@@ -59,6 +59,11 @@ fn server(s: &Settings) -> Result<(), ConfigError> {
         !server.idle_timeout.is_zero(),
         "server.idle_timeout",
         POSITIVE,
+    )?;
+    ensure(
+        server.workers <= 1024,
+        "server.workers",
+        "must be between 0 (one per CPU) and 1024",
     )
 }
 
