@@ -3,40 +3,25 @@
 //! of an opaque key. `cargo bench --bench auth`.
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use tessera::config::Settings;
-use tessera::passwords::PasswordHasher;
 
-fn settings(dir: &std::path::Path) -> Settings {
-    let url = format!("sqlite://{}?mode=rwc", dir.join("bench.db").display());
-    let env = [
-        ("DATABASE_URL".to_owned(), url),
-        (
-            "TESSERA__JWT__SIGNING_KEY".to_owned(),
-            "bench-secret-bench-secret-bench-secret-0123456789".to_owned(),
-        ),
-    ];
-    Settings::load_from(None, env.into_iter().collect()).expect("settings")
-}
+mod common;
+use common::{PASSWORD, register, service, service_with_user, settings};
+use tessera::passwords::PasswordHasher;
 
 fn passwords(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let dir = tempfile::tempdir().expect("temp dir");
     let s = settings(dir.path());
     let hasher = PasswordHasher::new(&s.password).expect("hasher");
-    let hash = rt
-        .block_on(hasher.hash("Tr0ub4dor_3xyz".into()))
-        .expect("hash");
+    let hash = rt.block_on(hasher.hash(PASSWORD.into())).expect("hash");
     let mut g = c.benchmark_group("argon2id (19 MiB, t=2, p=1)");
     g.sample_size(10);
     g.bench_function("hash", |b| {
-        b.iter(|| {
-            rt.block_on(hasher.hash("Tr0ub4dor_3xyz".into()))
-                .expect("hash")
-        })
+        b.iter(|| rt.block_on(hasher.hash(PASSWORD.into())).expect("hash"))
     });
     g.bench_function("verify", |b| {
         b.iter(|| {
-            rt.block_on(hasher.verify("Tr0ub4dor_3xyz".into(), Some(hash.clone())))
+            rt.block_on(hasher.verify(PASSWORD.into(), Some(hash.clone())))
                 .expect("verify")
         })
     });
@@ -56,7 +41,7 @@ fn passwords(c: &mut Criterion) {
     g.bench_function("bare verify (argon2 crate)", |b| {
         use argon2::PasswordVerifier as _;
         b.iter(|| {
-            bare.verify_password(b"Tr0ub4dor_3xyz", hash.as_str())
+            bare.verify_password(PASSWORD.as_bytes(), hash.as_str())
                 .expect("verify")
         })
     });
@@ -66,29 +51,12 @@ fn passwords(c: &mut Criterion) {
 fn opaque_keys(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut s = settings(dir.path());
-    s.password.argon2_memory_kib = 64;
-    s.password.argon2_iterations = 1;
-    let service = rt
-        .block_on(tessera::startup::build_app(s))
-        .expect("service");
-    let user = rt
-        .block_on(service.register(
-            tessera::app::Registration {
-                username: Some("bench".into()),
-                email: Some(String::new()),
-                password: Some("Tr0ub4dor_3xyz".into()),
-                password_retype: None,
-                superuser: false,
-            },
-            Default::default(),
-        ))
-        .expect("user");
+    let (service, user_id) = service_with_user(&rt, dir.path());
     let key = tessera::opaque::generate_key().expect("randomness");
     rt.block_on(tessera::opaque::create(
         service.database(),
         &key,
-        user.id,
+        user_id,
         chrono::Utc::now(),
     ))
     .expect("key");
@@ -105,28 +73,13 @@ fn opaque_keys(c: &mut Criterion) {
 fn login_timing(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let dir = tempfile::tempdir().expect("temp dir");
-    let service = rt
-        .block_on(tessera::startup::build_app(settings(dir.path())))
-        .expect("service");
-    let register = |name: &str| {
-        rt.block_on(service.register(
-            tessera::app::Registration {
-                username: Some(name.into()),
-                email: Some(String::new()),
-                password: Some("Tr0ub4dor_3xyz".into()),
-                password_retype: None,
-                superuser: false,
-            },
-            Default::default(),
-        ))
-        .expect("user")
-    };
-    register("alice");
-    let ivan = register("ivan");
+    let service = service(&rt, settings(dir.path()));
+    register(&rt, &service, "alice");
+    let ivan = register(&rt, &service, "ivan");
     rt.block_on(async {
         use sea_orm::{ActiveModelTrait, ActiveValue::Set};
         entity::users::ActiveModel {
-            id: Set(ivan.id),
+            id: Set(ivan),
             is_active: Set(false),
             ..Default::default()
         }
@@ -137,9 +90,9 @@ fn login_timing(c: &mut Criterion) {
     let mut g = c.benchmark_group("failed login (production argon2id)");
     g.sample_size(20);
     for (case, username, password) in [
-        ("unknown user", "nobody", "Tr0ub4dor_3xyz"),
+        ("unknown user", "nobody", PASSWORD),
         ("wrong password", "alice", "wrong-password"),
-        ("inactive user", "ivan", "Tr0ub4dor_3xyz"),
+        ("inactive user", "ivan", PASSWORD),
     ] {
         g.bench_function(case, |b| {
             b.iter(|| {
