@@ -102,8 +102,13 @@ pub fn resolve(mut req: Request) -> Request {
         Some(q) => format!("{target}?{q}"),
         None => target.to_owned(),
     };
-    if let Ok(uri) = target.parse::<Uri>() {
-        *req.uri_mut() = uri;
+    // Scheme and authority (a request in absolute form) stay as sent.
+    let mut parts = req.uri().clone().into_parts();
+    if let Ok(path_and_query) = target.parse() {
+        parts.path_and_query = Some(path_and_query);
+        if let Ok(uri) = Uri::from_parts(parts) {
+            *req.uri_mut() = uri;
+        }
     }
     req
 }
@@ -147,5 +152,9 @@ mod tests {
         assert_eq!(path("/"), "/");
         assert_eq!(path("//"), "/");
         assert_eq!(path("/api/v1/auth//jwt/create//"), "/api/token");
+        assert_eq!(
+            path("http://auth.example.com/healthz/?a=1"),
+            "http://auth.example.com/healthz?a=1"
+        );
     }
 }
