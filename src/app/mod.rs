@@ -135,17 +135,17 @@ pub struct App(Arc<Inner>);
 pub struct Inner {
     db: DatabaseConnection,
     health: DbHealth,
-    tokens: Arc<TokenService>,
+    tokens: TokenService,
     hasher: PasswordHasher,
-    settings: Arc<Settings>,
+    settings: Settings,
     metrics: Arc<Metrics>,
-    throttle: Arc<Throttle>,
+    throttle: Throttle,
     policy: RotationPolicy,
     mailer: Mailer,
     /// What account tokens are keyed with (Django's `SECRET_KEY`).
-    account_secret: Arc<secrecy::SecretBox<[u8]>>,
+    account_secret: secrecy::SecretBox<[u8]>,
     /// Whether a count of legacy password hashes is running.
-    legacy_counting: Arc<std::sync::atomic::AtomicBool>,
+    legacy_counting: std::sync::atomic::AtomicBool,
     /// Users, opaque keys and token families read lately (see `cache`).
     cache: Cache,
 }
@@ -204,16 +204,16 @@ impl App {
         Ok(Self(Arc::new(Inner {
             db,
             health: DbHealth::default(),
-            tokens: Arc::new(tokens),
+            tokens,
             hasher,
             metrics,
-            throttle: Arc::new(throttle),
+            throttle,
             policy: RotationPolicy::new(&settings.jwt),
             mailer,
-            account_secret: Arc::new(account_secret.into()),
-            legacy_counting: Arc::default(),
+            account_secret: account_secret.into(),
+            legacy_counting: Default::default(),
             cache,
-            settings: Arc::new(settings),
+            settings,
         })))
     }
 
