@@ -44,27 +44,9 @@ async fn me(client: &Client, server: &Server, authorization: &str) -> (u16, Valu
 
 /// A refresh at `server`: the status and the body.
 async fn refresh(client: &Client, server: &Server, token: &str) -> (u16, Value) {
-    let r = client
-        .post(server.url("/api/token/refresh/"))
-        .form(&[("refresh", token)])
-        .send()
+    server
+        .post_form(client, "/api/token/refresh/", &[("refresh", token)])
         .await
-        .unwrap();
-    let code = r.status().as_u16();
-    (code, r.json().await.unwrap_or(Value::Null))
-}
-
-async fn token_login(client: &Client, server: &Server, username: &str) -> String {
-    let r: Value = client
-        .post(server.url("/auth/token/login/"))
-        .form(&[("username", username), ("password", PASSWORD)])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    format!("Token {}", r["auth_token"].as_str().unwrap())
 }
 
 #[tokio::test]
@@ -214,7 +196,7 @@ async fn revocation_reaches_the_other_instance_at_once() {
     let id = body["id"].as_i64().unwrap();
 
     // A key logged out on A: refused by B, which had it in memory.
-    let token = token_login(&client, &a, "carol").await;
+    let token = crate::helpers::token(&a.token_login(&client, "carol").await);
     for _ in 0..2 {
         assert_eq!(status(&client, me_url(&b), &token).await, 200);
     }
@@ -247,7 +229,7 @@ async fn revocation_reaches_the_other_instance_at_once() {
     // version); on PostgreSQL when the notification arrives, within
     // milliseconds.
     let admin = outside(&url).await;
-    let token = token_login(&client, &a, "carol").await;
+    let token = crate::helpers::token(&a.token_login(&client, "carol").await);
     let tries = if url.starts_with("postgres") { 100 } else { 1 };
     let settled = |s: &Server, auth: &str, want: u16| {
         let (client, url, auth) = (client.clone(), me_url(s), auth.to_owned());
@@ -290,13 +272,10 @@ async fn revocation_reaches_the_other_instance_at_once() {
     for _ in 0..2 {
         assert_eq!(refresh(&client, &b, other).await.0, 200);
     }
-    let r = client
-        .post(a.url("/api/token/blacklist/"))
-        .form(&[("refresh", other)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    let blacklisted = a
+        .post_form(&client, "/api/token/blacklist/", &[("refresh", other)])
+        .await;
+    assert_eq!(blacklisted.0, 200);
     assert_eq!(refresh(&client, &b, other).await.0, 401);
 
     // logout_all on A: B refuses the refresh token it accepted a moment ago.

@@ -611,6 +611,37 @@ impl Server {
         login.json().await.unwrap()
     }
 
+    /// A form POST to `path`: the status and the JSON body (`Null` when
+    /// there is none).
+    pub async fn post_form(
+        &self,
+        client: &reqwest::Client,
+        path: &str,
+        fields: &[(&str, &str)],
+    ) -> (u16, Value) {
+        let r = client
+            .post(self.url(path))
+            .form(fields)
+            .send()
+            .await
+            .unwrap();
+        let code = r.status().as_u16();
+        (code, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Logs `username` in for an opaque key: the key.
+    pub async fn token_login(&self, client: &reqwest::Client, username: &str) -> String {
+        let (code, body) = self
+            .post_form(
+                client,
+                "/auth/token/login/",
+                &[("username", username), ("password", PASSWORD)],
+            )
+            .await;
+        assert_eq!(code, 200, "{body}");
+        body["auth_token"].as_str().unwrap().to_owned()
+    }
+
     /// SIGTERM, then the exit status and everything it logged.
     pub fn stop(mut self) -> (std::process::ExitStatus, String) {
         send_sigterm(self.child.id());

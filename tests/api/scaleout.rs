@@ -25,63 +25,43 @@ async fn two_instances_share_users_and_the_blacklist() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b, _) = two_instances(&dir, &[]).await;
     let client = reqwest::Client::new();
-    let r = client
-        .post(a.url("/api/v1/auth/users/"))
-        .form(&[("username", "alice"), ("password", PASSWORD)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let r = client
-        .post(b.url("/api/v1/auth/users/"))
-        .form(&[("username", "bob"), ("password", PASSWORD)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    let credentials = |name| [("username", name), ("password", PASSWORD)];
+    assert_eq!(
+        a.post_form(&client, "/api/v1/auth/users/", &credentials("alice"))
+            .await
+            .0,
+        201
+    );
+    assert_eq!(
+        b.post_form(&client, "/api/v1/auth/users/", &credentials("bob"))
+            .await
+            .0,
+        201
+    );
     // Registered through either, seen by both.
     for (server, name) in [(&b, "alice"), (&a, "bob")] {
-        let r = client
-            .post(server.url("/api/token/"))
-            .form(&[("username", name), ("password", PASSWORD)])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200, "{name}");
+        let (code, _) = server
+            .post_form(&client, "/api/token/", &credentials(name))
+            .await;
+        assert_eq!(code, 200, "{name}");
     }
-    let r = client
-        .post(a.url("/api/v1/auth/users/"))
-        .form(&[("username", "bob"), ("password", PASSWORD)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 400, "the name taken through B is taken on A");
+    let (code, _) = a
+        .post_form(&client, "/api/v1/auth/users/", &credentials("bob"))
+        .await;
+    assert_eq!(code, 400, "the name taken through B is taken on A");
     // Blacklisted through A, refused by B at once.
-    let pair: serde_json::Value = client
-        .post(b.url("/api/token/"))
-        .form(&[("username", "alice"), ("password", PASSWORD)])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, pair) = b
+        .post_form(&client, "/api/token/", &credentials("alice"))
+        .await;
     let refresh = pair["refresh"].as_str().unwrap();
-    let r = client
-        .post(a.url("/api/token/blacklist/"))
-        .form(&[("refresh", refresh)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let r = client
-        .post(b.url("/api/token/refresh/"))
-        .form(&[("refresh", refresh)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 401);
-    let body: serde_json::Value = r.json().await.unwrap();
+    let (code, _) = a
+        .post_form(&client, "/api/token/blacklist/", &[("refresh", refresh)])
+        .await;
+    assert_eq!(code, 200);
+    let (code, body) = b
+        .post_form(&client, "/api/token/refresh/", &[("refresh", refresh)])
+        .await;
+    assert_eq!(code, 401);
     assert_eq!(body["detail"], "Token is blacklisted");
     stop_cleanly([a, b]);
 }
