@@ -13,6 +13,7 @@ pub mod groups;
 pub mod http;
 pub mod import;
 pub mod listener;
+pub mod local;
 pub mod mail;
 pub mod metrics;
 pub mod opaque;

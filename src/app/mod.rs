@@ -22,6 +22,7 @@ use secrecy::SecretString;
 use crate::cache::Cache;
 use crate::config::{AuthTokenClass, Settings};
 use crate::db::{DbHealth, StoreError};
+use crate::local::{LocalError, LocalReads};
 use crate::mail::{Kind, MailError, Mailer};
 use crate::metrics::Metrics;
 use crate::passwords::{PasswordError, PasswordHasher};
@@ -103,6 +104,8 @@ pub enum InitError {
     Redis(#[from] crate::throttle::RedisError),
     #[error("database.cache_entries: {0}")]
     Cache(String),
+    #[error("database.url: {0}")]
+    LocalReads(String),
 }
 
 impl From<FieldErrors> for AuthError {
@@ -148,6 +151,8 @@ pub struct Inner {
     legacy_counting: std::sync::atomic::AtomicBool,
     /// Users, opaque keys and token families read lately (see `cache`).
     cache: Cache,
+    /// SQLite file: the hot reads, asked on the caller's thread (see `local`).
+    local: Option<LocalReads>,
 }
 
 /// Whether a refresh or sliding token with these claims was issued before
@@ -195,6 +200,10 @@ impl App {
         let throttle = Throttle::new(&settings.throttle, &metrics)?;
         let cache = Cache::for_database(&settings.database.url, settings.database.cache_entries)
             .map_err(InitError::Cache)?;
+        let local = crate::config::sqlite_file(&settings.database.url)
+            .map(|path| LocalReads::open(&path))
+            .transpose()
+            .map_err(InitError::LocalReads)?;
         let configured = secrecy::ExposeSecret::expose_secret(&settings.users.token_secret);
         let account_secret: Box<[u8]> = if configured.is_empty() {
             tokens.keys().current.derived_secret().into()
@@ -213,6 +222,7 @@ impl App {
             account_secret: account_secret.into(),
             legacy_counting: Default::default(),
             cache,
+            local,
             settings,
         })))
     }
@@ -496,9 +506,53 @@ impl App {
     /// The user `id` as it is now, from the cache when it can vouch for
     /// that (see `cache`).
     pub(crate) async fn current_user(&self, id: i64) -> Result<Option<User>, StoreError> {
-        self.cache
-            .user(id, users::find_by_id(self.store()?, id))
-            .await
+        self.cache.user(id, self.read_user(id)).await
+    }
+
+    /// The user `id` read now: on this thread from a SQLite file (see
+    /// `local`), else, or if that read cannot answer, through the pool.
+    pub(crate) async fn read_user(&self, id: i64) -> Result<Option<User>, StoreError> {
+        let db = self.store()?;
+        match self.read_locally(|l| l.user(id)) {
+            Some(user) => Ok(user),
+            None => users::find_by_id(db, id).await,
+        }
+    }
+
+    /// The token family `id` read now, as [`Self::read_user`] reads.
+    pub(crate) async fn read_family(
+        &self,
+        id: &str,
+    ) -> Result<Option<entity::token_families::Model>, StoreError> {
+        let db = self.store()?;
+        match self.read_locally(|l| l.family(id)) {
+            Some(row) => Ok(row),
+            None => crate::families::find(db, id).await,
+        }
+    }
+
+    /// Whether `jti` is on the blacklist, read as [`Self::read_user`] reads.
+    pub(crate) async fn blacklisted(&self, jti: &str) -> Result<bool, StoreError> {
+        let db = self.store()?;
+        match self.read_locally(|l| l.blacklisted(jti)) {
+            Some(listed) => Ok(listed),
+            None => crate::blacklist::contains(db, jti).await,
+        }
+    }
+
+    /// `read` on the local connection; `None` without one or when it
+    /// cannot answer (the pool is asked then).
+    fn read_locally<T>(
+        &self,
+        read: impl FnOnce(&LocalReads) -> Result<T, LocalError>,
+    ) -> Option<T> {
+        match read(self.local.as_ref()?) {
+            Ok(found) => Some(found),
+            Err(e) => {
+                tracing::debug!(error = %e, "local read failed; reading through the pool");
+                None
+            }
+        }
     }
 
     /// After a committed write to user `id` that must show on every

@@ -158,7 +158,7 @@ impl App {
                     // as it is now, not as kept.
                     None => {
                         self.cache.forget_family(claims.family_id());
-                        row = families::find(self.store()?, claims.family_id()).await?;
+                        row = self.read_family(claims.family_id()).await?;
                     }
                 },
             }
@@ -205,7 +205,7 @@ impl App {
         let now = Utc::now();
         let claims = self.verify_token(token, Expect::Refresh, epoch(now))?;
         let db = self.store()?;
-        let row = families::find(db, claims.family_id()).await?;
+        let row = self.read_family(claims.family_id()).await?;
         // The family first: revoking is idempotent, so a failure between the
         // statements leaves a retry that finishes the job, never a
         // blacklisted token whose siblings live on.
@@ -307,16 +307,14 @@ impl App {
         let Some(id) = claims.user_id() else {
             return Ok(false);
         };
-        let user = users::find_by_id(self.store()?, id).await?;
+        let user = self.read_user(id).await?;
         Ok(user.is_some_and(|u| logged_out_everywhere(&u, claims)))
     }
 
     /// The token family `id` as it is now, from the cache when it can
     /// vouch for that.
     async fn current_family(&self, id: &str) -> Result<Option<FamilyRow>, StoreError> {
-        self.cache
-            .family(id, families::find(self.store()?, id))
-            .await
+        self.cache.family(id, self.read_family(id)).await
     }
 
     /// After a committed write to token family `id`: see
@@ -363,7 +361,7 @@ impl App {
             self.family_of(claims, row, now)
         };
         let blacklisted = self.policy.needs_blacklist(family, refreshing)
-            && blacklist::contains(self.store()?, &claims.jti).await?;
+            && self.blacklisted(&claims.jti).await?;
         let holder = match user {
             None => Holder::Missing,
             Some(u) => {

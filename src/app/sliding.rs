@@ -132,7 +132,7 @@ impl App {
 
     /// Whether a sliding token's `jti` is on the blacklist.
     pub(super) async fn sliding_blacklisted(&self, claims: &Claims) -> Result<bool, AuthError> {
-        Ok(blacklist::contains(self.store()?, &claims.jti).await?)
+        Ok(self.blacklisted(&claims.jti).await?)
     }
 
     /// Whether a sliding token no longer authenticates: blacklisted, or

@@ -1,0 +1,173 @@
+use chrono::TimeZone;
+use entity::{token_blacklist, token_families, users};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, Database, EntityTrait};
+
+use super::*;
+
+/// A migrated database file, its pool, and a local reader of it.
+async fn database() -> (tempfile::TempDir, sea_orm::DatabaseConnection, LocalReads) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l.db");
+    let db = Database::connect(format!("sqlite://{}?mode=rwc", path.display()))
+        .await
+        .unwrap();
+    crate::db::migrate(&db).await.unwrap();
+    let local = LocalReads::open(&path).unwrap();
+    (dir, db, local)
+}
+
+fn at(secs: i64, nanos: u32) -> DateTime<Utc> {
+    Utc.timestamp_opt(secs, nanos).unwrap()
+}
+
+#[tokio::test]
+async fn rows_read_here_equal_rows_read_through_sea_orm() {
+    let (_dir, db, local) = database().await;
+    let bare = users::ActiveModel {
+        username: Set("bare".into()),
+        email: Set(String::new()),
+        password: Set("!".into()),
+        is_active: Set(false),
+        is_staff: Set(false),
+        is_superuser: Set(false),
+        date_joined: Set(at(1_700_000_000, 0)),
+        ..Default::default()
+    }
+    .insert(&db)
+    .await
+    .unwrap();
+    let full = users::ActiveModel {
+        username: Set("full".into()),
+        email: Set("full@example.com".into()),
+        password: Set("argon2$argon2id$v=19$m=19456,t=2,p=1$x$y".into()),
+        is_active: Set(true),
+        is_staff: Set(true),
+        is_superuser: Set(true),
+        date_joined: Set(at(1_700_000_001, 123_456_789)),
+        last_login: Set(Some(at(1_700_000_002, 1))),
+        tokens_valid_after: Set(Some(at(1_700_000_003, 500_000_000))),
+        refresh_valid_after: Set(Some(at(1_700_000_004, 0))),
+        ..Default::default()
+    }
+    .insert(&db)
+    .await
+    .unwrap();
+    for user in [&bare, &full] {
+        let through_pool = users::Entity::find_by_id(user.id).one(&db).await.unwrap();
+        assert_eq!(local.user(user.id).unwrap(), through_pool);
+        assert_eq!(local.user(user.id).unwrap().as_ref(), Some(user));
+    }
+    assert_eq!(local.user(full.id + 1).unwrap(), None);
+
+    let fresh = token_families::ActiveModel {
+        id: Set("f1".into()),
+        user_id: Set(full.id),
+        current_jti: Set("j1".into()),
+        access_jti: Set("a1".into()),
+        issued_at: Set(1_700_000_010),
+        previous_jti: Set(None),
+        rotated_at: Set(None),
+        expires_at: Set(at(1_700_086_410, 0)),
+        revoked_at: Set(None),
+        created_at: Set(at(1_700_000_010, 42)),
+    }
+    .insert(&db)
+    .await
+    .unwrap();
+    let rotated = token_families::ActiveModel {
+        id: Set("f2".into()),
+        user_id: Set(bare.id),
+        current_jti: Set("j3".into()),
+        access_jti: Set("a3".into()),
+        issued_at: Set(1_700_000_020),
+        previous_jti: Set(Some("j2".into())),
+        rotated_at: Set(Some(at(1_700_000_020, 999_999_999))),
+        expires_at: Set(at(1_700_086_420, 0)),
+        revoked_at: Set(Some(at(1_700_000_030, 7))),
+        created_at: Set(at(1_700_000_011, 0)),
+    }
+    .insert(&db)
+    .await
+    .unwrap();
+    for row in [&fresh, &rotated] {
+        let through_pool = crate::families::find(&db, &row.id).await.unwrap();
+        assert_eq!(local.family(&row.id).unwrap(), through_pool);
+        assert_eq!(local.family(&row.id).unwrap().as_ref(), Some(row));
+    }
+    assert_eq!(local.family("f3").unwrap(), None);
+
+    assert!(!local.blacklisted("j2").unwrap());
+    crate::blacklist::add(
+        &db,
+        "j2",
+        Some(bare.id),
+        at(1_700_086_420, 0),
+        at(1_700_000_020, 0),
+    )
+    .await
+    .unwrap();
+    assert!(local.blacklisted("j2").unwrap());
+    assert!(!local.blacklisted("j1").unwrap());
+    assert_eq!(
+        token_blacklist::Entity::find()
+            .all(&db)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_commit_through_the_pool_is_seen_by_the_next_read() {
+    let (_dir, db, local) = database().await;
+    let user = users::ActiveModel {
+        username: Set("u".into()),
+        email: Set(String::new()),
+        password: Set("!".into()),
+        is_active: Set(true),
+        is_staff: Set(false),
+        is_superuser: Set(false),
+        date_joined: Set(at(1_700_000_000, 0)),
+        ..Default::default()
+    }
+    .insert(&db)
+    .await
+    .unwrap();
+    assert!(local.user(user.id).unwrap().unwrap().is_active);
+    let mut change: users::ActiveModel = user.clone().into();
+    change.is_active = Set(false);
+    change.update(&db).await.unwrap();
+    assert!(!local.user(user.id).unwrap().unwrap().is_active);
+    users::Entity::delete_by_id(user.id)
+        .exec(&db)
+        .await
+        .unwrap();
+    assert_eq!(local.user(user.id).unwrap(), None);
+}
+
+/// sqlx reads dates in formats it never writes (another program may have
+/// written the row); those are left to it.
+#[tokio::test]
+async fn a_date_sqlx_did_not_write_is_an_error_not_a_guess() {
+    let (_dir, db, local) = database().await;
+    db.execute_unprepared(
+        "INSERT INTO users (username, email, password, is_active, is_staff, is_superuser, date_joined) \
+         VALUES ('old', '', '!', 1, 0, 0, '2023-11-14 22:13:20')",
+    )
+    .await
+    .unwrap();
+    let through_pool = users::Entity::find().one(&db).await.unwrap().unwrap();
+    assert_eq!(through_pool.date_joined, at(1_700_000_000, 0));
+    assert!(matches!(
+        local.user(through_pool.id),
+        Err(LocalError::Date("date_joined"))
+    ));
+}
+
+#[test]
+fn a_missing_file_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = LocalReads::open(&dir.path().join("none.db")).unwrap_err();
+    assert!(err.contains("none.db"), "{err}");
+}
