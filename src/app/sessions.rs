@@ -10,6 +10,7 @@ use secrecy::SecretString;
 
 use super::{App, AuthError, logged_out_everywhere, not_before_revocation};
 use crate::blacklist;
+use crate::cache::SyncMark;
 use crate::db::StoreError;
 use crate::families::{self, Orphan, Rotation};
 use crate::refresh::{Action, Facts, Family, Holder, Logout, Refusal, Standing, Verdict};
@@ -44,13 +45,20 @@ fn orphan(claims: &Claims, user_id: i64) -> Orphan<'_> {
     }
 }
 
-/// The rotation of the presented token to `pair`.
-fn rotation<'a>(claims: &'a Claims, pair: &'a Pair, now: DateTime<Utc>) -> Rotation<'a> {
+/// The rotation of the presented token to `pair`, its update carrying
+/// `mark` (see [`crate::cache::Cache::mark`]).
+fn rotation<'a>(
+    claims: &'a Claims,
+    pair: &'a Pair,
+    now: DateTime<Utc>,
+    mark: Option<&'a SyncMark>,
+) -> Rotation<'a> {
     Rotation {
         id: claims.family_id(),
         presented: &claims.jti,
         pair,
         now,
+        mark,
     }
 }
 
@@ -325,6 +333,19 @@ impl App {
         self.cache.settle(&self.db).await;
     }
 
+    /// After a rotation's update of family `id`, which carried `mark`: as
+    /// [`Self::changed_family`], without a statement of its own. `changed`
+    /// is `false` only when nothing was written (no notification to wait
+    /// for); an error may have committed, so it waits (bounded).
+    async fn rotated_family(&self, id: &str, mark: Option<SyncMark>, changed: bool) {
+        self.cache.forget_family(id);
+        if let Some(mark) = mark
+            && changed
+        {
+            self.cache.settled(mark).await;
+        }
+    }
+
     /// [`Self::changed_family`] for every family of user `id`.
     async fn changed_families_of(&self, id: i64) {
         self.cache.forget_families_of(id);
@@ -484,14 +505,17 @@ impl App {
         let family = claims.family_id();
         let user_id = subject.id;
         let pair = self.tokens.rotated_pair(subject, epoch(now), family);
+        let mark = self.cache.mark();
+        let rotation = rotation(claims, &pair, now, mark.as_ref());
         if !self.policy.blacklist_after_rotation {
             // One statement: the compare-and-swap is the whole write.
-            let won = families::rotate(db, &rotation(claims, &pair, now)).await;
-            self.changed_family(family).await;
+            let won = families::rotate(db, &rotation).await;
+            let changed = !matches!(won, Ok(false));
+            self.rotated_family(family, mark, changed).await;
             return Ok(won?.then_some(pair));
         }
         let txn = db.begin().await.map_err(StoreError::from)?;
-        if !families::rotate(&txn, &rotation(claims, &pair, now)).await? {
+        if !families::rotate(&txn, &rotation).await? {
             return Ok(None);
         }
         if !blacklist::add(
@@ -508,7 +532,7 @@ impl App {
             return Err(self.refused(Refusal::Blacklisted));
         }
         let committed = txn.commit().await;
-        self.changed_family(family).await;
+        self.rotated_family(family, mark, true).await;
         committed.map_err(StoreError::from)?;
         self.metrics.blacklisted.inc();
         Ok(Some(pair))
@@ -529,21 +553,24 @@ impl App {
             .tokens
             .rotated_pair(subject, epoch(now), claims.family_id());
         let db = self.store()?;
+        let mark = self.cache.mark();
+        let rotation = rotation(claims, &pair, now, mark.as_ref());
         let recorded = if self.policy.blacklist_after_rotation {
             // Two writes that stand or fall together.
             let txn = db.begin().await.map_err(StoreError::from)?;
             let recorded = self
-                .record_advance(&txn, claims, user_id, adopt, &pair, now)
+                .record_advance(&txn, claims, user_id, adopt, &rotation)
                 .await?;
             if recorded {
                 txn.commit().await.map_err(StoreError::from)?;
             }
             recorded
         } else {
-            self.record_advance(db, claims, user_id, adopt, &pair, now)
+            self.record_advance(db, claims, user_id, adopt, &rotation)
                 .await?
         };
-        self.changed_family(claims.family_id()).await;
+        self.rotated_family(claims.family_id(), mark, recorded)
+            .await;
         if !recorded {
             return Err(self.refused(Refusal::Blacklisted));
         }
@@ -566,9 +593,9 @@ impl App {
         claims: &Claims,
         user_id: i64,
         adopt: bool,
-        pair: &Pair,
-        now: DateTime<Utc>,
+        rotation: &Rotation<'_>,
     ) -> Result<bool, AuthError> {
+        let now = rotation.now;
         let expires = from_epoch(claims.exp);
         if self.policy.blacklist_after_rotation
             && !blacklist::add(conn, &claims.jti, Some(user_id), expires, now).await?
@@ -579,6 +606,6 @@ impl App {
             families::adopt(conn, &orphan(claims, user_id), now).await?;
         }
         // A logout that revoked the family meanwhile wins.
-        Ok(families::advance(conn, &rotation(claims, pair, now)).await?)
+        Ok(families::advance(conn, rotation).await?)
     }
 }

@@ -37,7 +37,8 @@ pub use listen::{CHANNEL, listen};
 const USER_PREFIX: &str = "user:";
 const KEYS_PREFIX: &str = "keys:";
 const FAMILY_PREFIX: &str = "family:";
-/// `sync:<instance>:<n>`: sent by [`Cache::settle`], to itself.
+/// `sync:<instance>:<n>`: an instance's note to itself, sent by
+/// [`Cache::settle`] or carried by a write ([`Cache::mark`]).
 const SYNC_PREFIX: &str = "sync:";
 /// Sent by every instance every [`BEAT`]: proof that the LISTEN still hears.
 const BEAT: &str = "beat";
@@ -89,7 +90,21 @@ impl Validity {
     }
 }
 
-/// The longest [`Cache::settle`] waits for its own notification.
+/// A sync notification a write sends itself: see [`Cache::mark`].
+#[derive(Debug)]
+pub struct SyncMark {
+    n: u64,
+    payload: String,
+}
+
+impl SyncMark {
+    /// What the write sends on [`CHANNEL`].
+    pub fn payload(&self) -> &str {
+        &self.payload
+    }
+}
+
+/// The longest [`Cache::settled`] waits for its own notification.
 const SETTLE_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
 struct Inner {
@@ -371,36 +386,56 @@ impl Cache {
         }
     }
 
-    /// PostgreSQL: returns once this instance's listener has heard every
-    /// notification committed before the call (they arrive in commit
-    /// order, so hearing one sent now is enough), at most `SETTLE_WAIT`
-    /// later. The notifications reach the other instances at the same
-    /// moment: a write through Tessera answers only once they are under
-    /// way, so the client's next request, wherever it goes, meets them.
-    /// Elsewhere (SQLite, no cache, LISTEN down) there is nothing to wait for.
-    pub async fn settle(&self, db: &sea_orm::DatabaseConnection) {
+    /// PostgreSQL while listening: a sync notification for a write to send
+    /// itself at its commit (`pg_notify(CHANNEL, payload)` in the same
+    /// transaction), so that [`Self::settled`] needs no statement of its
+    /// own. Elsewhere `None`: there is nothing to wait for.
+    pub fn mark(&self) -> Option<SyncMark> {
         let Validity::Postgres {
             listening,
             instance,
             sent,
-            seen,
             ..
         } = &self.inner.validity
         else {
-            return;
+            return None;
         };
         if !listening.load(Ordering::Acquire) {
-            return;
+            return None;
         }
         let n = sent.fetch_add(1, Ordering::AcqRel) + 1;
+        Some(SyncMark {
+            n,
+            payload: format!("{SYNC_PREFIX}{instance}:{n}"),
+        })
+    }
+
+    /// Returns once this instance's listener has heard `mark`, sent by a
+    /// committed transaction, at most `SETTLE_WAIT` later: the
+    /// transaction's other notifications were delivered with it, and every
+    /// notification committed before it earlier (they arrive in commit
+    /// order). They reach the other instances at the same moment, so a
+    /// write through Tessera answers only once they are under way, and the
+    /// client's next request, wherever it goes, meets them.
+    pub async fn settled(&self, mark: SyncMark) {
+        let Validity::Postgres { seen, .. } = &self.inner.validity else {
+            return;
+        };
         let mut heard = seen.subscribe();
+        let _ = tokio::time::timeout(SETTLE_WAIT, heard.wait_for(|last| *last >= mark.n)).await;
+    }
+
+    /// [`Self::settled`] for writes already committed: sends a mark of its
+    /// own (one more round trip) and waits for it. Elsewhere (SQLite, no
+    /// cache, LISTEN down) there is nothing to wait for.
+    pub async fn settle(&self, db: &sea_orm::DatabaseConnection) {
+        let Some(mark) = self.mark() else {
+            return;
+        };
         let notify = sea_orm::Statement::from_sql_and_values(
             sea_orm::DatabaseBackend::Postgres,
             "SELECT pg_notify($1, $2)",
-            [
-                CHANNEL.into(),
-                format!("{SYNC_PREFIX}{instance}:{n}").into(),
-            ],
+            [CHANNEL.into(), mark.payload.clone().into()],
         );
         if sea_orm::ConnectionTrait::execute_raw(db, notify)
             .await
@@ -408,7 +443,7 @@ impl Cache {
         {
             return;
         }
-        let _ = tokio::time::timeout(SETTLE_WAIT, heard.wait_for(|last| *last >= n)).await;
+        self.settled(mark).await;
     }
 
     fn heard(&self) {

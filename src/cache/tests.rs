@@ -153,3 +153,38 @@ fn a_silent_listener_serves_nothing() {
     c.notified(BEAT);
     assert!(c.ticket().is_some());
 }
+
+#[tokio::test]
+async fn settled_returns_once_its_own_mark_is_heard() {
+    let cache = postgres(true);
+    let mark = cache.mark().expect("listening: a mark");
+    let payload = mark.payload().to_owned();
+    let other = cache.mark().unwrap();
+    let waiting = tokio::spawn({
+        let cache = cache.clone();
+        async move { cache.settled(mark).await }
+    });
+    // Another instance's note with the same number releases nothing.
+    let (_, n) = payload.rsplit_once(':').unwrap();
+    cache.notified(&format!("{SYNC_PREFIX}1:{n}"));
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert!(!waiting.is_finished(), "released by a note not its own");
+    let heard = std::time::Instant::now();
+    cache.notified(&payload);
+    waiting.await.unwrap();
+    assert!(heard.elapsed() < SETTLE_WAIT / 2, "{:?}", heard.elapsed());
+    // A later mark is not released by an earlier one.
+    let later = tokio::spawn({
+        let cache = cache.clone();
+        async move { cache.settled(other).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert!(!later.is_finished());
+    later.abort();
+}
+
+#[test]
+fn no_mark_without_a_listener_to_hear_it() {
+    assert!(postgres(false).mark().is_none());
+    assert!(Cache::off().mark().is_none());
+}
