@@ -11,6 +11,7 @@ mod m20261201_000005_normalize_usernames;
 mod m20261202_000006_create_groups;
 mod m20261202_000007_refresh_cutoff;
 mod m20261202_000008_cache_notify;
+mod m20261202_000009_blacklist_notify;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000006_create_groups::Migration),
             Box::new(m20261202_000007_refresh_cutoff::Migration),
             Box::new(m20261202_000008_cache_notify::Migration),
+            Box::new(m20261202_000009_blacklist_notify::Migration),
         ]
     }
 }

@@ -531,13 +531,23 @@ impl App {
         }
     }
 
-    /// Whether `jti` is on the blacklist, read as [`Self::read_user`] reads.
+    /// Whether `jti` is on the blacklist now: from the cache when it can
+    /// vouch for a "no", else read as [`Self::read_user`] reads.
     pub(crate) async fn blacklisted(&self, jti: &str) -> Result<bool, StoreError> {
         let db = self.store()?;
-        match self.read_locally(|l| l.blacklisted(jti)) {
-            Some(listed) => Ok(listed),
-            None => crate::blacklist::contains(db, jti).await,
-        }
+        let read = async {
+            match self.read_locally(|l| l.blacklisted(jti)) {
+                Some(listed) => Ok(listed),
+                None => crate::blacklist::contains(db, jti).await,
+            }
+        };
+        self.cache.blacklisted(jti, read).await
+    }
+
+    /// After `jti` was blacklisted (committed): see [`Self::changed_user`].
+    pub(crate) async fn changed_blacklist(&self, jti: &str) {
+        self.cache.forget_unlisted(jti);
+        self.cache.settle(&self.db).await;
     }
 
     /// `read` on the local connection; `None` without one or when it

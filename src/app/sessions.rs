@@ -247,8 +247,9 @@ impl App {
             from_epoch(claims.exp),
             now,
         )
-        .await?;
-        if !inserted {
+        .await;
+        self.changed_blacklist(&claims.jti).await;
+        if !inserted? {
             return Err(self.refused(Refusal::Blacklisted));
         }
         self.metrics.blacklisted.inc();
@@ -532,6 +533,8 @@ impl App {
             return Err(self.refused(Refusal::Blacklisted));
         }
         let committed = txn.commit().await;
+        // The blacklisting's notification goes with the mark.
+        self.cache.forget_unlisted(&claims.jti);
         self.rotated_family(family, mark, true).await;
         committed.map_err(StoreError::from)?;
         self.metrics.blacklisted.inc();
@@ -569,6 +572,10 @@ impl App {
             self.record_advance(db, claims, user_id, adopt, &rotation)
                 .await?
         };
+        if recorded && self.policy.blacklist_after_rotation {
+            // The blacklisting's notification goes with the mark.
+            self.cache.forget_unlisted(&claims.jti);
+        }
         self.rotated_family(claims.family_id(), mark, recorded)
             .await;
         if !recorded {

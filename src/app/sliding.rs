@@ -94,8 +94,9 @@ impl App {
             from_epoch(until),
             now,
         )
-        .await?;
-        if !inserted {
+        .await;
+        self.changed_blacklist(&claims.jti).await;
+        if !inserted? {
             return Err(self.refused(Refusal::Blacklisted));
         }
         self.metrics.blacklisted.inc();

@@ -1,7 +1,9 @@
-//! PostgreSQL: the LISTEN side of the cache's invalidation. Triggers on
-//! `users` and `auth_tokens` (migration `m20261202_000008_cache_notify`)
-//! send `user:<id>` or `keys:<user id>` on [`CHANNEL`] when a row changes;
-//! every instance drops what it kept of that user.
+//! PostgreSQL: the LISTEN side of the cache's invalidation. Triggers
+//! (migrations `m20261202_000008_cache_notify` and
+//! `m20261202_000009_blacklist_notify`) send `user:<id>`, `keys:<user id>`
+//! or `family:<id>` on [`CHANNEL`] when such a row changes or goes, and
+//! `blacklist:<jti>` when a token is blacklisted; every instance drops what
+//! it kept of it.
 
 use std::time::Duration;
 

@@ -1,6 +1,7 @@
 //! Users, opaque keys and refresh-token families kept in memory between
-//! requests, so an authenticated request or a refresh costs no database
-//! read, with revocation still immediate on every instance.
+//! requests, and the token ids known not to be on the blacklist, so an
+//! authenticated request or a refresh costs no database read, with
+//! revocation still immediate on every instance.
 //!
 //! An entry is only served while the cache can tell that its row has not
 //! changed since it was read:
@@ -8,9 +9,10 @@
 //!   microseconds, no round trip through the pool), which moves with any
 //!   commit by any connection of any process (another instance, the
 //!   `tessera` CLI). An entry read before the last commit is read again.
-//! - PostgreSQL: triggers on `users`, `auth_tokens` and `token_families` send a notification
-//!   at commit; each instance LISTENs and drops the entries named. While
-//!   the listening connection is down the cache is bypassed and emptied.
+//! - PostgreSQL: triggers on `users`, `auth_tokens`, `token_families` and
+//!   `token_blacklist` send a notification at commit; each instance LISTENs
+//!   and drops the entries named. While the listening connection is down the
+//!   cache is bypassed and emptied.
 //! - This instance's own writes drop their entries at once ([`Cache::forget_user`]),
 //!   without waiting for the notification.
 //!
@@ -37,6 +39,7 @@ pub use listen::{CHANNEL, listen};
 const USER_PREFIX: &str = "user:";
 const KEYS_PREFIX: &str = "keys:";
 const FAMILY_PREFIX: &str = "family:";
+const BLACKLIST_PREFIX: &str = "blacklist:";
 /// `sync:<instance>:<n>`: an instance's note to itself, sent by
 /// [`Cache::settle`] or carried by a write ([`Cache::mark`]).
 const SYNC_PREFIX: &str = "sync:";
@@ -114,6 +117,9 @@ struct Inner {
     keys: Mutex<HashMap<String, Entry<KeyRow>>>,
     /// By family id.
     families: Mutex<HashMap<String, Entry<FamilyRow>>>,
+    /// Token ids read as not blacklisted (a blacklisted one is never kept:
+    /// rows leave the blacklist only once their token has expired).
+    unlisted: Mutex<HashMap<String, Entry<()>>>,
     /// Bumped by every forget.
     generation: AtomicU64,
     max_entries: usize,
@@ -164,6 +170,7 @@ impl Cache {
                 users: Mutex::default(),
                 keys: Mutex::default(),
                 families: Mutex::default(),
+                unlisted: Mutex::default(),
                 generation: AtomicU64::new(0),
                 max_entries,
             }),
@@ -320,6 +327,26 @@ impl Cache {
         Ok(found)
     }
 
+    /// Whether `jti` is on the blacklist: `false` from memory if that is
+    /// current, else from `load` (and a `false` then kept).
+    pub async fn blacklisted<F>(&self, jti: &str, load: F) -> Result<bool, StoreError>
+    where
+        F: Future<Output = Result<bool, StoreError>>,
+    {
+        let listed = self
+            .cached(&self.inner.unlisted, jti, async {
+                Ok(if load.await? { None } else { Some(()) })
+            })
+            .await?;
+        Ok(listed.is_none())
+    }
+
+    /// Drops what is kept of `jti` (it was just blacklisted).
+    pub fn forget_unlisted(&self, jti: &str) {
+        self.inner.generation.fetch_add(1, Ordering::AcqRel);
+        lock(&self.inner.unlisted).remove(jti);
+    }
+
     /// Drops what is kept of user `id` (their row; their keys too, which
     /// carry it). Call after the write that changed them has committed.
     pub fn forget_user(&self, id: i64) {
@@ -352,6 +379,7 @@ impl Cache {
         lock(&self.inner.users).clear();
         lock(&self.inner.keys).clear();
         lock(&self.inner.families).clear();
+        lock(&self.inner.unlisted).clear();
     }
 
     /// Applies a notification from another instance (or this one).
@@ -380,6 +408,8 @@ impl Cache {
             self.forget_keys_of(user);
         } else if let Some(family) = payload.strip_prefix(FAMILY_PREFIX) {
             self.forget_family(family);
+        } else if let Some(jti) = payload.strip_prefix(BLACKLIST_PREFIX) {
+            self.forget_unlisted(jti);
         } else {
             // A truncation, or a payload of a later version.
             self.clear();
@@ -493,9 +523,14 @@ impl Cache {
         )
     }
 
+    /// Token ids kept as not blacklisted.
+    pub fn unlisted_len(&self) -> usize {
+        lock(&self.inner.unlisted).len()
+    }
+
     /// Whether nothing is kept.
     pub fn is_empty(&self) -> bool {
-        self.len() == (0, 0, 0)
+        self.len() == (0, 0, 0) && self.unlisted_len() == 0
     }
 }
 

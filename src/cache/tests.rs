@@ -188,3 +188,34 @@ fn no_mark_without_a_listener_to_hear_it() {
     assert!(postgres(false).mark().is_none());
     assert!(Cache::off().mark().is_none());
 }
+
+#[tokio::test]
+async fn a_token_read_as_not_blacklisted_is_kept_until_it_is() {
+    let cache = postgres(true);
+    let reads = AtomicU64::new(0);
+    let ask = |listed: bool| {
+        let reads = &reads;
+        cache.blacklisted("j1", async move {
+            reads.fetch_add(1, Ordering::Relaxed);
+            Ok(listed)
+        })
+    };
+    assert!(!ask(false).await.unwrap());
+    assert!(!ask(true).await.unwrap(), "kept: not asked again");
+    assert_eq!(reads.load(Ordering::Relaxed), 1);
+    assert_eq!(cache.unlisted_len(), 1);
+    cache.notified("blacklist:j2");
+    assert!(!ask(true).await.unwrap(), "another token's note leaves it");
+    cache.notified("blacklist:j1");
+    assert!(ask(true).await.unwrap());
+    assert!(
+        ask(true).await.unwrap(),
+        "a blacklisted token is never kept"
+    );
+    assert_eq!(reads.load(Ordering::Relaxed), 3);
+    assert!(cache.is_empty());
+    // This instance's own blacklisting drops it at once.
+    assert!(!ask(false).await.unwrap());
+    cache.forget_unlisted("j1");
+    assert!(ask(true).await.unwrap());
+}

@@ -383,3 +383,84 @@ async fn a_rotation_is_answered_once_its_own_note_is_heard() {
         "five rotations took {took:?}"
     );
 }
+
+/// A sliding token is checked against the blacklist on every request; the
+/// "not blacklisted" answers are kept, yet a blacklisting on one instance,
+/// or by an outside tool, is refused everywhere on the next request.
+#[tokio::test]
+async fn a_blacklisting_reaches_every_instance_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, url) = two_instances(
+        &dir,
+        &[
+            ("TESSERA__THROTTLE__ENABLED", "false"),
+            ("TESSERA__JWT__AUTH_TOKEN_CLASSES", "access,sliding"),
+        ],
+    )
+    .await;
+    let client = Client::new();
+    a.register_and_login(&client, "fay").await;
+    let sliding = |server: &Server| {
+        let client = client.clone();
+        let url = server.url("/api/token/sliding/");
+        async move {
+            let r = client
+                .post(url)
+                .json(&json!({"username": "fay", "password": PASSWORD}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            let body: Value = r.json().await.unwrap();
+            format!("Bearer {}", body["token"].as_str().unwrap())
+        }
+    };
+    let me_url = |s: &Server| s.url("/api/v1/auth/users/me/");
+
+    // Blacklisted through A: B, which kept it as not blacklisted, refuses it.
+    let token = sliding(&a).await;
+    for server in [&a, &b, &b] {
+        assert_eq!(status(&client, me_url(server), &token).await, 200);
+    }
+    let r = client
+        .post(a.url("/api/token/sliding/blacklist/"))
+        .json(&json!({"token": token.trim_start_matches("Bearer ")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    for server in [&b, &a] {
+        assert_eq!(status(&client, me_url(server), &token).await, 401);
+    }
+
+    // Blacklisted by an outside tool: refused by both once the write is
+    // heard (SQLite: the next request; PostgreSQL: the notification).
+    let token = sliding(&b).await;
+    for server in [&a, &b] {
+        assert_eq!(status(&client, me_url(server), &token).await, 200);
+    }
+    let jti = crate::helpers::claims(token.trim_start_matches("Bearer "))["jti"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let db = outside(&url).await;
+    sql(
+        &db,
+        &format!(
+            "INSERT INTO token_blacklist (jti, user_id, expires_at, blacklisted_at) \
+             VALUES ('{jti}', NULL, '2100-01-01T00:00:00+00:00', '2026-01-01T00:00:00+00:00')"
+        ),
+    )
+    .await;
+    for server in [&a, &b] {
+        let refused = async {
+            while status(&client, me_url(server), &token).await != 401 {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(5), refused)
+            .await
+            .expect("the outside blacklisting is heard");
+    }
+    stop_cleanly([a, b]);
+}
