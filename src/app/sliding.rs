@@ -106,7 +106,8 @@ impl App {
     /// Verifies a Bearer token as each of `jwt.auth_token_classes` in
     /// turn, as Simple JWT's `get_validated_token`: the first that accepts
     /// it wins; otherwise every class's reason. An access token costs no
-    /// query; a sliding token one (the blacklist).
+    /// query; a sliding token a blacklist lookup (from the cache while it
+    /// can vouch for the answer).
     pub async fn verify_bearer(&self, token: &str, now: i64) -> Result<Claims, AuthError> {
         let mut refusals = Vec::new();
         for class in &self.settings().jwt.auth_token_classes {

@@ -263,7 +263,7 @@ async fn cookie_claims(app: &App, req: &Request) -> Result<Option<Claims>, ApiEr
 
 /// A request authenticated by a valid access token alone: no database
 /// query (Simple JWT's `JWTStatelessUserAuthentication`); a sliding token,
-/// where configured, costs one blacklist query.
+/// where configured, a blacklist lookup (from the cache while it can vouch).
 pub struct JwtClaims {
     pub claims: Claims,
     /// The user id claim as sent (a string or a number).

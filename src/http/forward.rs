@@ -319,8 +319,8 @@ impl ForwardApi {
     ///
     /// 200 with `X-Auth-User-Id` and `X-Auth-Method` when the request carries
     /// a valid `Bearer <access JWT>` (checked without the database; a
-    /// sliding token, with `jwt.auth_token_classes` naming it, costs one
-    /// blacklist query) or `Token <key>`; 401 with an empty body otherwise. `X-Auth-Username`,
+    /// sliding token, with `jwt.auth_token_classes` naming it, costs a
+    /// blacklist lookup) or `Token <key>`; 401 with an empty body otherwise. `X-Auth-Username`,
     /// `X-Auth-Groups` and `X-Auth-Email` come from the token's claims when
     /// `jwt.extra_claims` puts them there. With `?group=NAME` (repeatable)
     /// or an `X-Auth-Required-Group` header, a user outside any of those

@@ -56,7 +56,7 @@ impl WhoamiApi {
     ///
     /// The token's `user_id` claim as it is: valid until the token expires,
     /// even for a user deleted meanwhile. (A sliding token, with
-    /// `jwt.auth_token_classes` naming it, costs one blacklist query.)
+    /// `jwt.auth_token_classes` naming it, costs a blacklist lookup.)
     #[oai(
         path = "/api/v1/whoami-stateless/",
         method = "get",
