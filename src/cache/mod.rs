@@ -69,8 +69,13 @@ enum Validity {
         /// Tells this instance's own sync notifications from others'.
         instance: u64,
         sent: AtomicU64,
-        /// The highest sync notification of ours the listener has seen.
-        seen: tokio::sync::watch::Sender<u64>,
+        /// Our own sync notes the listener has heard and no waiter has
+        /// claimed yet. Each is waited for by number: notes travel inside
+        /// writes that commit in any order, so a later one heard says
+        /// nothing of an earlier one.
+        heard_marks: Mutex<std::collections::BTreeSet<u64>>,
+        /// Moves whenever a note of ours is heard, to wake the waiters.
+        heard_any: tokio::sync::watch::Sender<u64>,
         /// When the listener last heard anything, in ms since `start`.
         heard_ms: AtomicU64,
         start: std::time::Instant,
@@ -86,7 +91,8 @@ impl Validity {
             listening: AtomicBool::new(false),
             instance: u64::from_le_bytes(random),
             sent: AtomicU64::new(0),
-            seen: tokio::sync::watch::Sender::new(0),
+            heard_marks: Mutex::default(),
+            heard_any: tokio::sync::watch::Sender::new(0),
             heard_ms: AtomicU64::new(0),
             start: std::time::Instant::now(),
         }
@@ -106,6 +112,11 @@ impl SyncMark {
         &self.payload
     }
 }
+
+/// At most this many notes of ours are kept heard but unclaimed (a waiter
+/// that gave up never claims its own): far more than can be under way
+/// within [`SETTLE_WAIT`].
+const UNCLAIMED_MARKS: usize = 16_384;
 
 /// The longest [`Cache::settled`] waits for its own notification.
 const SETTLE_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
@@ -389,18 +400,25 @@ impl Cache {
         if payload == BEAT {
             // Heard: that is all it is for.
         } else if let Some(sync) = payload.strip_prefix(SYNC_PREFIX) {
-            if let Validity::Postgres { instance, seen, .. } = &self.inner.validity
+            if let Validity::Postgres {
+                instance,
+                heard_marks,
+                heard_any,
+                ..
+            } = &self.inner.validity
                 && let Some((from, n)) = sync.split_once(':')
                 && from.parse::<u64>().ok() == Some(*instance)
                 && let Ok(n) = n.parse::<u64>()
             {
-                seen.send_if_modified(|last| {
-                    let newer = n > *last;
-                    if newer {
-                        *last = n;
+                {
+                    let mut marks = lock(heard_marks);
+                    marks.insert(n);
+                    // Notes whose waiter gave up are never claimed.
+                    while marks.len() > UNCLAIMED_MARKS {
+                        marks.pop_first();
                     }
-                    newer
-                });
+                }
+                heard_any.send_modify(|v| *v = v.wrapping_add(1));
             }
         } else if let Some(user) = id(USER_PREFIX) {
             self.forget_user(user);
@@ -448,11 +466,27 @@ impl Cache {
     /// write through Tessera answers only once they are under way, and the
     /// client's next request, wherever it goes, meets them.
     pub async fn settled(&self, mark: SyncMark) {
-        let Validity::Postgres { seen, .. } = &self.inner.validity else {
+        let Validity::Postgres {
+            heard_marks,
+            heard_any,
+            ..
+        } = &self.inner.validity
+        else {
             return;
         };
-        let mut heard = seen.subscribe();
-        let _ = tokio::time::timeout(SETTLE_WAIT, heard.wait_for(|last| *last >= mark.n)).await;
+        let claimed = async {
+            // Subscribed before looking, so a note heard in between wakes it.
+            let mut heard = heard_any.subscribe();
+            loop {
+                if lock(heard_marks).remove(&mark.n) {
+                    return;
+                }
+                if heard.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(SETTLE_WAIT, claimed).await;
     }
 
     /// [`Self::settled`] for writes already committed: sends a mark of its
