@@ -104,17 +104,23 @@ fn family(row: &Row<'_>) -> Result<FamilyRow, LocalError> {
     })
 }
 
+/// A connection to the database file at `path` for reading on the
+/// caller's thread (here and the cache's data version): read-only, so a
+/// file the service may only read does not stop it and nothing on it can
+/// ever write; no mutex of SQLite's own, since its owner holds one.
+pub(crate) fn open_read_only(path: &Path) -> rusqlite::Result<Connection> {
+    Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+}
+
 impl LocalReads {
     /// The connection for the database file at `path`, which must exist
     /// (the pool has created and migrated it).
     pub fn open(path: &Path) -> Result<Self, String> {
-        let conn = Connection::open_with_flags(
-            path,
-            // Read-only: a file the service may only read does not stop it,
-            // and nothing here can ever write.
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|e| format!("cannot open {} to read it: {e}", path.display()))?;
+        let conn = open_read_only(path)
+            .map_err(|e| format!("cannot open {} to read it: {e}", path.display()))?;
         Ok(Self {
             conn: Mutex::new(conn),
         })

@@ -10,7 +10,7 @@
 use std::path::Path;
 use std::sync::Mutex;
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::Connection;
 
 pub struct DataVersion {
     conn: Mutex<Connection>,
@@ -18,13 +18,8 @@ pub struct DataVersion {
 
 impl DataVersion {
     pub fn open(path: &Path) -> Result<Self, String> {
-        let conn = Connection::open_with_flags(
-            path,
-            // Read-only: it only ever asks, so a file the service may only
-            // read does not stop it.
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|e| format!("cannot open {} to watch it: {e}", path.display()))?;
+        let conn = crate::local::open_read_only(path)
+            .map_err(|e| format!("cannot open {} to watch it: {e}", path.display()))?;
         let this = Self {
             conn: Mutex::new(conn),
         };

@@ -20,22 +20,27 @@ fn at(secs: i64, nanos: u32) -> DateTime<Utc> {
     Utc.timestamp_opt(secs, nanos).unwrap()
 }
 
-#[tokio::test]
-async fn rows_read_here_equal_rows_read_through_sea_orm() {
-    let (_dir, db, local) = database().await;
-    let bare = users::ActiveModel {
-        username: Set("bare".into()),
+/// A user with every optional column empty.
+async fn plain_user(db: &sea_orm::DatabaseConnection, username: &str, active: bool) -> User {
+    users::ActiveModel {
+        username: Set(username.into()),
         email: Set(String::new()),
         password: Set("!".into()),
-        is_active: Set(false),
+        is_active: Set(active),
         is_staff: Set(false),
         is_superuser: Set(false),
         date_joined: Set(at(1_700_000_000, 0)),
         ..Default::default()
     }
-    .insert(&db)
+    .insert(db)
     .await
-    .unwrap();
+    .unwrap()
+}
+
+#[tokio::test]
+async fn rows_read_here_equal_rows_read_through_sea_orm() {
+    let (_dir, db, local) = database().await;
+    let bare = plain_user(&db, "bare", false).await;
     let full = users::ActiveModel {
         username: Set("full".into()),
         email: Set("full@example.com".into()),
@@ -121,19 +126,7 @@ async fn rows_read_here_equal_rows_read_through_sea_orm() {
 #[tokio::test]
 async fn a_commit_through_the_pool_is_seen_by_the_next_read() {
     let (_dir, db, local) = database().await;
-    let user = users::ActiveModel {
-        username: Set("u".into()),
-        email: Set(String::new()),
-        password: Set("!".into()),
-        is_active: Set(true),
-        is_staff: Set(false),
-        is_superuser: Set(false),
-        date_joined: Set(at(1_700_000_000, 0)),
-        ..Default::default()
-    }
-    .insert(&db)
-    .await
-    .unwrap();
+    let user = plain_user(&db, "u", true).await;
     assert!(local.user(user.id).unwrap().unwrap().is_active);
     let mut change: users::ActiveModel = user.clone().into();
     change.is_active = Set(false);
