@@ -150,8 +150,9 @@ pub struct DatabaseSettings {
     pub connect_retry_interval: Duration,
     #[serde(deserialize_with = "values::duration")]
     pub health_probe_interval: Duration,
-    /// Users (and as many opaque keys and token families) kept in memory
-    /// between requests; 0 reads every one from the database.
+    /// Users (and as many opaque keys, token families and token ids found
+    /// not blacklisted) kept in memory between requests; 0 reads every one
+    /// from the database.
     pub cache_entries: usize,
 }
 
