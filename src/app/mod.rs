@@ -509,38 +509,28 @@ impl App {
         self.cache.user(id, self.read_user(id)).await
     }
 
-    /// The user `id` read now: on this thread from a SQLite file (see
-    /// `local`), else, or if that read cannot answer, through the pool.
+    /// The user `id` read now: see [`Self::read_now`].
     pub(crate) async fn read_user(&self, id: i64) -> Result<Option<User>, StoreError> {
-        let db = self.store()?;
-        match self.read_locally(|l| l.user(id)) {
-            Some(user) => Ok(user),
-            None => users::find_by_id(db, id).await,
-        }
+        self.read_now(|l| l.user(id), users::find_by_id(self.store()?, id))
+            .await
     }
 
-    /// The token family `id` read now, as [`Self::read_user`] reads.
+    /// The token family `id` read now: see [`Self::read_now`].
     pub(crate) async fn read_family(
         &self,
         id: &str,
     ) -> Result<Option<entity::token_families::Model>, StoreError> {
-        let db = self.store()?;
-        match self.read_locally(|l| l.family(id)) {
-            Some(row) => Ok(row),
-            None => crate::families::find(db, id).await,
-        }
+        self.read_now(|l| l.family(id), crate::families::find(self.store()?, id))
+            .await
     }
 
     /// Whether `jti` is on the blacklist now: from the cache when it can
-    /// vouch for a "no", else read as [`Self::read_user`] reads.
+    /// vouch for a "no", else read as [`Self::read_now`] reads.
     pub(crate) async fn blacklisted(&self, jti: &str) -> Result<bool, StoreError> {
-        let db = self.store()?;
-        let read = async {
-            match self.read_locally(|l| l.blacklisted(jti)) {
-                Some(listed) => Ok(listed),
-                None => crate::blacklist::contains(db, jti).await,
-            }
-        };
+        let read = self.read_now(
+            |l| l.blacklisted(jti),
+            crate::blacklist::contains(self.store()?, jti),
+        );
         self.cache.blacklisted(jti, read).await
     }
 
@@ -550,17 +540,22 @@ impl App {
         self.cache.settle(&self.db).await;
     }
 
-    /// `read` on the local connection; `None` without one or when it
-    /// cannot answer (the pool is asked then).
-    fn read_locally<T>(
+    /// A read now: `local` on this thread from a SQLite file (see
+    /// `local`), else, or if that read cannot answer, `pool` (not polled
+    /// unless needed).
+    async fn read_now<T>(
         &self,
-        read: impl FnOnce(&LocalReads) -> Result<T, LocalError>,
-    ) -> Option<T> {
-        match read(self.local.as_ref()?) {
-            Ok(found) => Some(found),
+        local: impl FnOnce(&LocalReads) -> Result<T, LocalError>,
+        pool: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let Some(reads) = &self.local else {
+            return pool.await;
+        };
+        match local(reads) {
+            Ok(found) => Ok(found),
             Err(e) => {
                 tracing::debug!(error = %e, "local read failed; reading through the pool");
-                None
+                pool.await
             }
         }
     }
