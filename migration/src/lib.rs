@@ -15,6 +15,15 @@ mod m20261202_000009_blacklist_notify;
 
 pub struct Migrator;
 
+/// Runs `sql` on PostgreSQL; elsewhere nothing (the cache's triggers: SQLite
+/// needs none, each instance watches the file's data version).
+async fn on_postgres(manager: &SchemaManager<'_>, sql: &str) -> Result<(), DbErr> {
+    if manager.get_database_backend() == sea_orm_migration::sea_orm::DatabaseBackend::Postgres {
+        manager.get_connection().execute_unprepared(sql).await?;
+    }
+    Ok(())
+}
+
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {

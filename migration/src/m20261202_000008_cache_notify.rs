@@ -5,7 +5,6 @@
 //! SQLite needs none: each instance watches the file's data version.
 
 use sea_orm_migration::prelude::*;
-use sea_orm_migration::sea_orm::DatabaseBackend;
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -49,18 +48,10 @@ DROP FUNCTION IF EXISTS tessera_cache_changed();
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        if manager.get_database_backend() != DatabaseBackend::Postgres {
-            return Ok(());
-        }
-        manager.get_connection().execute_unprepared(UP).await?;
-        Ok(())
+        crate::on_postgres(manager, UP).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        if manager.get_database_backend() != DatabaseBackend::Postgres {
-            return Ok(());
-        }
-        manager.get_connection().execute_unprepared(DOWN).await?;
-        Ok(())
+        crate::on_postgres(manager, DOWN).await
     }
 }
