@@ -75,7 +75,8 @@ impl App {
         password: SecretString,
     ) -> Result<Pair, AuthError> {
         let (subject, now) = self.jwt_login(username, password, "jwt").await?;
-        let pair = self.tokens.pair(&subject, epoch(now));
+        let at = epoch(now);
+        let pair = self.signed(&subject, move |t, s| t.pair(s, at)).await?;
         families::start(self.store()?, subject.id, &pair, epoch(now), Utc::now()).await?;
         self.metrics.pair_issued();
         Ok(pair)
@@ -139,7 +140,7 @@ impl App {
                 Action::RevokeFamily => return Err(self.revoke_for_reuse(&claims, now).await?),
                 Action::IssueAccess => {
                     let subject = self.subject_of(user.as_ref()).await?;
-                    return Ok(self.issue_access(&subject, now));
+                    return self.issue_access(&subject, now).await;
                 }
                 Action::Advance { adopt } => {
                     let subject = self.subject_of(user.as_ref()).await?;
@@ -148,7 +149,7 @@ impl App {
                 Action::Replay => match &row {
                     Some(row) => {
                         let subject = self.subject_of(user.as_ref()).await?;
-                        return Ok(self.replay(&claims, &subject, row));
+                        return self.replay(&claims, &subject, row).await;
                     }
                     None => return Err(self.refused(Refusal::Blacklisted)),
                 },
@@ -459,16 +460,22 @@ impl App {
     }
 
     /// No rotation: a new access token only.
-    fn issue_access(&self, subject: &Subject, now: DateTime<Utc>) -> Refreshed {
+    async fn issue_access(
+        &self,
+        subject: &Subject,
+        now: DateTime<Utc>,
+    ) -> Result<Refreshed, AuthError> {
+        let at = epoch(now);
+        let access = self.signed(subject, move |t, s| t.access(s, at)).await?;
         self.metrics.refreshed.inc();
         self.metrics
             .tokens_issued
             .with_label_values(&["access"])
             .inc();
-        Refreshed {
-            access: self.tokens.access(subject, epoch(now)).token,
+        Ok(Refreshed {
+            access: access.token,
             refresh: None,
-        }
+        })
     }
 
     /// The answer to a refresh that minted `pair`, counted.
@@ -480,16 +487,37 @@ impl App {
 
     /// The tokens handed out for the token the family's current one
     /// replaced, re-signed from the ids and issue time kept in its row.
-    fn replay(&self, claims: &Claims, subject: &Subject, row: &FamilyRow) -> Refreshed {
-        let pair = self.tokens.reissued_pair(
-            subject,
+    async fn replay(
+        &self,
+        claims: &Claims,
+        subject: &Subject,
+        row: &FamilyRow,
+    ) -> Result<Refreshed, AuthError> {
+        let (at, refresh_jti, access_jti) = (
             row.issued_at,
             row.current_jti.clone(),
             row.access_jti.clone(),
-            claims.family_id(),
         );
+        let family = claims.family_id().to_owned();
+        let pair = self
+            .signed(subject, move |t, s| {
+                t.reissued_pair(s, at, refresh_jti, access_jti, &family)
+            })
+            .await?;
         self.metrics.refresh_replayed.inc();
-        pair.into()
+        Ok(pair.into())
+    }
+
+    /// The pair a rotation of `family` hands out.
+    async fn rotated_pair(
+        &self,
+        subject: &Subject,
+        now: DateTime<Utc>,
+        family: &str,
+    ) -> Result<Pair, AuthError> {
+        let (at, family) = (epoch(now), family.to_owned());
+        self.signed(subject, move |t, s| t.rotated_pair(s, at, &family))
+            .await
     }
 
     /// Rotation with reuse detection: a compare-and-swap on the family row,
@@ -505,7 +533,7 @@ impl App {
         let db = self.store()?;
         let family = claims.family_id();
         let user_id = subject.id;
-        let pair = self.tokens.rotated_pair(subject, epoch(now), family);
+        let pair = self.rotated_pair(subject, now, family).await?;
         let mark = self.cache.mark();
         let rotation = rotation(claims, &pair, now, mark.as_ref());
         if !self.policy.blacklist_after_rotation {
@@ -552,9 +580,7 @@ impl App {
         now: DateTime<Utc>,
     ) -> Result<Refreshed, AuthError> {
         let user_id = subject.id;
-        let pair = self
-            .tokens
-            .rotated_pair(subject, epoch(now), claims.family_id());
+        let pair = self.rotated_pair(subject, now, claims.family_id()).await?;
         let db = self.store()?;
         let mark = self.cache.mark();
         let rotation = rotation(claims, &pair, now, mark.as_ref());

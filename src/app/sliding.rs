@@ -21,7 +21,8 @@ impl App {
         password: SecretString,
     ) -> Result<Issued, AuthError> {
         let (subject, now) = self.jwt_login(username, password, "sliding").await?;
-        let token = self.tokens.sliding(&subject, epoch(now));
+        let at = epoch(now);
+        let token = self.signed(&subject, move |t, s| t.sliding(s, at)).await?;
         self.count_sliding();
         Ok(token)
     }
@@ -66,9 +67,10 @@ impl App {
         }
         let subject = self.subject(&user).await?;
         let now = not_before_revocation(&user).await.max(now);
+        let (at, jti) = (epoch(now), claims.jti);
         let token = self
-            .tokens
-            .slid(&subject, epoch(now), claims.jti, refresh_exp);
+            .signed(&subject, move |t, s| t.slid(s, at, jti, refresh_exp))
+            .await?;
         self.count_sliding();
         Ok(token.token)
     }

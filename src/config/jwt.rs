@@ -84,6 +84,15 @@ impl JwtAlgorithm {
     pub fn is_hmac(self) -> bool {
         matches!(self, Self::HS256 | Self::HS384 | Self::HS512)
     }
+
+    /// RSA (PKCS#1 or PSS): about 0.65 ms to sign with a 2048-bit key, 6 to
+    /// 500 times what the other algorithms take.
+    pub fn is_rsa(self) -> bool {
+        matches!(
+            self,
+            Self::RS256 | Self::RS384 | Self::RS512 | Self::PS256 | Self::PS384 | Self::PS512
+        )
+    }
 }
 
 /// How a configured key file that other users can read is treated.

@@ -477,6 +477,10 @@ impl From<crate::app::AuthError> for ApiError {
                 tracing::error!(error = %e, "the random source failed");
                 Self::Internal
             }
+            A::Signing(e) => {
+                tracing::error!(error = %e, "a token could not be signed");
+                Self::Internal
+            }
             A::Store(e) => e.into(),
             A::Password(e) => e.into(),
         }
