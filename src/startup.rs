@@ -197,6 +197,7 @@ impl Application {
         tracing::info!(
             host = %settings.server.host,
             port = self.port,
+            workers = tokio::runtime::Handle::current().metrics().num_workers(),
             "listening on {url} (Swagger UI: {url}docs)"
         );
         let acceptor = crate::listener::LimitedAcceptor::new(

@@ -163,9 +163,7 @@ pub fn main() -> ExitCode {
         port: None,
     });
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if settings.server.workers > 0 {
-        runtime.worker_threads(settings.server.workers);
-    }
+    runtime.worker_threads(settings.server.worker_threads());
     let result = match runtime.enable_all().build() {
         Ok(rt) => rt.block_on(run(settings, command)),
         Err(e) => Err(failed(format!("cannot start the async runtime: {e}"))),

@@ -128,11 +128,34 @@ pub struct ServerSettings {
     #[serde(deserialize_with = "values::duration")]
     pub idle_timeout: Duration,
     /// Threads running the async runtime (HTTP and database I/O); 0: one
-    /// per CPU.
+    /// per CPU but one (see [`ServerSettings::worker_threads`]).
     pub workers: usize,
     /// Peers whose `X-Forwarded-For` names the client (IPs or CIDR blocks).
     #[serde(deserialize_with = "networks")]
     pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+impl ServerSettings {
+    /// The async worker threads to start. Where `workers` is 0, one per CPU
+    /// but one: a worker woken for a request another worker has already
+    /// taken costs CPU for nothing, and on two CPUs one worker served every
+    /// request for a third less CPU than two (README, Performance). The
+    /// work that needs whole cores (password hashing, RSA signing) runs on
+    /// threads of its own.
+    pub fn worker_threads(&self) -> usize {
+        match self.workers {
+            0 => all_cpus_but_one(),
+            n => n,
+        }
+    }
+}
+
+/// One thread per CPU but one, at least one.
+pub fn all_cpus_but_one() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .saturating_sub(1)
+        .max(1)
 }
 
 #[derive(Clone, Deserialize)]

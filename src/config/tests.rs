@@ -216,11 +216,14 @@ auth_token_classes = ["sliding", "access"]
 }
 
 #[test]
-fn workers_default_to_one_per_cpu_and_are_bounded() {
+fn workers_default_to_one_per_cpu_but_one_and_are_bounded() {
     let s = Settings::load_from(None, env(&[])).unwrap();
     assert_eq!(s.server.workers, 0);
-    let s = Settings::load_from(None, env(&[("TESSERA__SERVER__WORKERS", "1")])).unwrap();
-    assert_eq!(s.server.workers, 1);
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    assert_eq!(s.server.worker_threads(), cpus.saturating_sub(1).max(1));
+    let s = Settings::load_from(None, env(&[("TESSERA__SERVER__WORKERS", "3")])).unwrap();
+    assert_eq!(s.server.workers, 3);
+    assert_eq!(s.server.worker_threads(), 3);
     let err = Settings::load_from(None, env(&[("TESSERA__SERVER__WORKERS", "5000")]))
         .unwrap_err()
         .to_string();

@@ -63,7 +63,7 @@ fn server(s: &Settings) -> Result<(), ConfigError> {
     ensure(
         server.workers <= 1024,
         "server.workers",
-        "must be between 0 (one per CPU) and 1024",
+        "must be between 0 (one per CPU but one) and 1024",
     )
 }
 

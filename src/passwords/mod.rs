@@ -101,14 +101,6 @@ impl std::fmt::Debug for PasswordHasher {
     }
 }
 
-/// One less than the CPU count, at least one.
-fn default_workers() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get().saturating_sub(1))
-        .unwrap_or(1)
-        .max(1)
-}
-
 impl PasswordHasher {
     pub fn new(settings: &PasswordSettings) -> Result<Self, PasswordError> {
         let params = Params::new(
@@ -126,7 +118,7 @@ impl PasswordHasher {
             .map_err(|e| PasswordError::Hash(e.to_string()))?
             .to_string();
         let workers = match settings.hash_workers {
-            0 => default_workers(),
+            0 => crate::config::all_cpus_but_one(),
             n => n,
         };
         Ok(Self {
