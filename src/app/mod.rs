@@ -185,11 +185,11 @@ async fn not_before_revocation(user: &User) -> DateTime<Utc> {
 
 impl App {
     /// What `sign` makes with the token service. An RSA signature takes
-    /// about 0.65 ms of CPU (more with longer keys), too long for an async
-    /// worker, which every other request on it would wait for (with one
-    /// worker, every request): it runs on a blocking thread. The other
-    /// algorithms sign in 1 to 111 µs, where the hop would cost more than
-    /// it frees.
+    /// most of a millisecond of CPU (more with longer keys), too long for an
+    /// async worker, which every other request on it would wait for (with
+    /// one worker, every request): it runs on a blocking thread. The other
+    /// algorithms sign in a few to a hundred-odd µs, about what the hop
+    /// would cost.
     async fn signed<T, F>(&self, subject: &Subject, sign: F) -> Result<T, AuthError>
     where
         T: Send + 'static,

@@ -85,8 +85,9 @@ impl JwtAlgorithm {
         matches!(self, Self::HS256 | Self::HS384 | Self::HS512)
     }
 
-    /// RSA (PKCS#1 or PSS): about 0.65 ms to sign with a 2048-bit key, 6 to
-    /// 500 times what the other algorithms take.
+    /// RSA (PKCS#1 or PSS): most of a millisecond to sign with a 2048-bit
+    /// key, 5 to 500 times what the other algorithms take (README, "What
+    /// each algorithm costs").
     pub fn is_rsa(self) -> bool {
         matches!(
             self,
