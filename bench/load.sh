@@ -227,7 +227,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.0f×", 
 {
     echo "## $DB_KIND"
     echo
-    echo "$(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) CPUs ($CPUNAME), $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM; wrk $(wrk --version 2>&1 | head -1 | awk '{print $2}') -t1 on the same CPUs, $DURATION per target after $WARMUP warm-up; loopback. Tessera $("$BIN" --version | awk '{print $2}') release, HS256, argon2id 19 MiB t=2 p=1, throttling off, log at warn."
+    echo "$(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) CPUs ($CPUNAME), $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM; wrk $(wrk --version 2>&1 | head -1 | awk '{print $2}') -t1 on the same CPUs, $DURATION per target after $WARMUP warm-up; loopback. Tessera $("$BIN" --version | awk '{print $2}') release, HS256, server.workers = ${TESSERA__SERVER__WORKERS:-0} (0: one per CPU but one), argon2id 19 MiB t=2 p=1, throttling off, log at warn."
     echo
     echo "| target | Tessera req/s | Tessera CPU µs/req | Django req/s | Django CPU µs/req | Django CPU / Tessera CPU |"
     echo "|---|---:|---:|---:|---:|---:|"
