@@ -91,7 +91,8 @@ pub enum AuthError {
     /// The operating system gave no random bytes for a new secret.
     #[error("no randomness: {0}")]
     Randomness(String),
-    /// A signing job stopped before it finished (the runtime shutting down).
+    /// A signing job stopped before it finished (the runtime shutting
+    /// down).
     #[error("signing stopped: {0}")]
     Signing(String),
     #[error(transparent)]
@@ -158,6 +159,9 @@ pub struct Inner {
     cache: Cache,
     /// SQLite file: the hot reads, asked on the caller's thread (see `local`).
     local: Option<LocalReads>,
+    /// RSA signatures running at once: one per CPU (more would only queue
+    /// on the cores, as threads, each with its stack and allocator arena).
+    signers: Arc<tokio::sync::Semaphore>,
 }
 
 /// Whether a refresh or sliding token with these claims was issued before
@@ -198,9 +202,18 @@ impl App {
         if !self.tokens.keys().current.algorithm().is_rsa() {
             return Ok(sign(&self.tokens, subject));
         }
+        let permit = Arc::clone(&self.signers)
+            .acquire_owned()
+            .await
+            .map_err(|e| AuthError::Signing(e.to_string()))?;
         let app = self.clone();
         let subject = subject.clone();
-        match tokio::task::spawn_blocking(move || sign(&app.tokens, &subject)).await {
+        let job = move || {
+            let signed = sign(&app.tokens, &subject);
+            drop(permit);
+            signed
+        };
+        match tokio::task::spawn_blocking(job).await {
             Ok(signed) => Ok(signed),
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
             Err(e) => Err(AuthError::Signing(e.to_string())),
@@ -253,6 +266,9 @@ impl App {
             legacy_counting: Default::default(),
             cache,
             local,
+            signers: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+            )),
             settings,
         })))
     }

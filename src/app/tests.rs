@@ -55,3 +55,37 @@ async fn only_rsa_signs_off_the_async_worker() {
         assert_eq!(claims.user_id(), Some(7), "{}", alg.as_str());
     }
 }
+
+/// However many requests sign at once, no more RSA signatures run than
+/// there are CPUs: the rest wait their turn without a thread each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rsa_signatures_at_once_are_bounded_by_the_cpus() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let app = app_signing_with(JwtAlgorithm::RS256, dir.path()).await;
+    let running = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let jobs: Vec<_> = (0..16)
+        .map(|_| {
+            let (app, running, most) = (app.clone(), Arc::clone(&running), Arc::clone(&most));
+            tokio::spawn(async move {
+                app.signed(&Subject::new(7), move |_, _| {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    running.fetch_sub(1, Ordering::SeqCst);
+                })
+                .await
+            })
+        })
+        .collect();
+    for job in jobs {
+        job.await.unwrap().unwrap();
+    }
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    let most = most.load(Ordering::SeqCst);
+    assert!(
+        most >= 1 && most <= cpus,
+        "{most} signatures at once on {cpus} CPUs"
+    );
+}

@@ -138,8 +138,9 @@ pub struct ServerSettings {
 impl ServerSettings {
     /// The async worker threads to start. Where `workers` is 0, one per CPU
     /// but one: a worker woken for a request another worker has already
-    /// taken costs CPU for nothing, and on two CPUs one worker served every
-    /// request for a third less CPU than two (README, Performance). The
+    /// taken costs CPU for nothing, and on two CPUs one worker served most
+    /// requests for a quarter to a third less CPU than two (README,
+    /// Performance). The
     /// work that needs whole cores (password hashing, RSA signing) runs on
     /// threads of its own.
     pub fn worker_threads(&self) -> usize {
