@@ -317,7 +317,10 @@ pub fn app(app: App) -> impl Endpoint<Output = Response> {
                     Ok(ops::index(&req))
                 } else {
                     let req = aliases::resolve(req);
-                    let call = async {
+                    // Boxed: the route's future is kilobytes, and each layer
+                    // that wraps it (timeout, span, poem's own boxing) would
+                    // move it; boxed here, they move a pointer.
+                    let call = Box::pin(async {
                         if switched_off(req.uri().path(), &methods) {
                             return Err(ApiError::NotFound.into());
                         }
@@ -330,7 +333,7 @@ pub fn app(app: App) -> impl Endpoint<Output = Response> {
                         let req = mode.before(req, &canonical, &cors).await?;
                         let resp = ep.call(req).await?.into_response();
                         Ok(mode.after(resp, &method, &canonical, csrf_present).await)
-                    };
+                    });
                     tokio::time::timeout(request_timeout, call)
                         .instrument(span)
                         .await
