@@ -28,11 +28,7 @@ fn main() -> std::io::Result<()> {
         .ok()
         .and_then(|w| w.parse().ok())
         .unwrap_or_else(tessera::config::all_cpus_but_one);
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .enable_all()
-        .build()?
-        .block_on(serve())
+    tessera::startup::runtime(workers)?.block_on(serve())
 }
 
 async fn serve() -> std::io::Result<()> {

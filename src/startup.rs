@@ -90,6 +90,15 @@ pub async fn build_app(settings: Settings) -> Result<App, StartupError> {
     Ok(app)
 }
 
+/// The async runtime the server runs on, with `workers` worker threads
+/// (the benchmarks' framework floor starts the same one).
+pub fn runtime(workers: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+}
+
 /// The URL a browser on this machine opens to reach a server bound to
 /// `host`: a wildcard address is reached on loopback.
 pub fn local_url(host: &str, port: u16) -> String {

@@ -266,9 +266,7 @@ impl App {
             legacy_counting: Default::default(),
             cache,
             local,
-            signers: Arc::new(tokio::sync::Semaphore::new(
-                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
-            )),
+            signers: Arc::new(tokio::sync::Semaphore::new(crate::config::cpus())),
             settings,
         })))
     }

@@ -162,9 +162,7 @@ pub fn main() -> ExitCode {
         host: None,
         port: None,
     });
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    runtime.worker_threads(settings.server.worker_threads());
-    let result = match runtime.enable_all().build() {
+    let result = match crate::startup::runtime(settings.server.worker_threads()) {
         Ok(rt) => rt.block_on(run(settings, command)),
         Err(e) => Err(failed(format!("cannot start the async runtime: {e}"))),
     };

@@ -151,12 +151,15 @@ impl ServerSettings {
     }
 }
 
+/// The CPUs this process may use (a container's CPU quota included), at
+/// least one.
+pub fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
 /// One thread per CPU but one, at least one.
 pub fn all_cpus_but_one() -> usize {
-    std::thread::available_parallelism()
-        .map_or(1, std::num::NonZeroUsize::get)
-        .saturating_sub(1)
-        .max(1)
+    cpus().saturating_sub(1).max(1)
 }
 
 #[derive(Clone, Deserialize)]
