@@ -13,6 +13,10 @@ use crate::passwords::{PasswordError, PasswordHasher};
 use crate::tokens::keys::{KeyError, KeySource};
 use crate::tokens::{KeyRing, TokenService};
 
+/// PostgreSQL: how long start-up waits for the cache's LISTEN connection
+/// before serving without it.
+const LISTEN_WAIT: Duration = Duration::from_secs(5);
+
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error(transparent)]
@@ -184,12 +188,20 @@ impl Application {
         });
         // PostgreSQL: the cache serves nothing until it hears about changes.
         let listen = app.cache().needs_listener().then(|| {
-            tokio::spawn(crate::cache::listen(
+            let pool = app.database().get_postgres_connection_pool().clone();
+            let task = tokio::spawn(crate::cache::listen(
                 app.cache().clone(),
-                app.database().get_postgres_connection_pool().clone(),
+                pool.clone(),
                 settings.database.url.clone(),
-            ))
+            ));
+            (task, app.cache().clone(), pool)
         });
+        // The port is bound: connections wait in the backlog meanwhile.
+        if listen.is_some() && !app.cache().until_listening(LISTEN_WAIT).await {
+            tracing::warn!(
+                "cache invalidation: the LISTEN connection is not up yet; serving without the cache, and without holding writes until the other instances heard them, until it is"
+            );
+        }
         // argon2's 19 MiB blocks stay while logins keep coming, not after.
         let release = tokio::spawn({
             let app = app.clone();
@@ -226,8 +238,11 @@ impl Application {
         probe.abort();
         forget.abort();
         release.abort();
-        if let Some(l) = listen {
-            l.abort();
+        if let Some((task, cache, pool)) = listen {
+            task.abort();
+            // No beat after this: the others stop waiting for this one.
+            let _ = task.await;
+            cache.leave(&pool).await;
         }
         if let Some(p) = purge {
             p.abort();

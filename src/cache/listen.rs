@@ -3,8 +3,11 @@
 //! `m20261202_000009_blacklist_notify`) send `user:<id>`, `keys:<user id>`
 //! or `family:<id>` on [`CHANNEL`] when such a row changes or goes, and
 //! `blacklist:<jti>` when a token is blacklisted; every instance drops what
-//! it kept of it.
+//! it kept of it, and acknowledges the other instances' sync notes (see
+//! `SYNC_PREFIX`) on the same connection.
 
+use std::future::Future;
+use std::task::Poll;
 use std::time::Duration;
 
 use sea_orm::sqlx::PgPool;
@@ -47,15 +50,13 @@ pub async fn listen(cache: Cache, pool: PgPool, url: String) {
 async fn hear(cache: Cache, url: &str) {
     let mut failures = 0u32;
     loop {
-        match subscribe(url).await {
+        match subscribe(&cache, url).await {
             Ok(mut listener) => {
                 failures = 0;
                 cache.set_listening(true);
                 tracing::debug!("cache invalidation: listening");
-                // `None` or an error: the connection is gone.
-                while let Ok(Some(n)) = listener.try_recv().await {
-                    cache.notified(n.payload());
-                }
+                // Until the connection is gone.
+                let _ = take_in(&cache, &mut listener).await;
                 cache.set_listening(false);
                 tracing::warn!(
                     "cache invalidation: lost the LISTEN connection; reading from the database until it is back"
@@ -72,8 +73,51 @@ async fn hear(cache: Cache, url: &str) {
     }
 }
 
-async fn subscribe(url: &str) -> Result<PgListener, sea_orm::sqlx::Error> {
+/// Applies notifications as they come; after each batch (everything that
+/// had arrived), acknowledges the other instances' marks in it. Returns
+/// when the connection is gone.
+async fn take_in(cache: &Cache, listener: &mut PgListener) -> Result<(), sea_orm::sqlx::Error> {
+    // `None`: the connection is gone.
+    while let Some(n) = listener.try_recv().await? {
+        cache.notified(n.payload());
+        loop {
+            // One poll: what is already read or waiting in the socket.
+            // `try_recv` is cancel-safe (a message is consumed whole).
+            let mut next = std::pin::pin!(listener.try_recv());
+            match std::future::poll_fn(|cx| Poll::Ready(next.as_mut().poll(cx))).await {
+                Poll::Ready(Ok(Some(n))) => cache.notified(n.payload()),
+                Poll::Ready(Ok(None)) => return Ok(()),
+                Poll::Ready(Err(e)) => return Err(e),
+                Poll::Pending => break,
+            }
+        }
+        let acks = cache.acks_due();
+        if !acks.is_empty() {
+            // On the LISTEN connection: no pool connection to wait for, and
+            // notifications arriving meanwhile are kept for the next turn.
+            sea_orm::sqlx::query("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p")
+                .bind(CHANNEL)
+                .bind(acks)
+                .execute(&mut *listener)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// A LISTEN connection that has told the others this instance is here:
+/// its first beat is committed before the cache serves anything, so a
+/// write committed after any entry was kept waits for this instance's
+/// acknowledgement.
+async fn subscribe(cache: &Cache, url: &str) -> Result<PgListener, sea_orm::sqlx::Error> {
     let mut listener = PgListener::connect(url).await?;
     listener.listen(CHANNEL).await?;
+    if let Some(beat) = cache.beat_payload() {
+        sea_orm::sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANNEL)
+            .bind(beat)
+            .execute(&mut listener)
+            .await?;
+    }
     Ok(listener)
 }

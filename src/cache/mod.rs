@@ -11,8 +11,10 @@
 //!   `tessera` CLI). An entry read before the last commit is read again.
 //! - PostgreSQL: triggers on `users`, `auth_tokens`, `token_families` and
 //!   `token_blacklist` send a notification at commit; each instance LISTENs
-//!   and drops the entries named. While the listening connection is down the
-//!   cache is bypassed and emptied.
+//!   and drops the entries named. A write through an instance is answered
+//!   once every other instance has acknowledged it ([`Cache::settled`]).
+//!   While the listening connection is down the cache is bypassed and
+//!   emptied.
 //! - This instance's own writes drop their entries at once ([`Cache::forget_user`]),
 //!   without waiting for the notification.
 //!
@@ -40,13 +42,28 @@ const USER_PREFIX: &str = "user:";
 const KEYS_PREFIX: &str = "keys:";
 const FAMILY_PREFIX: &str = "family:";
 const BLACKLIST_PREFIX: &str = "blacklist:";
-/// `sync:<instance>:<n>`: an instance's note to itself, sent by
-/// [`Cache::settle`] or carried by a write ([`Cache::mark`]).
+/// `sync:<instance>:<what>`: what instances tell each other. `<what>` is
+/// - `<n>`: a write's mark, sent by [`Cache::settle`] or carried by the
+///   write ([`Cache::mark`]); every other instance acknowledges it;
+/// - `beat`: sent every [`BEAT_EVERY`] while the instance listens: proof
+///   to itself that the LISTEN still hears, and to the others that it is
+///   there and acknowledges marks;
+/// - `ack:<instance>:<n>,<n>...`: these marks of that instance were heard,
+///   with every notification committed before them;
+/// - `gone`: the instance stopped and serves nothing any more.
+///
+/// Versions before the acknowledgements ignore every `sync:` payload
+/// that is not their own.
 const SYNC_PREFIX: &str = "sync:";
-/// Sent by every instance every [`BEAT`]: proof that the LISTEN still hears.
+/// The heartbeat of versions before the acknowledgements; still heard.
 const BEAT: &str = "beat";
+const BEAT_WHAT: &str = "beat";
+const GONE_WHAT: &str = "gone";
+const ACK_WHAT: &str = "ack:";
+/// Marks per acknowledgement payload (PostgreSQL's limit is 8,000 bytes).
+const ACKS_PER_PAYLOAD: usize = 200;
 
-/// How often each instance sends [`BEAT`].
+/// How often each instance sends its beat.
 pub const BEAT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 /// Without a notification for this long (a half-open connection, a
 /// network partition), the cache serves nothing: reads go to the
@@ -79,7 +96,36 @@ enum Validity {
         /// When the listener last heard anything, in ms since `start`.
         heard_ms: AtomicU64,
         start: std::time::Instant,
+        peers: Mutex<Peers>,
     },
+}
+
+/// PostgreSQL: what an instance knows of the others on its database. A
+/// write through one instance is answered once every other instance that
+/// beats has acknowledged its mark: by then each has dropped what the
+/// write changed, so the client's next request, wherever it goes, gets
+/// the new state. Hearing its own mark is not enough: each instance's
+/// listener hears the commit on its own schedule.
+#[derive(Default)]
+struct Peers {
+    /// Each other instance that beats, and when it was last heard (ms
+    /// since `start`).
+    seen: HashMap<u64, u64>,
+    /// Our marks the others acknowledged: mark -> who.
+    acks: std::collections::BTreeMap<u64, Vec<u64>>,
+    /// Other instances' marks heard and not acknowledged yet.
+    due: Vec<(u64, u64)>,
+}
+
+impl Peers {
+    /// Whether every other instance heard within [`SILENCE`] has
+    /// acknowledged mark `n`.
+    fn all_acked(&self, n: u64, now_ms: u64) -> bool {
+        let acked = self.acks.get(&n);
+        self.seen.iter().all(|(peer, &at)| {
+            now_ms.saturating_sub(at) > millis(SILENCE) || acked.is_some_and(|a| a.contains(peer))
+        })
+    }
 }
 
 impl Validity {
@@ -95,6 +141,7 @@ impl Validity {
             heard_any: tokio::sync::watch::Sender::new(0),
             heard_ms: AtomicU64::new(0),
             start: std::time::Instant::now(),
+            peers: Mutex::default(),
         }
     }
 }
@@ -400,26 +447,7 @@ impl Cache {
         if payload == BEAT {
             // Heard: that is all it is for.
         } else if let Some(sync) = payload.strip_prefix(SYNC_PREFIX) {
-            if let Validity::Postgres {
-                instance,
-                heard_marks,
-                heard_any,
-                ..
-            } = &self.inner.validity
-                && let Some((from, n)) = sync.split_once(':')
-                && from.parse::<u64>().ok() == Some(*instance)
-                && let Ok(n) = n.parse::<u64>()
-            {
-                {
-                    let mut marks = lock(heard_marks);
-                    marks.insert(n);
-                    // Notes whose waiter gave up are never claimed.
-                    while marks.len() > UNCLAIMED_MARKS {
-                        marks.pop_first();
-                    }
-                }
-                heard_any.send_modify(|v| *v = v.wrapping_add(1));
-            }
+            self.synced(sync);
         } else if let Some(user) = id(USER_PREFIX) {
             self.forget_user(user);
         } else if let Some(user) = id(KEYS_PREFIX) {
@@ -432,6 +460,130 @@ impl Cache {
             // A truncation, or a payload of a later version.
             self.clear();
         }
+    }
+
+    /// A `sync:` payload (without the prefix): see [`SYNC_PREFIX`].
+    fn synced(&self, sync: &str) {
+        let Validity::Postgres {
+            instance,
+            heard_marks,
+            heard_any,
+            heard_ms,
+            peers,
+            ..
+        } = &self.inner.validity
+        else {
+            return;
+        };
+        let Some((from, what)) = sync.split_once(':') else {
+            return;
+        };
+        let Ok(from) = from.parse::<u64>() else {
+            return;
+        };
+        let wake = || heard_any.send_modify(|v| *v = v.wrapping_add(1));
+        if from == *instance {
+            if let Ok(n) = what.parse::<u64>() {
+                let mut marks = lock(heard_marks);
+                marks.insert(n);
+                // Notes whose waiter gave up are never claimed.
+                while marks.len() > UNCLAIMED_MARKS {
+                    marks.pop_first();
+                }
+                drop(marks);
+                wake();
+            }
+            return;
+        }
+        let now = heard_ms.load(Ordering::Acquire);
+        let mut peers = lock(peers);
+        if let Ok(n) = what.parse::<u64>() {
+            peers.due.push((from, n));
+        } else if what == BEAT_WHAT {
+            // Instances that stopped beating long ago (each start is a new
+            // instance) are not kept for ever.
+            peers
+                .seen
+                .retain(|_, at| now.saturating_sub(*at) <= 10 * millis(SILENCE));
+            peers.seen.insert(from, now);
+        } else if what == GONE_WHAT {
+            peers.seen.remove(&from);
+            drop(peers);
+            wake();
+        } else if let Some(acked) = what.strip_prefix(ACK_WHAT) {
+            // Not a sign of life: an instance that said it was gone may
+            // still acknowledge what it heard before it stopped.
+            let Some((to, marks)) = acked.split_once(':') else {
+                return;
+            };
+            if to.parse::<u64>().ok() != Some(*instance) {
+                return;
+            }
+            for n in marks.split(',').filter_map(|n| n.parse::<u64>().ok()) {
+                peers.acks.entry(n).or_default().push(from);
+            }
+            // Acknowledgements of marks whose waiter gave up.
+            while peers.acks.len() > UNCLAIMED_MARKS {
+                peers.acks.pop_first();
+            }
+            drop(peers);
+            wake();
+        }
+    }
+
+    /// The acknowledgements of the other instances' marks heard since the
+    /// last call, as payloads to send on [`CHANNEL`]. The listener sends
+    /// them once it has taken in everything that had arrived, so the
+    /// notifications committed with and before each mark were applied.
+    pub fn acks_due(&self) -> Vec<String> {
+        let Validity::Postgres {
+            instance, peers, ..
+        } = &self.inner.validity
+        else {
+            return Vec::new();
+        };
+        let mut due = std::mem::take(&mut lock(peers).due);
+        due.sort_unstable();
+        let mut payloads = Vec::new();
+        for chunk in due.chunk_by(|a, b| a.0 == b.0) {
+            for marks in chunk.chunks(ACKS_PER_PAYLOAD) {
+                let list: Vec<String> = marks.iter().map(|(_, n)| n.to_string()).collect();
+                payloads.push(format!(
+                    "{SYNC_PREFIX}{instance}:{ACK_WHAT}{}:{}",
+                    marks[0].0,
+                    list.join(",")
+                ));
+            }
+        }
+        payloads
+    }
+
+    /// This instance's `sync:` payload saying `what`, if it has any to say
+    /// (PostgreSQL).
+    fn own_sync(&self, what: &str) -> Option<String> {
+        match &self.inner.validity {
+            Validity::Postgres { instance, .. } => Some(format!("{SYNC_PREFIX}{instance}:{what}")),
+            _ => None,
+        }
+    }
+
+    /// This instance's beat (PostgreSQL).
+    pub fn beat_payload(&self) -> Option<String> {
+        self.own_sync(BEAT_WHAT)
+    }
+
+    /// Tells the other instances that this one stopped serving, so their
+    /// writes stop waiting for its acknowledgements. Best effort: without
+    /// it they stop waiting after [`SILENCE`].
+    pub async fn leave(&self, db: &sea_orm::sqlx::PgPool) {
+        let Some(gone) = self.own_sync(GONE_WHAT) else {
+            return;
+        };
+        let sent = sea_orm::sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANNEL)
+            .bind(gone)
+            .execute(db);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), sent).await;
     }
 
     /// PostgreSQL while listening: a sync notification for a write to send
@@ -459,26 +611,33 @@ impl Cache {
     }
 
     /// Returns once this instance's listener has heard `mark`, sent by a
-    /// committed transaction, at most `SETTLE_WAIT` later: the
-    /// transaction's other notifications were delivered with it, and every
-    /// notification committed before it earlier (they arrive in commit
-    /// order). They reach the other instances at the same moment, so a
-    /// write through Tessera answers only once they are under way, and the
-    /// client's next request, wherever it goes, meets them.
+    /// committed transaction, and every other instance that beats has
+    /// acknowledged it, at most `SETTLE_WAIT` later. Each has then applied
+    /// the transaction's other notifications (delivered with the mark) and
+    /// every notification committed before it (they arrive in commit
+    /// order), so a write through Tessera answers only once no instance
+    /// serves what it changed: the client's next request, wherever it
+    /// goes, meets the new state.
     pub async fn settled(&self, mark: SyncMark) {
         let Validity::Postgres {
             heard_marks,
             heard_any,
+            peers,
+            start,
             ..
         } = &self.inner.validity
         else {
             return;
         };
+        let n = mark.n;
         let claimed = async {
             // Subscribed before looking, so a note heard in between wakes it.
             let mut heard = heard_any.subscribe();
             loop {
-                if lock(heard_marks).remove(&mark.n) {
+                // The others are counted when our own mark is heard: an
+                // instance that beat before our write committed is known
+                // by then (notifications arrive in commit order).
+                if lock(heard_marks).contains(&n) && lock(peers).all_acked(n, elapsed_ms(*start)) {
                     return;
                 }
                 if heard.changed().await.is_err() {
@@ -487,6 +646,8 @@ impl Cache {
             }
         };
         let _ = tokio::time::timeout(SETTLE_WAIT, claimed).await;
+        lock(heard_marks).remove(&n);
+        lock(peers).acks.remove(&n);
     }
 
     /// [`Self::settled`] for writes already committed: sends a mark of its
@@ -519,11 +680,22 @@ impl Cache {
         }
     }
 
-    /// PostgreSQL: what [`listen`]'s companion sends every [`BEAT_EVERY`].
+    /// PostgreSQL: what [`listen`]'s companion sends every [`BEAT_EVERY`]
+    /// while listening; not otherwise, when this instance could not
+    /// acknowledge the others' marks (they would wait for it in vain).
     async fn beat(&self, db: &sea_orm::sqlx::PgPool) -> Result<(), sea_orm::sqlx::Error> {
+        let Validity::Postgres { listening, .. } = &self.inner.validity else {
+            return Ok(());
+        };
+        if !listening.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let Some(beat) = self.beat_payload() else {
+            return Ok(());
+        };
         sea_orm::sqlx::query("SELECT pg_notify($1, $2)")
             .bind(CHANNEL)
-            .bind(BEAT)
+            .bind(beat)
             .execute(db)
             .await
             .map(|_| ())
@@ -539,8 +711,35 @@ impl Cache {
                 self.clear();
                 self.heard();
                 listening.store(true, Ordering::Release);
+                if let Validity::Postgres { heard_any, .. } = &self.inner.validity {
+                    heard_any.send_modify(|v| *v = v.wrapping_add(1));
+                }
             }
         }
+    }
+
+    /// PostgreSQL: waits at most `max` for [`listen`] to be up; whether it
+    /// is. Until then this instance's writes cannot wait for the others'
+    /// acknowledgements (it would not hear them), so it should not serve.
+    pub async fn until_listening(&self, max: std::time::Duration) -> bool {
+        let Validity::Postgres {
+            listening,
+            heard_any,
+            ..
+        } = &self.inner.validity
+        else {
+            return true;
+        };
+        let mut changed = heard_any.subscribe();
+        let up = async {
+            while !listening.load(Ordering::Acquire) {
+                if changed.changed().await.is_err() {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(max, up).await;
+        listening.load(Ordering::Acquire)
     }
 
     /// Whether this cache needs [`listen`] to serve anything.

@@ -1,4 +1,5 @@
 use super::*;
+use std::time::Duration;
 
 fn user(id: i64, email: &str) -> User {
     User {
@@ -147,6 +148,7 @@ fn a_silent_listener_serves_nothing() {
             heard_any: tokio::sync::watch::Sender::new(0),
             heard_ms: AtomicU64::new(0),
             start: std::time::Instant::now() - std::time::Duration::from_secs(60),
+            peers: Mutex::default(),
         },
         10,
     );
@@ -188,6 +190,131 @@ async fn settled_returns_once_its_own_mark_is_heard() {
     earlier.abort();
 }
 
+fn instance(cache: &Cache) -> u64 {
+    match &cache.inner.validity {
+        Validity::Postgres { instance, .. } => *instance,
+        _ => unreachable!(),
+    }
+}
+
+/// Waits (bounded) for `mark`; whether it was released within 100 ms.
+async fn released(cache: &Cache, mark: SyncMark) -> (bool, tokio::task::JoinHandle<()>) {
+    let waiting = tokio::spawn({
+        let cache = cache.clone();
+        async move { cache.settled(mark).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    (waiting.is_finished(), waiting)
+}
+
+#[tokio::test]
+async fn a_write_waits_for_every_other_instance_that_beats() {
+    let cache = postgres(true);
+    let me = instance(&cache);
+    // Two others beat; a third only ever sent marks (a version without
+    // acknowledgements): it is not waited for.
+    cache.notified(&format!("{SYNC_PREFIX}7:beat"));
+    cache.notified(&format!("{SYNC_PREFIX}8:beat"));
+    cache.notified(&format!("{SYNC_PREFIX}9:1"));
+    let mark = cache.mark().unwrap();
+    let n = mark.n;
+    let own = mark.payload().to_owned();
+    let (done, waiting) = released(&cache, mark).await;
+    assert!(!done, "released before its own mark was heard");
+    cache.notified(&own);
+    cache.notified(&format!("{SYNC_PREFIX}7:ack:{me}:{}", n + 1));
+    cache.notified(&format!("{SYNC_PREFIX}7:ack:99:{n}"));
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert!(
+        !waiting.is_finished(),
+        "released by acknowledgements of others' marks"
+    );
+    cache.notified(&format!("{SYNC_PREFIX}7:ack:{me}:{},{n}", n + 2));
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert!(
+        !waiting.is_finished(),
+        "released with instance 8 still to acknowledge"
+    );
+    cache.notified(&format!("{SYNC_PREFIX}8:ack:{me}:{n}"));
+    tokio::time::timeout(SETTLE_WAIT / 2, waiting)
+        .await
+        .expect("released once both acknowledged")
+        .unwrap();
+
+    // An instance that says it is gone is not waited for.
+    let mark = cache.mark().unwrap();
+    let (n, own) = (mark.n, mark.payload().to_owned());
+    cache.notified(&own);
+    cache.notified(&format!("{SYNC_PREFIX}7:ack:{me}:{n}"));
+    let (done, waiting) = released(&cache, mark).await;
+    assert!(!done, "released with instance 8 still to acknowledge");
+    cache.notified(&format!("{SYNC_PREFIX}8:gone"));
+    tokio::time::timeout(SETTLE_WAIT / 2, waiting)
+        .await
+        .expect("released once instance 8 left")
+        .unwrap();
+    // Its late acknowledgement does not bring it back.
+    cache.notified(&format!("{SYNC_PREFIX}8:ack:{me}:{n}"));
+    let mark = cache.mark().unwrap();
+    let (n, own) = (mark.n, mark.payload().to_owned());
+    cache.notified(&own);
+    cache.notified(&format!("{SYNC_PREFIX}7:ack:{me}:{n}"));
+    assert!(released(&cache, mark).await.0);
+}
+
+#[tokio::test]
+async fn an_instance_silent_for_long_is_not_waited_for() {
+    let cache = postgres(true);
+    let Validity::Postgres { peers, start, .. } = &cache.inner.validity else {
+        unreachable!()
+    };
+    // Heard 10 s before "now" (the clock starts at 0 with the cache).
+    let now = elapsed_ms(*start) + 10_000;
+    lock(peers).seen.insert(7, 0);
+    assert!(lock(peers).all_acked(1, now));
+    lock(peers).seen.insert(7, now - 1_000);
+    assert!(!lock(peers).all_acked(1, now));
+}
+
+#[test]
+fn the_others_marks_are_acknowledged_in_batches() {
+    let cache = postgres(true);
+    let me = instance(&cache);
+    assert!(cache.acks_due().is_empty());
+    // Our own marks and beats, and acknowledgements, are not acknowledged.
+    let own = cache.mark().unwrap();
+    cache.notified(own.payload());
+    cache.notified(&format!("{SYNC_PREFIX}{me}:beat"));
+    cache.notified(&format!("{SYNC_PREFIX}7:ack:{me}:1"));
+    cache.notified(&format!("{SYNC_PREFIX}7:beat"));
+    assert!(cache.acks_due().is_empty());
+    for n in [3, 1, 2] {
+        cache.notified(&format!("{SYNC_PREFIX}7:{n}"));
+    }
+    cache.notified(&format!("{SYNC_PREFIX}8:5"));
+    assert_eq!(
+        cache.acks_due(),
+        [
+            format!("{SYNC_PREFIX}{me}:ack:7:1,2,3"),
+            format!("{SYNC_PREFIX}{me}:ack:8:5"),
+        ]
+    );
+    assert!(cache.acks_due().is_empty(), "each acknowledged once");
+    // Within PostgreSQL's 8,000-byte payload.
+    for n in 0..1_000u64 {
+        cache.notified(&format!("{SYNC_PREFIX}7:{}", u64::MAX - n));
+    }
+    let acks = cache.acks_due();
+    assert_eq!(acks.len(), 1_000usize.div_ceil(ACKS_PER_PAYLOAD));
+    assert!(acks.iter().all(|a| a.len() < 8_000), "{}", acks[0].len());
+    assert_eq!(
+        acks.iter()
+            .map(|a| a.matches(',').count() + 1)
+            .sum::<usize>(),
+        1_000
+    );
+}
+
 #[test]
 fn no_mark_without_a_listener_to_hear_it() {
     assert!(postgres(false).mark().is_none());
@@ -223,4 +350,25 @@ async fn a_token_read_as_not_blacklisted_is_kept_until_it_is() {
     assert!(!ask(false).await.unwrap());
     cache.forget_unlisted("j1");
     assert!(ask(true).await.unwrap());
+}
+
+#[tokio::test]
+async fn start_up_waits_for_the_listener() {
+    assert!(Cache::off().until_listening(Duration::ZERO).await);
+    let cache = postgres(false);
+    assert!(!cache.until_listening(Duration::from_millis(20)).await);
+    let up = tokio::spawn({
+        let cache = cache.clone();
+        async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            cache.set_listening(true);
+        }
+    });
+    let began = std::time::Instant::now();
+    assert!(cache.until_listening(Duration::from_secs(10)).await);
+    assert!(
+        began.elapsed() < Duration::from_secs(5),
+        "woken, not timed out"
+    );
+    up.await.unwrap();
 }

@@ -528,7 +528,7 @@ pub async fn two_instances(
 pub fn stop_cleanly(servers: impl IntoIterator<Item = Server>) {
     for s in servers {
         let (status, log) = s.stop();
-        assert!(status.success(), "{log}");
+        assert!(status.success(), "{status}\n{log}");
     }
 }
 
