@@ -239,18 +239,6 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.0f×", 
     echo "Tessera resident memory: peak $LOAD_RSS MiB, idle (${IDLE_WAIT:-15} s after the load) $IDLE_RSS MiB. Django's forward-auth row is its stateless whoami (it has no forward auth)."
 } >"$WORK/section.md"
 # RESULTS keeps one section per database kind: this run's replaces the old one.
-python3 - "$RESULTS" "$WORK/section.md" "$DB_KIND" <<'PY'
-import re, sys
-path, section, kind = sys.argv[1], open(sys.argv[2]).read(), sys.argv[3]
-try:
-    text = open(path).read()
-except FileNotFoundError:
-    text = ""
-head = "# Cost per request\n\nWritten by `bench/load.sh`; `bench/cost.svg` draws it. CPU time per request is the server's utime + stime over a run divided by its requests: on 2 cores wrk shares the CPU, so it, not req/s, says how many cores a load needs.\n\n"
-parts = {k: v.strip() for k, v in re.findall(r"^## (\w+)\n(.*?)(?=^## |\Z)", text, re.S | re.M)}
-parts[kind] = section.split("\n", 1)[1].strip()
-out = head + "".join(f"## {k}\n\n{parts[k]}\n\n" for k in ("sqlite", "postgres") if k in parts)
-open(path, "w").write(out.rstrip() + "\n")
-PY
+python3 "$HERE/sections.py" "$RESULTS" "$WORK/section.md" "$DB_KIND"
 echo
 cat "$RESULTS"
