@@ -58,6 +58,8 @@ trap cleanup EXIT INT TERM
 ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
 
 start "$PORT"; A="$STARTED"
+# A new instance holds writes for its first 3 s (README, "The user cache").
+sleep 3
 BASE="http://127.0.0.1:$PORT"
 curl -sf -o /dev/null -X POST "$BASE/api/v1/auth/users/" -d "username=bench&password=$PASSWORD"
 REFRESH="$(curl -sf -X POST "$BASE/api/token/" -d "username=bench&password=$PASSWORD" | jq -r .refresh)"

@@ -56,9 +56,13 @@ async fn hear(cache: Cache, url: &str) {
                 cache.set_listening(true);
                 tracing::debug!("cache invalidation: listening");
                 // Until the connection is gone.
-                let _ = take_in(&cache, &mut listener).await;
+                let why = match take_in(&cache, &mut listener).await {
+                    Ok(()) => "closed or silent".to_owned(),
+                    Err(e) => e.to_string(),
+                };
                 cache.set_listening(false);
                 tracing::warn!(
+                    error = %why,
                     "cache invalidation: lost the LISTEN connection; reading from the database until it is back"
                 );
             }
@@ -73,14 +77,30 @@ async fn hear(cache: Cache, url: &str) {
     }
 }
 
-/// Applies notifications as they come; after each batch (everything that
-/// had arrived), acknowledges the other instances' marks in it. Returns
-/// when the connection is gone.
+/// Notifications taken in between two yields to the other tasks.
+const BATCH: usize = 256;
+
+/// With our own beats every second, this long without a notification means
+/// the connection is dead though not closed (a half-open TCP connection):
+/// reconnect, rather than keep beating and have the others wait for
+/// acknowledgements that cannot come.
+const DEAD_AFTER: Duration = Duration::from_secs(6);
+
+/// Applies notifications as they come; once it has taken in everything
+/// that had arrived, acknowledges the other instances' marks among them
+/// (PostgreSQL sends a transaction's notifications together, so what came
+/// with a mark has been applied too). Returns when the connection is gone.
 async fn take_in(cache: &Cache, listener: &mut PgListener) -> Result<(), sea_orm::sqlx::Error> {
     // `None`: the connection is gone.
-    while let Some(n) = listener.try_recv().await? {
+    while let Ok(next) = tokio::time::timeout(DEAD_AFTER, listener.try_recv()).await {
+        let Some(n) = next? else {
+            return Ok(());
+        };
         cache.notified(n.payload());
-        loop {
+        for taken in 1.. {
+            if taken % BATCH == 0 {
+                tokio::task::yield_now().await;
+            }
             // One poll: what is already read or waiting in the socket.
             // `try_recv` is cancel-safe (a message is consumed whole).
             let mut next = std::pin::pin!(listener.try_recv());

@@ -11,10 +11,11 @@
 //!   `tessera` CLI). An entry read before the last commit is read again.
 //! - PostgreSQL: triggers on `users`, `auth_tokens`, `token_families` and
 //!   `token_blacklist` send a notification at commit; each instance LISTENs
-//!   and drops the entries named. A write through an instance is answered
-//!   once every other instance has acknowledged it ([`Cache::settled`]).
-//!   While the listening connection is down the cache is bypassed and
-//!   emptied.
+//!   and drops the entries named. An instance serves only while its
+//!   listener is current (its own stamped beats come back within
+//!   [`SILENCE`]), and a write through an instance is answered once no
+//!   other instance can serve what it changed ([`Cache::settled`]). While
+//!   the listening connection is down the cache is bypassed and emptied.
 //! - This instance's own writes drop their entries at once ([`Cache::forget_user`]),
 //!   without waiting for the notification.
 //!
@@ -45,9 +46,10 @@ const BLACKLIST_PREFIX: &str = "blacklist:";
 /// `sync:<instance>:<what>`: what instances tell each other. `<what>` is
 /// - `<n>`: a write's mark, sent by [`Cache::settle`] or carried by the
 ///   write ([`Cache::mark`]); every other instance acknowledges it;
-/// - `beat`: sent every [`BEAT_EVERY`] while the instance listens: proof
-///   to itself that the LISTEN still hears, and to the others that it is
-///   there and acknowledges marks;
+/// - `beat:<ms>`: sent every [`BEAT_EVERY`] while the instance listens,
+///   stamped with its own clock: heard back, proof to itself that its
+///   LISTEN is current up to that moment; to the others, that it is there,
+///   may serve from memory, and acknowledges marks;
 /// - `ack:<instance>:<n>,<n>...`: these marks of that instance were heard,
 ///   with every notification committed before them;
 /// - `gone`: the instance stopped and serves nothing any more.
@@ -65,9 +67,14 @@ const ACKS_PER_PAYLOAD: usize = 200;
 
 /// How often each instance sends its beat.
 pub const BEAT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
-/// Without a notification for this long (a half-open connection, a
-/// network partition), the cache serves nothing: reads go to the
-/// database, which answers or fails as it would without a cache.
+/// An instance serves from memory only while the last beat of its own it
+/// heard back was sent less than this long ago (by its own clock): its
+/// listener is then current up to that moment. A half-open connection, a
+/// network partition or a listener running behind ends serving within
+/// this time; reads then go to the database, which answers or fails as it
+/// would without a cache. It also bounds how long a write waits: an
+/// instance that has not applied a write committed this long ago no longer
+/// serves (see [`Cache::settled`]).
 const SILENCE: std::time::Duration = std::time::Duration::from_secs(3);
 
 struct Entry<T> {
@@ -91,10 +98,14 @@ enum Validity {
         /// writes that commit in any order, so a later one heard says
         /// nothing of an earlier one.
         heard_marks: Mutex<std::collections::BTreeSet<u64>>,
-        /// Moves whenever a note of ours is heard, to wake the waiters.
+        /// Moves whenever a note of ours or an acknowledgement is heard, a
+        /// peer leaves or the LISTEN comes up, to wake the waiters.
         heard_any: tokio::sync::watch::Sender<u64>,
-        /// When the listener last heard anything, in ms since `start`.
-        heard_ms: AtomicU64,
+        /// When the newest beat of ours the listener heard back was sent
+        /// (or the LISTEN began), in ms since `start`.
+        fresh_ms: AtomicU64,
+        /// When the current LISTEN began, in ms since `start`.
+        listening_since_ms: AtomicU64,
         start: std::time::Instant,
         peers: Mutex<Peers>,
     },
@@ -118,29 +129,56 @@ struct Peers {
 }
 
 impl Peers {
-    /// Whether every other instance heard within [`SILENCE`] has
-    /// acknowledged mark `n`.
+    /// Whether every other instance that beat within [`SILENCE`] has
+    /// acknowledged mark `n`. One that has not beaten for that long cannot
+    /// be serving from memory: its last beat was sent before we heard it.
     fn all_acked(&self, n: u64, now_ms: u64) -> bool {
+        self.waiting_on(n, now_ms).next().is_none()
+    }
+
+    /// When the wait for `n` ends by itself if no acknowledgement comes:
+    /// the latest moment one of those still to acknowledge stops serving.
+    fn gives_up_at(&self, n: u64, now_ms: u64) -> Option<u64> {
+        self.waiting_on(n, now_ms)
+            .map(|at| at.saturating_add(millis(SILENCE)).saturating_add(1))
+            .max()
+    }
+
+    /// When each instance still to acknowledge `n` last beat.
+    fn waiting_on(&self, n: u64, now_ms: u64) -> impl Iterator<Item = u64> + '_ {
         let acked = self.acks.get(&n);
-        self.seen.iter().all(|(peer, &at)| {
-            now_ms.saturating_sub(at) > millis(SILENCE) || acked.is_some_and(|a| a.contains(peer))
+        self.seen.iter().filter_map(move |(peer, &at)| {
+            let live = now_ms.saturating_sub(at) <= millis(SILENCE);
+            (live && !acked.is_some_and(|a| a.contains(peer))).then_some(at)
         })
     }
 }
 
 impl Validity {
     fn postgres() -> Self {
+        Self::postgres_at(std::time::Instant::now())
+    }
+
+    /// With its clock started at `start`.
+    fn postgres_at(start: std::time::Instant) -> Self {
         let mut random = [0u8; 8];
-        // Only tells instances apart: any value will do if randomness fails.
-        let _ = getrandom::fill(&mut random);
+        if getrandom::fill(&mut random).is_err() {
+            // Only tells instances apart; two equal ids would take each
+            // other's notes for their own, so not a constant.
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            random = (nanos as u64 ^ u64::from(std::process::id()).rotate_left(32)).to_le_bytes();
+        }
         Self::Postgres {
             listening: AtomicBool::new(false),
             instance: u64::from_le_bytes(random),
             sent: AtomicU64::new(0),
             heard_marks: Mutex::default(),
             heard_any: tokio::sync::watch::Sender::new(0),
-            heard_ms: AtomicU64::new(0),
-            start: std::time::Instant::now(),
+            fresh_ms: AtomicU64::new(0),
+            listening_since_ms: AtomicU64::new(0),
+            start,
             peers: Mutex::default(),
         }
     }
@@ -165,8 +203,10 @@ impl SyncMark {
 /// within [`SETTLE_WAIT`].
 const UNCLAIMED_MARKS: usize = 16_384;
 
-/// The longest [`Cache::settled`] waits for its own notification.
-const SETTLE_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+/// The longest [`Cache::settled`] waits: by then every instance that has
+/// not applied the write has stopped serving from memory ([`SILENCE`]).
+const SETTLE_WAIT: std::time::Duration =
+    SILENCE.saturating_add(std::time::Duration::from_millis(100));
 
 struct Inner {
     validity: Validity,
@@ -268,11 +308,11 @@ impl Cache {
             Validity::Sqlite(v) => v.current()?,
             Validity::Postgres {
                 listening,
-                heard_ms,
+                fresh_ms,
                 start,
                 ..
             } => {
-                let silent_ms = elapsed_ms(*start).saturating_sub(heard_ms.load(Ordering::Acquire));
+                let silent_ms = elapsed_ms(*start).saturating_sub(fresh_ms.load(Ordering::Acquire));
                 if !listening.load(Ordering::Acquire) || silent_ms > millis(SILENCE) {
                     return None;
                 }
@@ -442,10 +482,9 @@ impl Cache {
 
     /// Applies a notification from another instance (or this one).
     fn notified(&self, payload: &str) {
-        self.heard();
         let id = |prefix: &str| payload.strip_prefix(prefix)?.parse::<i64>().ok();
         if payload == BEAT {
-            // Heard: that is all it is for.
+            // An older version's: it says nothing of our listener.
         } else if let Some(sync) = payload.strip_prefix(SYNC_PREFIX) {
             self.synced(sync);
         } else if let Some(user) = id(USER_PREFIX) {
@@ -468,8 +507,9 @@ impl Cache {
             instance,
             heard_marks,
             heard_any,
-            heard_ms,
+            fresh_ms,
             peers,
+            start,
             ..
         } = &self.inner.validity
         else {
@@ -482,8 +522,13 @@ impl Cache {
             return;
         };
         let wake = || heard_any.send_modify(|v| *v = v.wrapping_add(1));
+        let beat = what
+            .strip_prefix(BEAT_WHAT)
+            .filter(|rest| rest.is_empty() || rest.starts_with(':'));
         if from == *instance {
-            if let Ok(n) = what.parse::<u64>() {
+            if let Some(sent) = beat.and_then(|b| b.strip_prefix(':')?.parse::<u64>().ok()) {
+                fresh_ms.fetch_max(sent, Ordering::AcqRel);
+            } else if let Ok(n) = what.parse::<u64>() {
                 let mut marks = lock(heard_marks);
                 marks.insert(n);
                 // Notes whose waiter gave up are never claimed.
@@ -495,11 +540,11 @@ impl Cache {
             }
             return;
         }
-        let now = heard_ms.load(Ordering::Acquire);
+        let now = elapsed_ms(*start);
         let mut peers = lock(peers);
         if let Ok(n) = what.parse::<u64>() {
             peers.due.push((from, n));
-        } else if what == BEAT_WHAT {
+        } else if beat.is_some() {
             // Instances that stopped beating long ago (each start is a new
             // instance) are not kept for ever.
             peers
@@ -567,9 +612,12 @@ impl Cache {
         }
     }
 
-    /// This instance's beat (PostgreSQL).
+    /// This instance's beat (PostgreSQL), stamped now.
     pub fn beat_payload(&self) -> Option<String> {
-        self.own_sync(BEAT_WHAT)
+        let Validity::Postgres { start, .. } = &self.inner.validity else {
+            return None;
+        };
+        self.own_sync(&format!("{BEAT_WHAT}:{}", elapsed_ms(*start)))
     }
 
     /// Tells the other instances that this one stopped serving, so their
@@ -579,6 +627,8 @@ impl Cache {
         let Some(gone) = self.own_sync(GONE_WHAT) else {
             return;
         };
+        // Nothing more from memory: nobody waits for this instance now.
+        self.set_listening(false);
         let sent = sea_orm::sqlx::query("SELECT pg_notify($1, $2)")
             .bind(CHANNEL)
             .bind(gone)
@@ -610,19 +660,26 @@ impl Cache {
         })
     }
 
-    /// Returns once this instance's listener has heard `mark`, sent by a
-    /// committed transaction, and every other instance that beats has
-    /// acknowledged it, at most `SETTLE_WAIT` later. Each has then applied
-    /// the transaction's other notifications (delivered with the mark) and
-    /// every notification committed before it (they arrive in commit
-    /// order), so a write through Tessera answers only once no instance
-    /// serves what it changed: the client's next request, wherever it
-    /// goes, meets the new state.
+    /// Returns once no instance serves from memory what the write that
+    /// carried `mark` (committed before the call) changed, so the client's
+    /// next request, wherever it goes, meets the new state:
+    /// - this instance's listener has heard `mark`;
+    /// - every other instance that beat within [`SILENCE`] has acknowledged
+    ///   it (having applied the transaction's other notifications, which
+    ///   came with it, and every one committed before, which came earlier),
+    ///   or has not beaten for [`SILENCE`] (then it no longer serves);
+    /// - this LISTEN has been up for [`SILENCE`]: an instance whose beats
+    ///   all came before it may still be serving until then.
+    ///
+    /// At most [`SETTLE_WAIT`]: an instance that has not applied the write
+    /// by then has stopped serving (its last beat heard back was sent
+    /// before the write committed).
     pub async fn settled(&self, mark: SyncMark) {
         let Validity::Postgres {
             heard_marks,
             heard_any,
             peers,
+            listening_since_ms,
             start,
             ..
         } = &self.inner.validity
@@ -634,14 +691,35 @@ impl Cache {
             // Subscribed before looking, so a note heard in between wakes it.
             let mut heard = heard_any.subscribe();
             loop {
-                // The others are counted when our own mark is heard: an
-                // instance that beat before our write committed is known
-                // by then (notifications arrive in commit order).
-                if lock(heard_marks).contains(&n) && lock(peers).all_acked(n, elapsed_ms(*start)) {
-                    return;
+                let now = elapsed_ms(*start);
+                let new_listener = listening_since_ms
+                    .load(Ordering::Acquire)
+                    .saturating_add(millis(SILENCE));
+                // When the wait may end by itself, without a notification.
+                let mut until = (now < new_listener).then_some(new_listener);
+                // The others are counted once our own mark is heard: an
+                // instance that beat before our write committed is known by
+                // then (notifications arrive in commit order).
+                if lock(heard_marks).contains(&n) {
+                    let peers = lock(peers);
+                    if until.is_none() && peers.all_acked(n, now) {
+                        return;
+                    }
+                    until = until.max(peers.gives_up_at(n, now));
                 }
-                if heard.changed().await.is_err() {
-                    return;
+                let changed = heard.changed();
+                match until {
+                    Some(at) => {
+                        let at = *start + std::time::Duration::from_millis(at);
+                        if let Ok(Err(_)) = tokio::time::timeout_at(at.into(), changed).await {
+                            return;
+                        }
+                    }
+                    None => {
+                        if changed.await.is_err() {
+                            return;
+                        }
+                    }
                 }
             }
         };
@@ -669,15 +747,6 @@ impl Cache {
             return;
         }
         self.settled(mark).await;
-    }
-
-    fn heard(&self) {
-        if let Validity::Postgres {
-            heard_ms, start, ..
-        } = &self.inner.validity
-        {
-            heard_ms.store(elapsed_ms(*start), Ordering::Release);
-        }
     }
 
     /// PostgreSQL: what [`listen`]'s companion sends every [`BEAT_EVERY`]
@@ -709,13 +778,42 @@ impl Cache {
                 self.clear();
             } else {
                 self.clear();
-                self.heard();
-                listening.store(true, Ordering::Release);
-                if let Validity::Postgres { heard_any, .. } = &self.inner.validity {
+                if let Validity::Postgres {
+                    fresh_ms,
+                    listening_since_ms,
+                    heard_any,
+                    start,
+                    ..
+                } = &self.inner.validity
+                {
+                    // Empty, and current from now on.
+                    let now = elapsed_ms(*start);
+                    fresh_ms.store(now, Ordering::Release);
+                    listening_since_ms.store(now, Ordering::Release);
+                    listening.store(true, Ordering::Release);
                     heard_any.send_modify(|v| *v = v.wrapping_add(1));
                 }
             }
         }
+    }
+
+    /// PostgreSQL: waits until the LISTEN is up and has been for
+    /// [`SILENCE`], after which a write waits only for acknowledgements
+    /// (see [`Self::settled`]). Elsewhere at once.
+    pub async fn until_writes_unheld(&self) {
+        let Validity::Postgres {
+            listening_since_ms,
+            start,
+            ..
+        } = &self.inner.validity
+        else {
+            return;
+        };
+        while !self.until_listening(SILENCE).await {}
+        let at = listening_since_ms
+            .load(Ordering::Acquire)
+            .saturating_add(millis(SILENCE));
+        tokio::time::sleep_until((*start + std::time::Duration::from_millis(at)).into()).await;
     }
 
     /// PostgreSQL: waits at most `max` for [`listen`] to be up; whether it

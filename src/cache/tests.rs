@@ -29,10 +29,33 @@ async fn read(cache: &Cache, id: i64, email: &str, reads: &AtomicU64) -> String 
         .email
 }
 
+/// A PostgreSQL cache whose clock started a minute ago and, when
+/// `listening`, whose LISTEN has been up all that time.
 fn postgres(listening: bool) -> Cache {
-    let c = Cache::with(Validity::postgres(), 100);
+    let c = Cache::with(
+        Validity::postgres_at(std::time::Instant::now() - Duration::from_secs(60)),
+        100,
+    );
     c.set_listening(listening);
+    listening_since(&c, 0);
     c
+}
+
+fn listening_since(c: &Cache, ms: u64) {
+    let Validity::Postgres {
+        listening_since_ms, ..
+    } = &c.inner.validity
+    else {
+        unreachable!()
+    };
+    listening_since_ms.store(ms, Ordering::Release);
+}
+
+fn now_ms(c: &Cache) -> u64 {
+    let Validity::Postgres { start, .. } = &c.inner.validity else {
+        unreachable!()
+    };
+    elapsed_ms(*start)
 }
 
 #[tokio::test]
@@ -138,23 +161,65 @@ fn no_cache_without_a_file_or_entries() {
 }
 
 #[test]
-fn a_silent_listener_serves_nothing() {
-    let c = Cache::with(
-        Validity::Postgres {
-            listening: AtomicBool::new(true),
-            instance: 1,
-            sent: AtomicU64::new(0),
-            heard_marks: Mutex::default(),
-            heard_any: tokio::sync::watch::Sender::new(0),
-            heard_ms: AtomicU64::new(0),
-            start: std::time::Instant::now() - std::time::Duration::from_secs(60),
-            peers: Mutex::default(),
-        },
-        10,
+fn only_its_own_recent_beat_heard_back_lets_it_serve() {
+    let c = postgres(true);
+    let Validity::Postgres { fresh_ms, .. } = &c.inner.validity else {
+        unreachable!()
+    };
+    fresh_ms.store(0, Ordering::Release);
+    assert!(
+        c.ticket().is_none(),
+        "nothing of its own heard for a minute"
     );
-    assert!(c.ticket().is_none(), "nothing heard for a minute");
+    // Others' notifications say nothing of how current this listener is.
     c.notified(BEAT);
+    c.notified(&format!("{SYNC_PREFIX}7:beat:{}", now_ms(&c)));
+    c.notified("user:1");
+    assert!(c.ticket().is_none());
+    // Its own beat, sent 10 s ago and heard only now: still behind.
+    let me = instance(&c);
+    c.notified(&format!("{SYNC_PREFIX}{me}:beat:{}", now_ms(&c) - 10_000));
+    assert!(
+        c.ticket().is_none(),
+        "a listener 10 s behind serves nothing"
+    );
+    c.notified(&c.beat_payload().unwrap());
     assert!(c.ticket().is_some());
+}
+
+#[tokio::test]
+async fn a_write_waits_until_a_silent_instance_cannot_be_serving() {
+    let cache = postgres(true);
+    // Instance 7 beat 2.8 s ago and never acknowledges: it may serve until
+    // its beat is 3 s old, not longer.
+    lock(match &cache.inner.validity {
+        Validity::Postgres { peers, .. } => peers,
+        _ => unreachable!(),
+    })
+    .seen
+    .insert(7, now_ms(&cache) - 2_800);
+    let mark = cache.mark().unwrap();
+    cache.notified(mark.payload());
+    let began = std::time::Instant::now();
+    cache.settled(mark).await;
+    let waited = began.elapsed();
+    assert!(waited >= Duration::from_millis(150), "{waited:?}");
+    assert!(waited < Duration::from_millis(1_500), "{waited:?}");
+}
+
+#[tokio::test]
+async fn a_new_listener_holds_writes_until_every_serving_instance_is_known() {
+    let cache = postgres(true);
+    // Up for 2.7 s: an instance whose beats all came before may still
+    // serve for 0.3 s.
+    listening_since(&cache, now_ms(&cache) - 2_700);
+    let mark = cache.mark().unwrap();
+    cache.notified(mark.payload());
+    let began = std::time::Instant::now();
+    cache.settled(mark).await;
+    let waited = began.elapsed();
+    assert!(waited >= Duration::from_millis(200), "{waited:?}");
+    assert!(waited < Duration::from_millis(1_500), "{waited:?}");
 }
 
 #[tokio::test]
@@ -175,7 +240,11 @@ async fn settled_returns_once_its_own_mark_is_heard() {
     let heard = std::time::Instant::now();
     cache.notified(&payload);
     waiting.await.unwrap();
-    assert!(heard.elapsed() < SETTLE_WAIT / 2, "{:?}", heard.elapsed());
+    assert!(
+        heard.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        heard.elapsed()
+    );
     // Notes travel inside writes that commit in any order: a later note
     // heard does not release an earlier one still under way.
     let later = cache.mark().unwrap();
