@@ -606,8 +606,8 @@ impl App {
 
     /// After a committed write to user `id` that must show on every
     /// instance at once (a revocation, a changed field): this instance
-    /// forgets them, and answers once the change notification is under way
-    /// to the others (PostgreSQL; see [`Cache::settle`]).
+    /// forgets them, and answers once no other instance can serve what it
+    /// kept of them (PostgreSQL; see [`Cache::settle`]).
     pub(crate) async fn changed_user(&self, id: i64) {
         self.cache.forget_user(id);
         self.cache.settle(&self.db).await;
