@@ -115,11 +115,7 @@ async fn take_in(cache: &Cache, listener: &mut PgListener) -> Result<(), sea_orm
         if !acks.is_empty() {
             // On the LISTEN connection: no pool connection to wait for, and
             // notifications arriving meanwhile are kept for the next turn.
-            sea_orm::sqlx::query("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p")
-                .bind(CHANNEL)
-                .bind(acks)
-                .execute(&mut *listener)
-                .await?;
+            super::send(&mut *listener, acks).await?;
         }
     }
     Ok(())
@@ -133,11 +129,7 @@ async fn subscribe(cache: &Cache, url: &str) -> Result<PgListener, sea_orm::sqlx
     let mut listener = PgListener::connect(url).await?;
     listener.listen(CHANNEL).await?;
     if let Some(beat) = cache.beat_payload() {
-        sea_orm::sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(CHANNEL)
-            .bind(beat)
-            .execute(&mut listener)
-            .await?;
+        super::send(&mut listener, vec![beat]).await?;
     }
     Ok(listener)
 }

@@ -113,10 +113,11 @@ enum Validity {
 
 /// PostgreSQL: what an instance knows of the others on its database. A
 /// write through one instance is answered once every other instance that
-/// beats has acknowledged its mark: by then each has dropped what the
-/// write changed, so the client's next request, wherever it goes, gets
-/// the new state. Hearing its own mark is not enough: each instance's
-/// listener hears the commit on its own schedule.
+/// beats has acknowledged its mark or fallen silent (see
+/// [`Cache::settled`]): by then none serves what the write changed, so
+/// the client's next request, wherever it goes, gets the new state.
+/// Hearing its own mark is not enough: each instance's listener hears the
+/// commit on its own schedule.
 #[derive(Default)]
 struct Peers {
     /// Each other instance that beats, and when it was last heard (ms
@@ -258,6 +259,26 @@ fn millis(d: std::time::Duration) -> u64 {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Wakes the writes waiting in [`Cache::settled`] and
+/// [`Cache::until_listening`] to look again.
+fn wake(waiters: &tokio::sync::watch::Sender<u64>) {
+    waiters.send_modify(|v| *v = v.wrapping_add(1));
+}
+
+/// Sends `payloads` on [`CHANNEL`] in one statement, on `db` (the pool or
+/// the LISTEN connection).
+async fn send<'c, E>(db: E, payloads: Vec<String>) -> Result<(), sea_orm::sqlx::Error>
+where
+    E: sea_orm::sqlx::Executor<'c, Database = sea_orm::sqlx::Postgres>,
+{
+    sea_orm::sqlx::query("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p")
+        .bind(CHANNEL)
+        .bind(payloads)
+        .execute(db)
+        .await
+        .map(|_| ())
 }
 
 impl Cache {
@@ -521,7 +542,6 @@ impl Cache {
         let Ok(from) = from.parse::<u64>() else {
             return;
         };
-        let wake = || heard_any.send_modify(|v| *v = v.wrapping_add(1));
         let beat = what
             .strip_prefix(BEAT_WHAT)
             .filter(|rest| rest.is_empty() || rest.starts_with(':'));
@@ -536,7 +556,7 @@ impl Cache {
                     marks.pop_first();
                 }
                 drop(marks);
-                wake();
+                wake(heard_any);
             }
             return;
         }
@@ -554,7 +574,7 @@ impl Cache {
         } else if what == GONE_WHAT {
             peers.seen.remove(&from);
             drop(peers);
-            wake();
+            wake(heard_any);
         } else if let Some(acked) = what.strip_prefix(ACK_WHAT) {
             // Not a sign of life: an instance that said it was gone may
             // still acknowledge what it heard before it stopped.
@@ -572,7 +592,7 @@ impl Cache {
                 peers.acks.pop_first();
             }
             drop(peers);
-            wake();
+            wake(heard_any);
         }
     }
 
@@ -629,11 +649,7 @@ impl Cache {
         };
         // Nothing more from memory: nobody waits for this instance now.
         self.set_listening(false);
-        let sent = sea_orm::sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(CHANNEL)
-            .bind(gone)
-            .execute(db);
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), sent).await;
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), send(db, vec![gone])).await;
     }
 
     /// PostgreSQL while listening: a sync notification for a write to send
@@ -759,15 +775,10 @@ impl Cache {
         if !listening.load(Ordering::Acquire) {
             return Ok(());
         }
-        let Some(beat) = self.beat_payload() else {
-            return Ok(());
-        };
-        sea_orm::sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(CHANNEL)
-            .bind(beat)
-            .execute(db)
-            .await
-            .map(|_| ())
+        match self.beat_payload() {
+            Some(beat) => send(db, vec![beat]).await,
+            None => Ok(()),
+        }
     }
 
     /// PostgreSQL: whether entries may be served (the LISTEN is up).
@@ -791,7 +802,7 @@ impl Cache {
                     fresh_ms.store(now, Ordering::Release);
                     listening_since_ms.store(now, Ordering::Release);
                     listening.store(true, Ordering::Release);
-                    heard_any.send_modify(|v| *v = v.wrapping_add(1));
+                    wake(heard_any);
                 }
             }
         }
