@@ -152,6 +152,11 @@ pub struct Rotation<'a> {
 }
 
 impl Rotation<'_> {
+    /// When the row expires after the rotation: with the new refresh token.
+    pub fn expires_at(&self) -> DateTime<Utc> {
+        crate::time::from_epoch(self.pair.refresh.exp)
+    }
+
     /// The update that makes the pair the family's current tokens; the row
     /// then lives as long as the new refresh token.
     fn update(&self) -> UpdateMany<token_families::Entity> {
@@ -164,10 +169,7 @@ impl Rotation<'_> {
             .col_expr(Column::IssuedAt, Expr::value(self.now.timestamp()))
             .col_expr(Column::PreviousJti, Expr::value(self.presented.to_owned()))
             .col_expr(Column::RotatedAt, Expr::value(self.now))
-            .col_expr(
-                Column::ExpiresAt,
-                Expr::value(crate::time::from_epoch(self.pair.refresh.exp)),
-            )
+            .col_expr(Column::ExpiresAt, Expr::value(self.expires_at()))
             .filter(Column::Id.eq(self.id))
             .filter(Column::RevokedAt.is_null())
     }

@@ -15,7 +15,8 @@
 //! What this module cannot map exactly as sqlx would (a date stored in
 //! another format than sqlx writes, a value of another type) is an error,
 //! and the caller reads through the pool instead: the answer never depends
-//! on which path read it. Writes always go through the pool.
+//! on which path read it. Writes go through the pool, except a token
+//! rotation's one statement ([`LocalWrites`]).
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -26,6 +27,10 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row};
 
 use crate::users::User;
 
+mod writes;
+
+pub use writes::{CHECKPOINT_EVERY, LocalWrites, Written};
+
 /// Why a read here did not answer; the caller reads through the pool.
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {
@@ -34,6 +39,9 @@ pub enum LocalError {
     /// Not RFC 3339, the format sqlx writes (its reader knows others).
     #[error("column {0}: a date in another format")]
     Date(&'static str),
+    /// The connection is busy with another request's write.
+    #[error("the local writer is in use")]
+    InUse,
 }
 
 /// A read-only connection to the database file (see the module
@@ -107,12 +115,16 @@ fn family(row: &Row<'_>) -> Result<FamilyRow, LocalError> {
 /// A connection to the database file at `path` for reading on the
 /// caller's thread (here and the cache's data version): read-only, so a
 /// file the service may only read does not stop it and nothing on it can
-/// ever write; no mutex of SQLite's own, since its owner holds one.
+/// ever write; no mutex of SQLite's own, since its owner holds one; no
+/// busy timeout (rusqlite's default is 5 s, which would be a wait on the
+/// caller's thread).
 pub(crate) fn open_read_only(path: &Path) -> rusqlite::Result<Connection> {
-    Connection::open_with_flags(
+    let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
+    )?;
+    conn.busy_timeout(std::time::Duration::ZERO)?;
+    Ok(conn)
 }
 
 impl LocalReads {

@@ -24,7 +24,7 @@ use secrecy::SecretString;
 use crate::cache::Cache;
 use crate::config::{AuthTokenClass, Settings};
 use crate::db::{DbHealth, StoreError};
-use crate::local::{LocalError, LocalReads};
+use crate::local::{LocalError, LocalReads, LocalWrites};
 use crate::mail::{Kind, MailError, Mailer};
 use crate::metrics::Metrics;
 use crate::passwords::{PasswordError, PasswordHasher};
@@ -159,6 +159,9 @@ pub struct Inner {
     cache: Cache,
     /// SQLite file: the hot reads, asked on the caller's thread (see `local`).
     local: Option<LocalReads>,
+    /// SQLite file: a rotation's write, made on the caller's thread (see
+    /// `local::writes`).
+    local_writes: Option<LocalWrites>,
     /// RSA signatures running at once: one per CPU (more would only queue
     /// on the cores, as threads, each with its stack and allocator arena).
     signers: Arc<tokio::sync::Semaphore>,
@@ -243,10 +246,20 @@ impl App {
         let throttle = Throttle::new(&settings.throttle, &metrics)?;
         let cache = Cache::for_database(&settings.database.url, settings.database.cache_entries)
             .map_err(InitError::Cache)?;
-        let local = crate::config::sqlite_file(&settings.database.url)
-            .map(|path| LocalReads::open(&path))
+        let file = crate::config::sqlite_file(&settings.database.url);
+        let local = file
+            .as_deref()
+            .map(LocalReads::open)
             .transpose()
             .map_err(InitError::LocalReads)?;
+        // Without it every write goes through the pool, as it can.
+        let local_writes = file.as_deref().and_then(|path| {
+            LocalWrites::open(path)
+                .inspect_err(
+                    |e| tracing::warn!(error = %e, "rotations will write through the pool"),
+                )
+                .ok()
+        });
         let configured = secrecy::ExposeSecret::expose_secret(&settings.users.token_secret);
         let account_secret: Box<[u8]> = if configured.is_empty() {
             tokens.keys().current.derived_secret().into()
@@ -266,6 +279,7 @@ impl App {
             legacy_counting: Default::default(),
             cache,
             local,
+            local_writes,
             signers: Arc::new(tokio::sync::Semaphore::new(crate::config::cpus())),
             settings,
         })))

@@ -538,7 +538,7 @@ impl App {
         let rotation = rotation(claims, &pair, now, mark.as_ref());
         if !self.policy.blacklist_after_rotation {
             // One statement: the compare-and-swap is the whole write.
-            let won = families::rotate(db, &rotation).await;
+            let won = self.write_rotation(&rotation, true).await;
             let changed = !matches!(won, Ok(false));
             self.rotated_family(family, mark, changed).await;
             return Ok(won?.then_some(pair));
@@ -569,6 +569,56 @@ impl App {
         Ok(Some(pair))
     }
 
+    /// A rotation's one statement, [`families::rotate`] (`compare`) or
+    /// [`families::advance`]: on this thread for a SQLite file (see
+    /// `local::writes`), else, or when it cannot be made there, through the
+    /// pool.
+    async fn write_rotation(
+        &self,
+        rotation: &Rotation<'_>,
+        compare: bool,
+    ) -> Result<bool, StoreError> {
+        let db = self.store()?;
+        if let Some(local) = &self.local_writes
+            && rotation.mark.is_none()
+        {
+            match local.rotate(rotation, compare) {
+                Ok(written) => {
+                    if written.checkpoint_due {
+                        self.checkpoint();
+                    }
+                    return Ok(written.changed);
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "local write failed; writing through the pool")
+                }
+            }
+        }
+        if compare {
+            families::rotate(db, rotation).await
+        } else {
+            families::advance(db, rotation).await
+        }
+    }
+
+    /// Moves the WAL's pages into the database file through the pool, in
+    /// the background: the local writer makes no checkpoint of its own.
+    /// RESTART holds writers off (they wait on the pool's threads, never on
+    /// this one) until every page is in, so the next write starts the WAL
+    /// over: under steady writes a PASSIVE one always lags a few pages
+    /// behind, and the file grows without end.
+    fn checkpoint(&self) {
+        let db = self.db.clone();
+        tokio::spawn(async move {
+            if let Err(e) = db
+                .execute_unprepared("PRAGMA wal_checkpoint(RESTART)")
+                .await
+            {
+                tracing::warn!(error = %e, "WAL checkpoint failed");
+            }
+        });
+    }
+
     /// Rotation without reuse detection: the family claim keeps the new
     /// token within reach of logout_all, and the row follows the newest
     /// token, even though nothing checks for reuse.
@@ -594,9 +644,12 @@ impl App {
                 txn.commit().await.map_err(StoreError::from)?;
             }
             recorded
-        } else {
+        } else if adopt {
             self.record_advance(db, claims, user_id, adopt, &rotation)
                 .await?
+        } else {
+            // A logout that revoked the family meanwhile wins.
+            self.write_rotation(&rotation, false).await?
         };
         if recorded && self.policy.blacklist_after_rotation {
             // The blacklisting's notification goes with the mark.

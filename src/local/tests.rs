@@ -12,6 +12,10 @@ async fn database() -> (tempfile::TempDir, sea_orm::DatabaseConnection, LocalRea
         .await
         .unwrap();
     crate::db::migrate(&db).await.unwrap();
+    // As `db` opens the file for the service.
+    db.execute_unprepared("PRAGMA journal_mode = WAL")
+        .await
+        .unwrap();
     let local = LocalReads::open(&path).unwrap();
     (dir, db, local)
 }
@@ -163,4 +167,189 @@ fn a_missing_file_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let err = LocalReads::open(&dir.path().join("none.db")).unwrap_err();
     assert!(err.contains("none.db"), "{err}");
+}
+
+/// A family row as a login starts it, `id` both its id and its token.
+async fn family_row(db: &sea_orm::DatabaseConnection, id: &str, user_id: i64) {
+    token_families::ActiveModel {
+        id: Set(id.into()),
+        user_id: Set(user_id),
+        current_jti: Set(id.into()),
+        access_jti: Set(format!("{id}-a")),
+        issued_at: Set(1_700_000_000),
+        previous_jti: Set(None),
+        rotated_at: Set(None),
+        expires_at: Set(at(1_700_086_400, 0)),
+        revoked_at: Set(None),
+        created_at: Set(at(1_700_000_000, 5)),
+    }
+    .insert(db)
+    .await
+    .unwrap();
+}
+
+fn issued(jti: &str, exp: i64) -> crate::tokens::Issued {
+    crate::tokens::Issued {
+        token: String::new(),
+        jti: jti.into(),
+        exp,
+    }
+}
+
+/// The rotation of family `id`'s first token into `jti`.
+fn rotation<'a>(id: &'a str, pair: &'a crate::tokens::Pair) -> crate::families::Rotation<'a> {
+    crate::families::Rotation {
+        id,
+        presented: id,
+        pair,
+        now: at(1_700_000_100, 123_456_000),
+        mark: None,
+    }
+}
+
+/// The date columns of family `id` as stored: the text each path wrote.
+async fn stored_dates(db: &sea_orm::DatabaseConnection, id: &str) -> (String, String) {
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DatabaseBackend::Sqlite,
+            "SELECT rotated_at, expires_at FROM token_families WHERE id = ?",
+            [id.into()],
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    (
+        row.try_get("", "rotated_at").unwrap(),
+        row.try_get("", "expires_at").unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn a_rotation_written_here_equals_one_written_through_the_pool() {
+    let (dir, db, _) = database().await;
+    let writes = LocalWrites::open(&dir.path().join("l.db")).unwrap();
+    let user = plain_user(&db, "u", true).await;
+    for compare in [true, false] {
+        let (pooled, local) = if compare { ("p1", "l1") } else { ("p2", "l2") };
+        family_row(&db, pooled, user.id).await;
+        family_row(&db, local, user.id).await;
+        let pair = crate::tokens::Pair {
+            refresh: issued("r2", 1_700_086_500),
+            access: issued("a2", 1_700_000_400),
+        };
+        let through_pool = if compare {
+            crate::families::rotate(&db, &rotation(pooled, &pair)).await
+        } else {
+            crate::families::advance(&db, &rotation(pooled, &pair)).await
+        };
+        assert!(through_pool.unwrap());
+        let written = writes.rotate(&rotation(local, &pair), compare).unwrap();
+        assert!(written.changed);
+        let (p, l) = (
+            crate::families::find(&db, pooled).await.unwrap().unwrap(),
+            crate::families::find(&db, local).await.unwrap().unwrap(),
+        );
+        assert_eq!(l.current_jti, "r2");
+        assert_eq!(l.previous_jti.as_deref(), Some(local));
+        assert_eq!(
+            token_families::Model {
+                id: p.id.clone(),
+                previous_jti: p.previous_jti.clone(),
+                ..l
+            },
+            p
+        );
+        assert_eq!(
+            stored_dates(&db, local).await,
+            stored_dates(&db, pooled).await
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_rotation_written_here_keeps_the_compare_and_swap() {
+    let (dir, db, _) = database().await;
+    let writes = LocalWrites::open(&dir.path().join("l.db")).unwrap();
+    let user = plain_user(&db, "u", true).await;
+    family_row(&db, "f", user.id).await;
+    let pair = crate::tokens::Pair {
+        refresh: issued("r2", 1_700_086_500),
+        access: issued("a2", 1_700_000_400),
+    };
+    assert!(writes.rotate(&rotation("f", &pair), true).unwrap().changed);
+    // "f" is no longer current: a second rotation of it loses.
+    assert!(!writes.rotate(&rotation("f", &pair), true).unwrap().changed);
+    // Without the comparison only a revocation stops it.
+    assert!(writes.rotate(&rotation("f", &pair), false).unwrap().changed);
+    crate::families::revoke(&db, "f", at(1_700_000_200, 0))
+        .await
+        .unwrap();
+    assert!(!writes.rotate(&rotation("f", &pair), false).unwrap().changed);
+    assert!(
+        !writes
+            .rotate(&rotation("gone", &pair), false)
+            .unwrap()
+            .changed
+    );
+}
+
+/// Another connection holding the write lock: an error at once, nothing
+/// written; the caller then writes through the pool.
+#[tokio::test]
+async fn a_locked_file_is_an_error_at_once_and_nothing_is_written() {
+    let (dir, db, _) = database().await;
+    let path = dir.path().join("l.db");
+    let writes = LocalWrites::open(&path).unwrap();
+    let user = plain_user(&db, "u", true).await;
+    family_row(&db, "f", user.id).await;
+    let holder = rusqlite::Connection::open(&path).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let pair = crate::tokens::Pair {
+        refresh: issued("r2", 1_700_086_500),
+        access: issued("a2", 1_700_000_400),
+    };
+    let started = std::time::Instant::now();
+    let err = writes.rotate(&rotation("f", &pair), true).unwrap_err();
+    assert!(started.elapsed() < std::time::Duration::from_millis(500));
+    assert!(
+        matches!(&err, LocalError::Sqlite(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)),
+        "{err}"
+    );
+    holder.execute_batch("ROLLBACK").unwrap();
+    let row = crate::families::find(&db, "f").await.unwrap().unwrap();
+    assert_eq!(row.current_jti, "f");
+    assert!(writes.rotate(&rotation("f", &pair), true).unwrap().changed);
+}
+
+#[tokio::test]
+async fn a_checkpoint_is_asked_for_every_so_many_writes() {
+    let (dir, db, _) = database().await;
+    let writes = LocalWrites::open(&dir.path().join("l.db")).unwrap();
+    let user = plain_user(&db, "u", true).await;
+    family_row(&db, "f", user.id).await;
+    let pair = crate::tokens::Pair {
+        refresh: issued("r2", 1_700_086_500),
+        access: issued("a2", 1_700_000_400),
+    };
+    let due: Vec<u32> = (1..=2 * CHECKPOINT_EVERY)
+        .filter(|_| {
+            writes
+                .rotate(&rotation("f", &pair), false)
+                .unwrap()
+                .checkpoint_due
+        })
+        .collect();
+    assert_eq!(due, [CHECKPOINT_EVERY, 2 * CHECKPOINT_EVERY]);
+}
+
+#[test]
+fn a_file_not_in_wal_mode_is_not_written_here() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rollback.db");
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch("CREATE TABLE t (x)")
+        .unwrap();
+    let err = LocalWrites::open(&path).unwrap_err();
+    assert!(err.contains("not in WAL mode"), "{err}");
 }

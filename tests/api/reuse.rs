@@ -150,6 +150,42 @@ async fn concurrent_refreshes_mint_one_refresh_token_and_all_get_it() {
     assert_eq!(app.refresh(&r2).await.status, 200);
 }
 
+/// On a SQLite file a rotation is written on the request's own thread
+/// without waiting for locks; while another connection holds the write
+/// lock it goes through the pool, which waits its turn.
+#[tokio::test]
+async fn a_rotation_waits_for_a_write_lock_held_elsewhere() {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    for detection in ["true", "false"] {
+        let app = spawn_app_with(&[ROTATE, ("TESSERA__JWT__REUSE_DETECTION", detection)]).await;
+        app.register("rita").await;
+        let (r1, _) = app.login("rita").await;
+        let (r2, _) = pair(&app.refresh(&r1).await);
+        let holder = app.service.database().begin().await.unwrap();
+        holder
+            .execute_unprepared("UPDATE users SET email = 'held@example.com'")
+            .await
+            .unwrap();
+        let held = std::time::Duration::from_millis(300);
+        let started = std::time::Instant::now();
+        let release = tokio::spawn(async move {
+            tokio::time::sleep(held).await;
+            holder.commit().await.unwrap();
+        });
+        let (r3, _) = pair(&app.refresh(&r2).await);
+        if app.service.database().get_database_backend() == sea_orm::DatabaseBackend::Sqlite {
+            assert!(
+                started.elapsed() >= held,
+                "answered before the lock was released"
+            );
+        }
+        release.await.unwrap();
+        // The write through the pool moved the family on to r3.
+        assert_eq!(family_row(&app, &r1).await.current_jti, claims(&r3)["jti"]);
+        assert_eq!(app.refresh(&r3).await.status, 200);
+    }
+}
+
 #[tokio::test]
 async fn with_blacklisting_a_retry_is_refused_but_revokes_nothing() {
     // Simple JWT's rotation variant: the used token is blacklisted at once.
