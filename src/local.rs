@@ -29,7 +29,7 @@ use crate::users::User;
 
 mod writes;
 
-pub use writes::{CHECKPOINT_EVERY, LocalWrites, Written};
+pub use writes::LocalWrites;
 
 /// Why a read here did not answer; the caller reads through the pool.
 #[derive(Debug, thiserror::Error)]

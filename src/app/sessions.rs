@@ -583,12 +583,7 @@ impl App {
             && rotation.mark.is_none()
         {
             match local.rotate(rotation, compare) {
-                Ok(written) => {
-                    if written.checkpoint_due {
-                        self.checkpoint();
-                    }
-                    return Ok(written.changed);
-                }
+                Ok(changed) => return Ok(changed),
                 Err(e) => {
                     tracing::debug!(error = %e, "local write failed; writing through the pool")
                 }
@@ -599,24 +594,6 @@ impl App {
         } else {
             families::advance(db, rotation).await
         }
-    }
-
-    /// Moves the WAL's pages into the database file through the pool, in
-    /// the background: the local writer makes no checkpoint of its own.
-    /// RESTART holds writers off (they wait on the pool's threads, never on
-    /// this one) until every page is in, so the next write starts the WAL
-    /// over: under steady writes a PASSIVE one always lags a few pages
-    /// behind, and the file grows without end.
-    fn checkpoint(&self) {
-        let db = self.db.clone();
-        tokio::spawn(async move {
-            if let Err(e) = db
-                .execute_unprepared("PRAGMA wal_checkpoint(RESTART)")
-                .await
-            {
-                tracing::warn!(error = %e, "WAL checkpoint failed");
-            }
-        });
     }
 
     /// Rotation without reuse detection: the family claim keeps the new
