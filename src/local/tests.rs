@@ -196,7 +196,7 @@ fn issued(jti: &str, exp: i64) -> crate::tokens::Issued {
     }
 }
 
-/// The rotation of family `id`'s first token into `jti`.
+/// The rotation of family `id`'s first token (named `id` too) into `pair`.
 fn rotation<'a>(id: &'a str, pair: &'a crate::tokens::Pair) -> crate::families::Rotation<'a> {
     crate::families::Rotation {
         id,
