@@ -253,7 +253,8 @@ impl App {
             .transpose()
             .map_err(InitError::LocalReads)?;
         // Without it every write goes through the pool, as it can.
-        let local_writes = file.as_deref().and_then(|path| {
+        let writable = !crate::config::sqlite_read_only(&settings.database.url);
+        let local_writes = file.as_deref().filter(|_| writable).and_then(|path| {
             LocalWrites::open(path)
                 .inspect_err(
                     |e| tracing::warn!(error = %e, "rotations will write through the pool"),

@@ -40,6 +40,18 @@ pub fn sqlite_file(database_url: &str) -> Option<std::path::PathBuf> {
     (!in_memory && !path.as_os_str().is_empty()).then(|| path.to_path_buf())
 }
 
+/// Whether a SQLite URL opens its file read-only (`mode=ro`,
+/// `immutable=true`): nothing is then written to it, by any path.
+pub fn sqlite_read_only(database_url: &str) -> bool {
+    use sea_orm::sqlx::ConnectOptions;
+    use std::str::FromStr;
+    sea_orm::sqlx::sqlite::SqliteConnectOptions::from_str(database_url).is_ok_and(|o| {
+        o.to_url_lossy()
+            .query_pairs()
+            .any(|(k, v)| (k == "mode" && v == "ro") || (k == "immutable" && v == "true"))
+    })
+}
+
 /// A setting that is missing, of the wrong type or out of range. The message
 /// always names the key.
 #[derive(Debug, thiserror::Error)]

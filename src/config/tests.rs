@@ -230,3 +230,22 @@ fn workers_default_to_one_per_cpu_but_one_and_are_bounded() {
     assert!(err.contains("server.workers"), "{err}");
     assert!(Settings::load_from(None, env(&[("TESSERA__SERVER__WORKERS", "-1")])).is_err());
 }
+
+#[test]
+fn a_read_only_sqlite_url_is_told_apart() {
+    for url in [
+        "sqlite:///srv/t.db?mode=ro",
+        "sqlite:///srv/t.db?immutable=true",
+        "sqlite:///srv/t.db?immutable=1",
+    ] {
+        assert!(sqlite_read_only(url), "{url}");
+    }
+    for url in [
+        "sqlite:///srv/t.db?mode=rwc",
+        "sqlite:///srv/t.db?mode=rw",
+        "sqlite:///srv/t.db",
+        "postgres://u@h/db",
+    ] {
+        assert!(!sqlite_read_only(url), "{url}");
+    }
+}
