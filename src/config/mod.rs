@@ -43,12 +43,16 @@ pub fn sqlite_file(database_url: &str) -> Option<std::path::PathBuf> {
 /// Whether a SQLite URL opens its file read-only (`mode=ro`,
 /// `immutable=true`): nothing is then written to it, by any path.
 pub fn sqlite_read_only(database_url: &str) -> bool {
-    use sea_orm::sqlx::ConnectOptions;
-    use std::str::FromStr;
-    sea_orm::sqlx::sqlite::SqliteConnectOptions::from_str(database_url).is_ok_and(|o| {
-        o.to_url_lossy()
-            .query_pairs()
-            .any(|(k, v)| (k == "mode" && v == "ro") || (k == "immutable" && v == "true"))
+    // The query as sqlx reads it (`SqliteConnectOptions` has no getter for
+    // the mode, and its `to_url_lossy` panics on `sqlite::memory:`).
+    let Some((_, query)) = database_url.split_once('?') else {
+        return false;
+    };
+    query.split('&').any(|pair| {
+        matches!(
+            pair.split_once('='),
+            Some(("mode", "ro")) | Some(("immutable", "true" | "1"))
+        )
     })
 }
 

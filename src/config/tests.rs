@@ -244,6 +244,8 @@ fn a_read_only_sqlite_url_is_told_apart() {
         "sqlite:///srv/t.db?mode=rwc",
         "sqlite:///srv/t.db?mode=rw",
         "sqlite:///srv/t.db",
+        "sqlite::memory:",
+        "sqlite://:memory:",
         "postgres://u@h/db",
     ] {
         assert!(!sqlite_read_only(url), "{url}");
