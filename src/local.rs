@@ -29,7 +29,7 @@ use crate::users::User;
 
 mod writes;
 
-pub use writes::LocalWrites;
+pub use writes::{CHECKPOINT_EVERY, LocalWrites};
 
 /// Why a read here did not answer; the caller reads through the pool.
 #[derive(Debug, thiserror::Error)]
@@ -39,9 +39,6 @@ pub enum LocalError {
     /// Not RFC 3339, the format sqlx writes (its reader knows others).
     #[error("column {0}: a date in another format")]
     Date(&'static str),
-    /// The connection is busy with another request's write.
-    #[error("the local writer is in use")]
-    InUse,
 }
 
 /// A read-only connection to the database file (see the module

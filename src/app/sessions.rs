@@ -582,7 +582,7 @@ impl App {
         if let Some(local) = &self.local_writes
             && rotation.mark.is_none()
         {
-            match local.rotate(rotation, compare) {
+            match local.rotate(rotation, compare).await {
                 Ok(changed) => return Ok(changed),
                 Err(e) => {
                     tracing::debug!(error = %e, "local write failed; writing through the pool")

@@ -243,7 +243,12 @@ async fn a_rotation_written_here_equals_one_written_through_the_pool() {
             crate::families::advance(&db, &rotation(pooled, &pair)).await
         };
         assert!(through_pool.unwrap());
-        assert!(writes.rotate(&rotation(local, &pair), compare).unwrap());
+        assert!(
+            writes
+                .rotate(&rotation(local, &pair), compare)
+                .await
+                .unwrap()
+        );
         let (p, l) = (
             crate::families::find(&db, pooled).await.unwrap().unwrap(),
             crate::families::find(&db, local).await.unwrap().unwrap(),
@@ -275,16 +280,21 @@ async fn a_rotation_written_here_keeps_the_compare_and_swap() {
         refresh: issued("r2", 1_700_086_500),
         access: issued("a2", 1_700_000_400),
     };
-    assert!(writes.rotate(&rotation("f", &pair), true).unwrap());
+    assert!(writes.rotate(&rotation("f", &pair), true).await.unwrap());
     // "f" is no longer current: a second rotation of it loses.
-    assert!(!writes.rotate(&rotation("f", &pair), true).unwrap());
+    assert!(!writes.rotate(&rotation("f", &pair), true).await.unwrap());
     // Without the comparison only a revocation stops it.
-    assert!(writes.rotate(&rotation("f", &pair), false).unwrap());
+    assert!(writes.rotate(&rotation("f", &pair), false).await.unwrap());
     crate::families::revoke(&db, "f", at(1_700_000_200, 0))
         .await
         .unwrap();
-    assert!(!writes.rotate(&rotation("f", &pair), false).unwrap());
-    assert!(!writes.rotate(&rotation("gone", &pair), false).unwrap());
+    assert!(!writes.rotate(&rotation("f", &pair), false).await.unwrap());
+    assert!(
+        !writes
+            .rotate(&rotation("gone", &pair), false)
+            .await
+            .unwrap()
+    );
 }
 
 /// Another connection holding the write lock: an error at once, nothing
@@ -303,7 +313,10 @@ async fn a_locked_file_is_an_error_at_once_and_nothing_is_written() {
         access: issued("a2", 1_700_000_400),
     };
     let started = std::time::Instant::now();
-    let err = writes.rotate(&rotation("f", &pair), true).unwrap_err();
+    let err = writes
+        .rotate(&rotation("f", &pair), true)
+        .await
+        .unwrap_err();
     assert!(started.elapsed() < std::time::Duration::from_millis(500));
     assert!(
         matches!(&err, LocalError::Sqlite(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)),
@@ -312,7 +325,7 @@ async fn a_locked_file_is_an_error_at_once_and_nothing_is_written() {
     holder.execute_batch("ROLLBACK").unwrap();
     let row = crate::families::find(&db, "f").await.unwrap().unwrap();
     assert_eq!(row.current_jti, "f");
-    assert!(writes.rotate(&rotation("f", &pair), true).unwrap());
+    assert!(writes.rotate(&rotation("f", &pair), true).await.unwrap());
 }
 
 /// The writer's commits checkpoint the WAL as any connection's do: it
@@ -330,7 +343,7 @@ async fn the_wal_stays_small_under_steady_local_writes() {
     };
     // About two pages each: 24 MB of WAL if nothing checkpointed.
     for _ in 0..3_000 {
-        assert!(writes.rotate(&rotation("f", &pair), false).unwrap());
+        assert!(writes.rotate(&rotation("f", &pair), false).await.unwrap());
     }
     let wal = std::fs::metadata(dir.path().join("l.db-wal"))
         .unwrap()

@@ -6,33 +6,42 @@
 //! connection goes back to the pool): on a 2-core VM, half of a rotation's
 //! CPU was futexes and the scheduler around them. Here it is one `UPDATE`
 //! on a connection of our own, with the pool's settings where they matter
-//! (WAL, `synchronous = NORMAL`, foreign keys), and it never waits for a
-//! lock:
-//! - no busy timeout: when another connection holds the write lock, or
-//!   committed since this one's snapshot, the statement fails at once,
-//!   nothing is written, and the caller writes through the pool instead;
-//! - a second request finding the connection in use also goes to the pool.
+//! (WAL, `synchronous = NORMAL`, foreign keys). It does not wait for locks
+//! held by other connections (no busy timeout: SQLite's own short retries
+//! while a WAL index is being rebuilt aside): when another connection holds
+//! the write lock, or committed since this one's snapshot, the statement
+//! fails at once, nothing is written, and the caller writes through the
+//! pool instead. Requests wanting the connection at once queue for it
+//! without holding a thread.
 //!
-//! SQLite's automatic checkpoint stays on: once the WAL holds 1,000 pages,
-//! the commit that crossed the mark copies them into the database file (a
-//! millisecond or two on the caller's thread, every few hundred
-//! rotations). Checkpoints through the pool instead were tried: a PASSIVE
-//! one runs beside the next writes, always a few pages behind, so the WAL
-//! never starts over and grew to 800 MB in 10 s; a RESTART one holds every
-//! writer off, and the rotations waiting in the pool's busy handler took
-//! p99 from 5 to 33 ms.
+//! Checkpoints, with their syncs to disk, stay off the runtime's threads:
+//! this connection makes none of its own (`wal_autocheckpoint = 0`), and
+//! every [`CHECKPOINT_EVERY`] writes it runs a PASSIVE one on a blocking
+//! thread, holding the connection so that no write of ours lands meanwhile
+//! and the WAL, fully copied, starts over at the next write. Tried before:
+//! SQLite's automatic checkpoint here (its syncs stalled the request's
+//! thread, the only async worker on 2 cores); PASSIVE through the pool
+//! while this connection went on writing (always a few pages behind: the
+//! WAL never started over and grew to 800 MB in 10 s); RESTART through the
+//! pool (it holds every writer off; rotations waiting in the pool's busy
+//! handler took p99 from 5 to 33 ms).
 //!
 //! Dates are written as sqlx writes them, so rows read the same whichever
 //! path wrote them.
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, OpenFlags};
 
 use super::LocalError;
 use crate::families::Rotation;
+
+/// Local writes between two checkpoints. A rotation dirties two or three
+/// pages, so the WAL stays near SQLite's own threshold of 1,000 pages.
+pub const CHECKPOINT_EVERY: u32 = 400;
 
 /// [`crate::families::advance`]'s update.
 const ADVANCE: &str = "UPDATE token_families SET current_jti = ?1, access_jti = ?2, \
@@ -52,7 +61,8 @@ fn sqlx_text(d: DateTime<Utc>) -> String {
 /// A read-write connection to the database file (see the module
 /// documentation).
 pub struct LocalWrites {
-    conn: Mutex<Connection>,
+    conn: Arc<tokio::sync::Mutex<Connection>>,
+    since_checkpoint: AtomicU32,
 }
 
 impl std::fmt::Debug for LocalWrites {
@@ -71,7 +81,15 @@ impl LocalWrites {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(fail)?;
-        conn.busy_timeout(std::time::Duration::ZERO).map_err(fail)?;
+        // A moment's wait here, at start-up, rather than no local writes
+        // for the life of the process because another instance was
+        // migrating.
+        conn.busy_timeout(std::time::Duration::from_secs(2))
+            .map_err(fail)?;
+        if conn.is_readonly(rusqlite::MAIN_DB).map_err(fail)? {
+            // The file is write-protected: every write would fail here first.
+            return Err(format!("{} can only be read", path.display()));
+        }
         let mode: String = conn
             .query_row("PRAGMA journal_mode", [], |row| row.get(0))
             .map_err(fail)?;
@@ -79,12 +97,17 @@ impl LocalWrites {
             // Outside WAL a writer blocks readers: not on the caller's thread.
             return Err(format!("{} is not in WAL mode", path.display()));
         }
-        // As the pool's connections (db.rs): NORMAL in WAL syncs only at
-        // checkpoints (FULL, the default, would sync every commit).
-        conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
-            .map_err(fail)?;
+        // As the pool's connections (db.rs): NORMAL in WAL syncs at
+        // checkpoints and when the WAL starts over, not at every commit
+        // (FULL, the default). Checkpoints: see the module documentation.
+        conn.execute_batch(
+            "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 0;",
+        )
+        .map_err(fail)?;
+        conn.busy_timeout(std::time::Duration::ZERO).map_err(fail)?;
         Ok(Self {
-            conn: Mutex::new(conn),
+            conn: Arc::new(tokio::sync::Mutex::new(conn)),
+            since_checkpoint: AtomicU32::new(0),
         })
     }
 
@@ -93,20 +116,32 @@ impl LocalWrites {
     /// compare-and-swap won; the family was not revoked). An error means
     /// nothing was written: SQLite rolls an autocommit statement back when
     /// it fails.
-    pub fn rotate(&self, r: &Rotation<'_>, compare: bool) -> Result<bool, LocalError> {
-        let Ok(conn) = self.conn.try_lock() else {
-            return Err(LocalError::InUse);
-        };
-        let mut stmt = conn.prepare_cached(if compare { ROTATE } else { ADVANCE })?;
-        let changed = stmt.execute(rusqlite::params![
-            r.pair.refresh.jti,
-            r.pair.access.jti,
-            r.now.timestamp(),
-            r.presented,
-            sqlx_text(r.now),
-            sqlx_text(r.expires_at()),
-            r.id,
-        ])?;
+    pub async fn rotate(&self, r: &Rotation<'_>, compare: bool) -> Result<bool, LocalError> {
+        let conn = Arc::clone(&self.conn).lock_owned().await;
+        let changed = conn
+            .prepare_cached(if compare { ROTATE } else { ADVANCE })?
+            .execute(rusqlite::params![
+                r.pair.refresh.jti,
+                r.pair.access.jti,
+                r.now.timestamp(),
+                r.presented,
+                sqlx_text(r.now),
+                sqlx_text(r.expires_at()),
+                r.id,
+            ])?;
+        if self.since_checkpoint.fetch_add(1, Ordering::Relaxed) + 1 >= CHECKPOINT_EVERY {
+            self.since_checkpoint.store(0, Ordering::Relaxed);
+            tokio::task::spawn_blocking(move || {
+                // Busy (1) when another connection was checkpointing or a
+                // reader kept the WAL: the next round copies the rest.
+                match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+                    row.get::<_, i64>(0)
+                }) {
+                    Ok(busy) => tracing::debug!(busy, "WAL checkpoint"),
+                    Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
+                }
+            });
+        }
         Ok(changed == 1)
     }
 }
