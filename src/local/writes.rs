@@ -18,7 +18,10 @@
 //! this connection makes none of its own (`wal_autocheckpoint = 0`), and
 //! every [`CHECKPOINT_EVERY`] writes it runs a PASSIVE one on a blocking
 //! thread, holding the connection so that no write of ours lands meanwhile
-//! and the WAL, fully copied, starts over at the next write. Tried before:
+//! and the WAL, fully copied, starts over at the next write. One sync
+//! stays on the request's thread: that next write syncs the WAL's new
+//! header, as SQLite does wherever a WAL starts over (once per
+//! [`CHECKPOINT_EVERY`] writes, not per checkpoint's pages). Tried before:
 //! SQLite's automatic checkpoint here (its syncs stalled the request's
 //! thread, the only async worker on 2 cores); PASSIVE through the pool
 //! while this connection went on writing (always a few pages behind: the
