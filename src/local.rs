@@ -31,7 +31,8 @@ mod writes;
 
 pub use writes::{CHECKPOINT_EVERY, LocalWrites};
 
-/// Why a read here did not answer; the caller reads through the pool.
+/// Why a read or write here did not answer; the caller goes through the
+/// pool instead.
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {
     #[error(transparent)]

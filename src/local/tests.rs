@@ -207,6 +207,23 @@ fn rotation<'a>(id: &'a str, pair: &'a crate::tokens::Pair) -> crate::families::
     }
 }
 
+/// The pair every rotation here hands out.
+fn new_pair() -> crate::tokens::Pair {
+    crate::tokens::Pair {
+        refresh: issued("r2", 1_700_086_500),
+        access: issued("a2", 1_700_000_400),
+    }
+}
+
+/// A migrated file with a local writer and one family, "f", of a user.
+async fn writer_and_family() -> (tempfile::TempDir, sea_orm::DatabaseConnection, LocalWrites) {
+    let (dir, db, _) = database().await;
+    let writes = LocalWrites::open(&dir.path().join("l.db")).unwrap();
+    let user = plain_user(&db, "u", true).await;
+    family_row(&db, "f", user.id).await;
+    (dir, db, writes)
+}
+
 /// The date columns of family `id` as stored: the text each path wrote.
 async fn stored_dates(db: &sea_orm::DatabaseConnection, id: &str) -> (String, String) {
     let row = db
@@ -233,10 +250,7 @@ async fn a_rotation_written_here_equals_one_written_through_the_pool() {
         let (pooled, local) = if compare { ("p1", "l1") } else { ("p2", "l2") };
         family_row(&db, pooled, user.id).await;
         family_row(&db, local, user.id).await;
-        let pair = crate::tokens::Pair {
-            refresh: issued("r2", 1_700_086_500),
-            access: issued("a2", 1_700_000_400),
-        };
+        let pair = new_pair();
         let through_pool = if compare {
             crate::families::rotate(&db, &rotation(pooled, &pair)).await
         } else {
@@ -272,14 +286,8 @@ async fn a_rotation_written_here_equals_one_written_through_the_pool() {
 
 #[tokio::test]
 async fn a_rotation_written_here_keeps_the_compare_and_swap() {
-    let (dir, db, _) = database().await;
-    let writes = LocalWrites::open(&dir.path().join("l.db")).unwrap();
-    let user = plain_user(&db, "u", true).await;
-    family_row(&db, "f", user.id).await;
-    let pair = crate::tokens::Pair {
-        refresh: issued("r2", 1_700_086_500),
-        access: issued("a2", 1_700_000_400),
-    };
+    let (_dir, db, writes) = writer_and_family().await;
+    let pair = new_pair();
     assert!(writes.rotate(&rotation("f", &pair), true).await.unwrap());
     // "f" is no longer current: a second rotation of it loses.
     assert!(!writes.rotate(&rotation("f", &pair), true).await.unwrap());
@@ -301,17 +309,10 @@ async fn a_rotation_written_here_keeps_the_compare_and_swap() {
 /// written; the caller then writes through the pool.
 #[tokio::test]
 async fn a_locked_file_is_an_error_at_once_and_nothing_is_written() {
-    let (dir, db, _) = database().await;
-    let path = dir.path().join("l.db");
-    let writes = LocalWrites::open(&path).unwrap();
-    let user = plain_user(&db, "u", true).await;
-    family_row(&db, "f", user.id).await;
-    let holder = rusqlite::Connection::open(&path).unwrap();
+    let (dir, db, writes) = writer_and_family().await;
+    let holder = rusqlite::Connection::open(dir.path().join("l.db")).unwrap();
     holder.execute_batch("BEGIN IMMEDIATE").unwrap();
-    let pair = crate::tokens::Pair {
-        refresh: issued("r2", 1_700_086_500),
-        access: issued("a2", 1_700_000_400),
-    };
+    let pair = new_pair();
     let started = std::time::Instant::now();
     let err = writes
         .rotate(&rotation("f", &pair), true)
@@ -328,20 +329,13 @@ async fn a_locked_file_is_an_error_at_once_and_nothing_is_written() {
     assert!(writes.rotate(&rotation("f", &pair), true).await.unwrap());
 }
 
-/// The writer's commits checkpoint the WAL as any connection's do: it
-/// starts over instead of growing with every rotation.
+/// The writer's own checkpoints (it makes no automatic one) let the WAL
+/// start over instead of growing with every rotation.
 #[tokio::test]
 async fn the_wal_stays_small_under_steady_local_writes() {
-    let (dir, db, _) = database().await;
-    let path = dir.path().join("l.db");
-    let writes = LocalWrites::open(&path).unwrap();
-    let user = plain_user(&db, "u", true).await;
-    family_row(&db, "f", user.id).await;
-    let pair = crate::tokens::Pair {
-        refresh: issued("r2", 1_700_086_500),
-        access: issued("a2", 1_700_000_400),
-    };
-    // About two pages each: 24 MB of WAL if nothing checkpointed.
+    let (dir, _db, writes) = writer_and_family().await;
+    let pair = new_pair();
+    // A page or so each: 12 MB of WAL if nothing checkpointed.
     for _ in 0..3_000 {
         assert!(writes.rotate(&rotation("f", &pair), false).await.unwrap());
     }
