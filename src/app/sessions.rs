@@ -119,14 +119,34 @@ impl App {
         claims: Claims,
         now: DateTime<Utc>,
     ) -> Result<Refreshed, AuthError> {
-        let mut row = self.current_family(claims.family_id()).await?;
         let user = match claims.user_id() {
             Some(id) => self.current_user(id).await?,
             None => None,
         };
-        let mut facts = self
-            .facts(&claims, row.as_ref(), user.as_ref(), now, true)
-            .await?;
+        let kept = self.cache.kept_family(claims.family_id());
+        let assumed = self.policy.detect_reuse && kept.is_none();
+        let (mut row, mut facts) = if assumed {
+            // Not read: the token is taken as its family's current one. Only
+            // a rotation follows from that, and its compare-and-swap checks
+            // exactly this in the statement that writes; a lost swap reads
+            // the row and decides anew (below). The read would be a round
+            // trip spent on every rotation to learn what the swap tells.
+            let family = Family::Row(Standing::Current);
+            (
+                None,
+                self.facts_of(&claims, family, 0, user.as_ref(), true)
+                    .await?,
+            )
+        } else {
+            let row = match kept {
+                Some(row) => Some(row),
+                None => self.current_family(claims.family_id()).await?,
+            };
+            let facts = self
+                .facts(&claims, row.as_ref(), user.as_ref(), now, true)
+                .await?;
+            (row, facts)
+        };
         // Every action past a refusal has an active user (the policy refuses
         // first without one).
         let user_id = || {
@@ -134,7 +154,8 @@ impl App {
                 .map(|u| u.id)
                 .ok_or(AuthError::NoActiveAccount)
         };
-        for _ in 0..ROTATION_ATTEMPTS {
+        // A swap lost on an assumption is not a lost race.
+        for _ in 0..ROTATION_ATTEMPTS + usize::from(assumed) {
             match self.policy.refresh(&facts) {
                 Action::Refuse(r) => return Err(self.refused(r)),
                 Action::RevokeFamily => return Err(self.revoke_for_reuse(&claims, now).await?),
@@ -172,8 +193,9 @@ impl App {
                 },
             }
             // Decide again on the row as it is now.
-            facts.family = self.family_of(&claims, row.as_ref(), now);
-            facts.family_issued_at = row.as_ref().map_or(0, |r| r.issued_at);
+            facts = self
+                .facts(&claims, row.as_ref(), user.as_ref(), now, true)
+                .await?;
         }
         Err(self.refused(Refusal::Blacklisted))
     }
@@ -373,6 +395,22 @@ impl App {
         now: DateTime<Utc>,
         refreshing: bool,
     ) -> Result<Facts, AuthError> {
+        let family = self.family_of(claims, row, now);
+        let family_issued_at = row.map_or(0, |r| r.issued_at);
+        self.facts_of(claims, family, family_issued_at, user, refreshing)
+            .await
+    }
+
+    /// [`Self::facts`] with the token's standing in its family (and when
+    /// the family's current pair was issued) given.
+    async fn facts_of(
+        &self,
+        claims: &Claims,
+        family: Family,
+        family_issued_at: i64,
+        user: Option<&User>,
+        refreshing: bool,
+    ) -> Result<Facts, AuthError> {
         // A token from before the user's refresh cutoff (logout_all, an
         // administrator) stands as in a revoked family, whether it has a
         // row or not: a family-less token issued by Simple JWT is reached
@@ -381,7 +419,7 @@ impl App {
         let family = if cut_off {
             Family::Row(Standing::Revoked)
         } else {
-            self.family_of(claims, row, now)
+            family
         };
         let blacklisted = self.policy.needs_blacklist(family, refreshing)
             && self.blacklisted(&claims.jti).await?;
@@ -399,7 +437,7 @@ impl App {
         Ok(Facts {
             family,
             issued_at: claims.iat,
-            family_issued_at: row.map_or(0, |r| r.issued_at),
+            family_issued_at,
             blacklisted,
             holder,
         })

@@ -370,6 +370,19 @@ impl Cache {
         );
     }
 
+    /// The entry `key` of `map` if memory holds it as of `ticket`.
+    fn current<K, Q, T>(map: &Mutex<HashMap<K, Entry<T>>>, key: &Q, ticket: Ticket) -> Option<T>
+    where
+        K: std::borrow::Borrow<Q> + std::hash::Hash + Eq,
+        Q: std::hash::Hash + Eq + ?Sized,
+        T: Clone,
+    {
+        lock(map)
+            .get(key)
+            .filter(|e| e.version == ticket.version)
+            .map(|e| e.value.clone())
+    }
+
     /// The entry `key` of `map`, from memory if it is current, else from
     /// `load` (and then kept).
     async fn cached<K, Q, T, F>(
@@ -387,10 +400,8 @@ impl Cache {
         let Some(ticket) = self.ticket() else {
             return load.await;
         };
-        if let Some(e) = lock(map).get(key)
-            && e.version == ticket.version
-        {
-            return Ok(Some(e.value.clone()));
+        if let Some(value) = Self::current(map, key, ticket) {
+            return Ok(Some(value));
         }
         let found = load.await?;
         if let Some(value) = &found {
@@ -416,6 +427,12 @@ impl Cache {
         self.cached(&self.inner.families, id, load).await
     }
 
+    /// The token family `id` if memory holds it current; `None` says
+    /// nothing of the database.
+    pub fn kept_family(&self, id: &str) -> Option<FamilyRow> {
+        Self::current(&self.inner.families, id, self.ticket()?)
+    }
+
     /// The key row of `digest` with its user, from memory if both are
     /// current, else from `load`.
     pub async fn key<F>(&self, digest: &str, load: F) -> Result<Option<(KeyRow, User)>, StoreError>
@@ -425,18 +442,10 @@ impl Cache {
         let Some(ticket) = self.ticket() else {
             return load.await;
         };
-        let row = lock(&self.inner.keys)
-            .get(digest)
-            .filter(|e| e.version == ticket.version)
-            .map(|e| e.value.clone());
-        if let Some(row) = row {
-            let user = lock(&self.inner.users)
-                .get(&row.user_id)
-                .filter(|e| e.version == ticket.version)
-                .map(|e| e.value.clone());
-            if let Some(user) = user {
-                return Ok(Some((row, user)));
-            }
+        if let Some(row) = Self::current(&self.inner.keys, digest, ticket)
+            && let Some(user) = Self::current(&self.inner.users, &row.user_id, ticket)
+        {
+            return Ok(Some((row, user)));
         }
         let found = load.await?;
         if let Some((row, user)) = &found {

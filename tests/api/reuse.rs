@@ -376,6 +376,30 @@ async fn a_legacy_token_logged_out_is_never_adopted() {
 }
 
 #[tokio::test]
+async fn a_legacy_token_blacklisted_without_a_family_row_is_never_adopted() {
+    // As after importing Django's blacklist: the token is listed, and no
+    // row of ours knows its family. A rotation that took it for current
+    // finds no row to swap, and must then ask the blacklist.
+    let app = spawn_app_with(&[ROTATE]).await;
+    let id = app.register("rita").await["id"].as_i64().unwrap();
+    let legacy = family_less_token(id);
+    let c = claims(&legacy);
+    let now = chrono::Utc::now();
+    let expires = chrono::DateTime::from_timestamp(c["exp"].as_i64().unwrap(), 0).unwrap();
+    let jti = c["jti"].as_str().unwrap();
+    let db = app.service.database();
+    assert!(
+        tessera::blacklist::add(db, jti, Some(id), expires, now)
+            .await
+            .unwrap()
+    );
+    for _ in 0..2 {
+        app.refresh(&legacy).await.assert_401(blacklisted());
+    }
+    assert!(tessera::families::find(db, jti).await.unwrap().is_none());
+}
+
+#[tokio::test]
 async fn expired_families_are_purged_and_live_ones_kept() {
     use sea_orm::{ActiveModelTrait, EntityTrait, IntoActiveModel, Set};
     let app = spawn_app().await;
