@@ -14,7 +14,7 @@ import os
 from xml.sax.saxutils import escape
 
 ORDER = ["healthz", "fwd_jwt", "stateless", "verify", "me_jwt", "me_token",
-         "refresh", "refresh_rot", "login"]
+         "refresh", "refresh_rot", "refresh_chain", "login"]
 LABELS = {
     "healthz": "healthz / ping",
     "fwd_jwt": "forward auth (JWT)",
@@ -24,6 +24,7 @@ LABELS = {
     "me_token": "users/me (Token)",
     "refresh": "refresh",
     "refresh_rot": "refresh, rotation",
+    "refresh_chain": "refresh, rotation + reuse det.",
     "login": "login (password hash)",
 }
 COLORS = {"tessera": "#2b6cb0", "django": "#c05621"}

@@ -16,7 +16,8 @@
 # on SQLite or, with DATABASE_URL, on the same PostgreSQL (bench/peer_settings.py).
 # Results: RESULTS (bench/RESULTS.md) holds one table; CSV (bench/results-<db>.csv)
 # the figures, which bench/chart.py draws into bench/cost.svg.
-# Env knobs: DURATION (10s), WARMUP (2s), CONNS (4), LOGIN_CONNS (2), PORT (8100).
+# Env knobs: DURATION (10s), WARMUP (2s), CONNS (4), LOGIN_CONNS (2), SESSIONS (16, more than
+# CONNS: the sessions refresh_chain.lua rotates), PORT (8100).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(dirname "$HERE")"
@@ -27,6 +28,7 @@ DURATION="${DURATION:-10s}"
 WARMUP="${WARMUP:-2s}"
 CONNS="${CONNS:-4}"
 LOGIN_CONNS="${LOGIN_CONNS:-2}"
+SESSIONS="${SESSIONS:-16}"
 PORT="${PORT:-8100}"
 HOST=127.0.0.1
 BASE="http://$HOST:$PORT"
@@ -111,6 +113,15 @@ new_pair() {
     ACCESS="$(jq -r .access <<<"$pair")"; REFRESH="$(jq -r .refresh <<<"$pair")"
 }
 
+# SESSIONS logins, their refresh tokens in TOKENS (for refresh_chain.lua).
+new_sessions() {
+    local i tokens=""
+    for i in $(seq 1 "$SESSIONS"); do
+        tokens="$tokens $(curl -sf -X POST "$BASE/api/token/" -H 'Content-Type: application/json' -d "$LOGIN_BODY" | jq -r .refresh)"
+    done
+    export TOKENS="$tokens"
+}
+
 wait_up() {
     for _ in $(seq 1 150); do curl -sf -o /dev/null "$BASE/$1" && return 0; sleep 0.1; done
     echo "the server did not start"; cat "$WORK/server.log"; exit 1
@@ -160,11 +171,14 @@ start_peer() {
 }
 
 declare -A RPS P99 CPU_US
-# run SYSTEM KEY NAME CONNS URL LUA [ENV=VAL ...]
+# [PREPARE=FUNCTION] run SYSTEM KEY NAME CONNS URL LUA [ENV=VAL ...]
+# PREPARE runs before the warm-up and again before the measured run.
 run() {
     local system="$1" key="$2" name="$3" conns="$4" url="$5" lua="$6"; shift 6
     local out="$WORK/$system-$key.txt"
+    if [ -n "${PREPARE:-}" ]; then "$PREPARE"; fi
     env "$@" wrk -t1 -c"$conns" -d"$WARMUP" --timeout 30s -s "$lua" "$url" >/dev/null 2>&1 || true
+    if [ -n "${PREPARE:-}" ]; then "$PREPARE"; fi
     local before; before="$(cpu_ticks)"
     env "$@" wrk -t1 -c"$conns" -d"$DURATION" --timeout 30s --latency -s "$lua" "$url" >"$out" 2>&1
     local after; after="$(cpu_ticks)"
@@ -205,6 +219,10 @@ IDLE_RSS="$(( $(rss_kib) / 1024 ))"
 # rotation, as Simple JWT does it.
 start_tessera TESSERA__JWT__ROTATE_REFRESH_TOKENS=true TESSERA__JWT__REUSE_DETECTION=false
 run $T refresh_rot "POST /api/token/refresh/ (rotation on)" "$CONNS" "$BASE/api/token/refresh/" "$POST_LUA" "BODY={\"refresh\":\"$REFRESH\"}"
+# Rotation with reuse detection (the default rules once rotation is on):
+# SESSIONS clients, each presenting the newest refresh token of its session.
+start_tessera TESSERA__JWT__ROTATE_REFRESH_TOKENS=true
+PREPARE=new_sessions run $T refresh_chain "POST /api/token/refresh/ (rotation, reuse detection)" "$CONNS" "$BASE/api/token/refresh/" "$HERE/refresh_chain.lua"
 stop_server
 
 if [ "$PEER" = 1 ]; then
@@ -234,7 +252,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.0f×", 
     echo
     echo "| target | Tessera req/s | Tessera CPU µs/req | Django req/s | Django CPU µs/req | Django CPU / Tessera CPU |"
     echo "|---|---:|---:|---:|---:|---:|"
-    for key in healthz fwd_jwt stateless verify me_jwt me_token refresh refresh_rot login; do
+    for key in healthz fwd_jwt stateless verify me_jwt me_token refresh refresh_rot refresh_chain login; do
         name="$(awk -F'"' -v k=",$key," '$1 ~ "^tessera," && index($1, k) {print $2; exit}' "$CSV")"
         echo "| $name | ${RPS[tessera-$key]:-} | ${CPU_US[tessera-$key]:-} | ${RPS[django-$key]:-} | ${CPU_US[django-$key]:-} | $(ratio "${CPU_US[tessera-$key]:-0}" "${CPU_US[django-$key]:-0}") |"
     done
