@@ -184,11 +184,12 @@ impl App {
                     .await?
                 {
                     Some(pair) => return Ok(self.rotated(pair)),
-                    // Another request rotated this token meanwhile: the row
-                    // as it is now, not as kept.
+                    // The token was not (or no longer) current: the row as
+                    // it is now, not as kept, and kept from now on, so a
+                    // dead token presented again is refused from memory.
                     None => {
                         self.cache.forget_family(claims.family_id());
-                        row = self.read_family(claims.family_id()).await?;
+                        row = self.current_family(claims.family_id()).await?;
                     }
                 },
             }
