@@ -16,7 +16,7 @@
 # on SQLite or, with DATABASE_URL, on the same PostgreSQL (bench/peer_settings.py).
 # Results: RESULTS (bench/RESULTS.md) holds one table; CSV (bench/results-<db>.csv)
 # the figures, which bench/chart.py draws into bench/cost.svg.
-# Env knobs: DURATION (10s), WARMUP (2s), CONNS (4), LOGIN_CONNS (2), SESSIONS (16, more than
+# Env knobs: DURATION (10s), WARMUP (2s), CONNS (4), LOGIN_CONNS (2), SESSIONS (4 × CONNS; more than
 # CONNS: the sessions refresh_chain.lua rotates), PORT (8100).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -28,7 +28,7 @@ DURATION="${DURATION:-10s}"
 WARMUP="${WARMUP:-2s}"
 CONNS="${CONNS:-4}"
 LOGIN_CONNS="${LOGIN_CONNS:-2}"
-SESSIONS="${SESSIONS:-16}"
+SESSIONS="${SESSIONS:-$((CONNS * 4))}"
 PORT="${PORT:-8100}"
 HOST=127.0.0.1
 BASE="http://$HOST:$PORT"
