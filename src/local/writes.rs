@@ -34,7 +34,6 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, OpenFlags};
@@ -64,8 +63,13 @@ fn sqlx_text(d: DateTime<Utc>) -> String {
 /// A read-write connection to the database file (see the module
 /// documentation).
 pub struct LocalWrites {
-    conn: Arc<tokio::sync::Mutex<Connection>>,
-    since_checkpoint: AtomicU32,
+    writer: Arc<tokio::sync::Mutex<Writer>>,
+}
+
+/// The connection, and the writes made on it since its last checkpoint.
+struct Writer {
+    conn: Connection,
+    since_checkpoint: u32,
 }
 
 impl std::fmt::Debug for LocalWrites {
@@ -109,8 +113,10 @@ impl LocalWrites {
         .map_err(fail)?;
         conn.busy_timeout(std::time::Duration::ZERO).map_err(fail)?;
         Ok(Self {
-            conn: Arc::new(tokio::sync::Mutex::new(conn)),
-            since_checkpoint: AtomicU32::new(0),
+            writer: Arc::new(tokio::sync::Mutex::new(Writer {
+                conn,
+                since_checkpoint: 0,
+            })),
         })
     }
 
@@ -120,8 +126,9 @@ impl LocalWrites {
     /// nothing was written: SQLite rolls an autocommit statement back when
     /// it fails.
     pub async fn rotate(&self, r: &Rotation<'_>, compare: bool) -> Result<bool, LocalError> {
-        let conn = Arc::clone(&self.conn).lock_owned().await;
-        let changed = conn
+        let mut writer = Arc::clone(&self.writer).lock_owned().await;
+        let changed = writer
+            .conn
             .prepare_cached(if compare { ROTATE } else { ADVANCE })?
             .execute(rusqlite::params![
                 r.pair.refresh.jti,
@@ -132,14 +139,17 @@ impl LocalWrites {
                 sqlx_text(r.expires_at()),
                 r.id,
             ])?;
-        if self.since_checkpoint.fetch_add(1, Ordering::Relaxed) + 1 >= CHECKPOINT_EVERY {
-            self.since_checkpoint.store(0, Ordering::Relaxed);
+        writer.since_checkpoint += 1;
+        if writer.since_checkpoint >= CHECKPOINT_EVERY {
+            writer.since_checkpoint = 0;
             tokio::task::spawn_blocking(move || {
                 // Busy (1) when another connection was checkpointing or a
                 // reader kept the WAL: the next round copies the rest.
-                match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
-                    row.get::<_, i64>(0)
-                }) {
+                match writer
+                    .conn
+                    .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+                        row.get::<_, i64>(0)
+                    }) {
                     Ok(busy) => tracing::debug!(busy, "WAL checkpoint"),
                     Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
                 }
