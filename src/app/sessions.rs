@@ -123,8 +123,13 @@ impl App {
             Some(id) => self.current_user(id).await?,
             None => None,
         };
-        let kept = self.cache.kept_family(claims.family_id());
-        let assumed = self.policy.detect_reuse && kept.is_none();
+        // With reuse detection, only what memory holds (see below).
+        let row = if self.policy.detect_reuse {
+            self.cache.kept_family(claims.family_id())
+        } else {
+            self.current_family(claims.family_id()).await?
+        };
+        let assumed = self.policy.detect_reuse && row.is_none();
         let (mut row, mut facts) = if assumed {
             // Not read: the token is taken as its family's current one. Only
             // a rotation follows from that, and its compare-and-swap checks
@@ -138,10 +143,6 @@ impl App {
                     .await?,
             )
         } else {
-            let row = match kept {
-                Some(row) => Some(row),
-                None => self.current_family(claims.family_id()).await?,
-            };
             let facts = self
                 .facts(&claims, row.as_ref(), user.as_ref(), now, true)
                 .await?;
