@@ -11,7 +11,7 @@ use sea_orm::{
     QueryTrait, UpdateMany,
 };
 
-use crate::cache::{CHANNEL, SyncMark};
+use crate::cache::SyncMark;
 
 use crate::db::{StoreError, purge_in_batches};
 use crate::tokens::Pair;
@@ -189,7 +189,11 @@ async fn update_one(
     };
     let mut statement = update.into_query();
     statement.returning(
-        Query::returning().expr(Func::cust("pg_notify").arg(CHANNEL).arg(mark.payload())),
+        Query::returning().expr(
+            Func::cust("pg_notify")
+                .arg(mark.channel())
+                .arg(mark.payload()),
+        ),
     );
     let statement = db.get_database_backend().build(&statement);
     Ok(db.query_all_raw(statement).await?.len() == 1)

@@ -12,6 +12,7 @@ mod m20261202_000006_create_groups;
 mod m20261202_000007_refresh_cutoff;
 mod m20261202_000008_cache_notify;
 mod m20261202_000009_blacklist_notify;
+mod m20261202_000010_cache_channel_per_schema;
 
 pub struct Migrator;
 
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000007_refresh_cutoff::Migration),
             Box::new(m20261202_000008_cache_notify::Migration),
             Box::new(m20261202_000009_blacklist_notify::Migration),
+            Box::new(m20261202_000010_cache_channel_per_schema::Migration),
         ]
     }
 }

@@ -1,10 +1,12 @@
 //! PostgreSQL: the LISTEN side of the cache's invalidation. Triggers
-//! (migrations `m20261202_000008_cache_notify` and
-//! `m20261202_000009_blacklist_notify`) send `user:<id>`, `keys:<user id>`
-//! or `family:<id>` on [`CHANNEL`] when such a row changes or goes, and
-//! `blacklist:<jti>` when a token is blacklisted; every instance drops what
-//! it kept of it, and acknowledges the other instances' sync notes (see
-//! `SYNC_PREFIX`) on the same connection.
+//! (migrations `m20261202_000008_cache_notify`,
+//! `m20261202_000009_blacklist_notify` and
+//! `m20261202_000010_cache_channel_per_schema`) send `user:<id>`,
+//! `keys:<user id>` or `family:<id>` on the schema's [`channel_for`] when
+//! such a row changes or goes, and `blacklist:<jti>` when a token is
+//! blacklisted; every instance drops what it kept of it, and acknowledges
+//! the other instances' sync notes (see `SYNC_PREFIX`) on the same
+//! connection.
 
 use std::future::Future;
 use std::task::Poll;
@@ -15,8 +17,22 @@ use sea_orm::sqlx::postgres::PgListener;
 
 use super::Cache;
 
-/// The notification channel the triggers send on.
-pub const CHANNEL: &str = "tessera_cache";
+/// The notification channel of the deployment whose tables are in
+/// `schema`, as the triggers name it: `tessera_cache` in `public`, else
+/// `tessera_cache_` and 32 hex digits of the schema's SHA-256 (a channel
+/// name has at most 63 bytes, a schema name as many; SHA-256 rather than
+/// MD5, which a FIPS-mode PostgreSQL refuses). Notifications reach every session of the
+/// database, so deployments in different schemas of one database need
+/// channels of their own: on one channel each would wait for the others'
+/// acknowledgements, and for up to `SILENCE` after one of them stopped
+/// without saying so.
+pub fn channel_for(schema: &str) -> String {
+    if schema == "public" {
+        return "tessera_cache".to_owned();
+    }
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(schema.as_bytes());
+    format!("tessera_cache_{}", hex::encode(&digest[..16]))
+}
 
 /// Listens for as long as the task runs, reconnecting after a failure,
 /// and sends a heartbeat every [`super::BEAT_EVERY`]. The cache serves
@@ -115,7 +131,7 @@ async fn take_in(cache: &Cache, listener: &mut PgListener) -> Result<(), sea_orm
         if !acks.is_empty() {
             // On the LISTEN connection: no pool connection to wait for, and
             // notifications arriving meanwhile are kept for the next turn.
-            super::send(&mut *listener, acks).await?;
+            super::send(&mut *listener, cache.channel(), acks).await?;
         }
     }
     Ok(())
@@ -127,9 +143,20 @@ async fn take_in(cache: &Cache, listener: &mut PgListener) -> Result<(), sea_orm
 /// acknowledgement.
 async fn subscribe(cache: &Cache, url: &str) -> Result<PgListener, sea_orm::sqlx::Error> {
     let mut listener = PgListener::connect(url).await?;
-    listener.listen(CHANNEL).await?;
+    // The schema the tables are found in, as for the pool's connections
+    // (same URL, so the same search_path).
+    let schema: Option<String> = sea_orm::sqlx::query_scalar("SELECT current_schema()::text")
+        .fetch_one(&mut listener)
+        .await?;
+    let schema = schema.ok_or_else(|| {
+        sea_orm::sqlx::Error::Configuration(
+            "no schema of the search_path exists, so there are no tables to watch".into(),
+        )
+    })?;
+    let channel = cache.use_channel(channel_for(&schema));
+    listener.listen(&channel).await?;
     if let Some(beat) = cache.beat_payload() {
-        super::send(&mut listener, vec![beat]).await?;
+        super::send(&mut listener, &channel, vec![beat]).await?;
     }
     Ok(listener)
 }

@@ -28,7 +28,7 @@ mod sqlite;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use entity::auth_tokens::Model as KeyRow;
 use entity::token_families::Model as FamilyRow;
@@ -36,7 +36,7 @@ use entity::token_families::Model as FamilyRow;
 use crate::db::StoreError;
 use crate::users::User;
 
-pub use listen::{CHANNEL, listen};
+pub use listen::{channel_for, listen};
 
 /// The notification payloads (see the migration that adds the triggers).
 const USER_PREFIX: &str = "user:";
@@ -90,6 +90,9 @@ enum Validity {
     /// Entries are good while the LISTEN connection is up.
     Postgres {
         listening: AtomicBool,
+        /// This deployment's notification channel ([`channel_for`] its
+        /// schema), set by the listener before its first LISTEN.
+        channel: OnceLock<Arc<str>>,
         /// Tells this instance's own sync notifications from others'.
         instance: u64,
         sent: AtomicU64,
@@ -173,6 +176,7 @@ impl Validity {
         }
         Self::Postgres {
             listening: AtomicBool::new(false),
+            channel: OnceLock::new(),
             instance: u64::from_le_bytes(random),
             sent: AtomicU64::new(0),
             heard_marks: Mutex::default(),
@@ -189,11 +193,17 @@ impl Validity {
 #[derive(Debug)]
 pub struct SyncMark {
     n: u64,
+    channel: Arc<str>,
     payload: String,
 }
 
 impl SyncMark {
-    /// What the write sends on [`CHANNEL`].
+    /// The channel the write sends it on.
+    pub fn channel(&self) -> &str {
+        &self.channel
+    }
+
+    /// What the write sends.
     pub fn payload(&self) -> &str {
         &self.payload
     }
@@ -267,14 +277,18 @@ fn wake(waiters: &tokio::sync::watch::Sender<u64>) {
     waiters.send_modify(|v| *v = v.wrapping_add(1));
 }
 
-/// Sends `payloads` on [`CHANNEL`] in one statement, on `db` (the pool or
+/// Sends `payloads` on `channel` in one statement, on `db` (the pool or
 /// the LISTEN connection).
-async fn send<'c, E>(db: E, payloads: Vec<String>) -> Result<(), sea_orm::sqlx::Error>
+async fn send<'c, E>(
+    db: E,
+    channel: &str,
+    payloads: Vec<String>,
+) -> Result<(), sea_orm::sqlx::Error>
 where
     E: sea_orm::sqlx::Executor<'c, Database = sea_orm::sqlx::Postgres>,
 {
     sea_orm::sqlx::query("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p")
-        .bind(CHANNEL)
+        .bind(channel)
         .bind(payloads)
         .execute(db)
         .await
@@ -606,7 +620,7 @@ impl Cache {
     }
 
     /// The acknowledgements of the other instances' marks heard since the
-    /// last call, as payloads to send on [`CHANNEL`]. The listener sends
+    /// last call, as payloads to send on [`Self::channel`]. The listener sends
     /// them once it has taken in everything that had arrived, so the
     /// notifications committed with and before each mark were applied.
     pub fn acks_due(&self) -> Vec<String> {
@@ -630,6 +644,25 @@ impl Cache {
             }
         }
         payloads
+    }
+
+    /// PostgreSQL: the channel this deployment's triggers send on, as the
+    /// listener found it; kept from the first time on (every connection
+    /// comes from the same URL, so finds the same schema).
+    fn use_channel(&self, channel: String) -> Arc<str> {
+        match &self.inner.validity {
+            Validity::Postgres { channel: kept, .. } => kept.get_or_init(|| channel.into()).clone(),
+            _ => channel.into(),
+        }
+    }
+
+    /// The channel of [`Self::use_channel`]; empty before the first
+    /// LISTEN, when nothing is sent (no mark, no beat, no acknowledgement).
+    fn channel(&self) -> &str {
+        match &self.inner.validity {
+            Validity::Postgres { channel, .. } => channel.get().map_or("", |c| c),
+            _ => "",
+        }
     }
 
     /// This instance's `sync:` payload saying `what`, if it has any to say
@@ -658,16 +691,25 @@ impl Cache {
         };
         // Nothing more from memory: nobody waits for this instance now.
         self.set_listening(false);
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), send(db, vec![gone])).await;
+        if self.channel().is_empty() {
+            // Never listened: nobody knows of this instance.
+            return;
+        }
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(1),
+            send(db, self.channel(), vec![gone]),
+        )
+        .await;
     }
 
     /// PostgreSQL while listening: a sync notification for a write to send
-    /// itself at its commit (`pg_notify(CHANNEL, payload)` in the same
+    /// itself at its commit (`pg_notify(channel, payload)` in the same
     /// transaction), so that [`Self::settled`] needs no statement of its
     /// own. Elsewhere `None`: there is nothing to wait for.
     pub fn mark(&self) -> Option<SyncMark> {
         let Validity::Postgres {
             listening,
+            channel,
             instance,
             sent,
             ..
@@ -678,9 +720,11 @@ impl Cache {
         if !listening.load(Ordering::Acquire) {
             return None;
         }
+        let channel = channel.get()?.clone();
         let n = sent.fetch_add(1, Ordering::AcqRel) + 1;
         Some(SyncMark {
             n,
+            channel,
             payload: format!("{SYNC_PREFIX}{instance}:{n}"),
         })
     }
@@ -763,7 +807,7 @@ impl Cache {
         let notify = sea_orm::Statement::from_sql_and_values(
             sea_orm::DatabaseBackend::Postgres,
             "SELECT pg_notify($1, $2)",
-            [CHANNEL.into(), mark.payload.clone().into()],
+            [mark.channel().into(), mark.payload().into()],
         );
         if sea_orm::ConnectionTrait::execute_raw(db, notify)
             .await
@@ -785,7 +829,7 @@ impl Cache {
             return Ok(());
         }
         match self.beat_payload() {
-            Some(beat) => send(db, vec![beat]).await,
+            Some(beat) => send(db, self.channel(), vec![beat]).await,
             None => Ok(()),
         }
     }

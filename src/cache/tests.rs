@@ -36,9 +36,24 @@ fn postgres(listening: bool) -> Cache {
         Validity::postgres_at(std::time::Instant::now() - Duration::from_secs(60)),
         100,
     );
+    c.use_channel(channel_for("public"));
     c.set_listening(listening);
     listening_since(&c, 0);
     c
+}
+
+#[test]
+fn each_schema_has_a_channel_of_its_own() {
+    assert_eq!(channel_for("public"), "tessera_cache");
+    // As the triggers name it: 'tessera_cache_' ||
+    // left(encode(sha256(convert_to('tenant_a', 'UTF8')), 'hex'), 32).
+    assert_eq!(
+        channel_for("tenant_a"),
+        "tessera_cache_ea7c68e607dbd8ae6cf6b58db6206acc"
+    );
+    // The longest schema name still gives a channel PostgreSQL accepts.
+    assert!(channel_for(&"s".repeat(63)).len() <= 63);
+    assert_eq!(postgres(true).mark().unwrap().channel(), "tessera_cache");
 }
 
 fn listening_since(c: &Cache, ms: u64) {

@@ -355,6 +355,29 @@ async fn a_rotation_on_one_instance_is_seen_by_the_other() {
     stop_cleanly([a, b]);
 }
 
+/// Waits (at most 10 s) until `app`'s LISTEN is up and has been for 3 s,
+/// after which a write waits only for acknowledgements.
+async fn until_writes_unheld(app: &TestApp) {
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        app.service.cache().until_writes_unheld(),
+    )
+    .await
+    .expect("the cache's LISTEN is up");
+}
+
+/// Rotates `token` `times` times in a row at `app`, leaving the newest
+/// refresh token in it: how long that took.
+async fn rotations(app: &TestApp, token: &mut String, times: usize) -> std::time::Duration {
+    let started = std::time::Instant::now();
+    for _ in 0..times {
+        let a = app.refresh(token).await;
+        assert_eq!(a.status, 200, "{}", a.text);
+        *token = a.json["refresh"].as_str().unwrap().to_owned();
+    }
+    started.elapsed()
+}
+
 /// PostgreSQL: a rotation's own update carries the note its instance waits
 /// for before answering (`Cache::mark`), so no rotation waits out the
 /// 3.1 s bound of that wait; five in a row would take 15 s if the note
@@ -370,23 +393,122 @@ async fn a_rotation_is_answered_once_its_own_note_is_heard() {
     let (mut token, _) = app.login("erin").await;
     // Until the LISTEN is up a rotation carries no note and waits for none;
     // for its first 3 s it holds writes: neither is what is timed here.
-    tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        app.service.cache().until_writes_unheld(),
-    )
-    .await
-    .expect("the cache's LISTEN is up");
-    let started = std::time::Instant::now();
-    for _ in 0..5 {
-        let a = app.refresh(&token).await;
-        assert_eq!(a.status, 200, "{}", a.text);
-        token = a.json["refresh"].as_str().unwrap().to_owned();
-    }
-    let took = started.elapsed();
+    until_writes_unheld(&app).await;
+    let took = rotations(&app, &mut token, 5).await;
     assert!(
         took < std::time::Duration::from_secs(2),
         "five rotations took {took:?}"
     );
+}
+
+/// Waits until `app` keeps its one user's row (PostgreSQL: once its LISTEN
+/// is up), asking `/users/me/` with that user's `bearer`.
+async fn until_the_user_is_kept(app: &TestApp, bearer: &str) {
+    for _ in 0..100 {
+        let a = app.get("/api/v1/auth/users/me/", Some(bearer)).await;
+        assert_eq!(a.status, 200, "{}", a.text);
+        if app.service.cache().len().0 == 1 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the user was never kept");
+}
+
+/// PostgreSQL: deployments in two schemas of one database have a
+/// notification channel each. One neither drops what it keeps on the
+/// other's changes nor waits for the other's acknowledgements, so when an
+/// instance of the other stops without a word (SIGKILL), no write here
+/// waits out the 3 s after its last beat.
+#[tokio::test]
+#[ignore = "needs PostgreSQL (TEST_DATABASE_URL); CI runs it with --include-ignored"]
+async fn a_deployment_in_another_schema_is_neither_heard_nor_waited_for() {
+    require_postgres();
+    let app = spawn_app_with(&[
+        ("TESSERA__THROTTLE__ENABLED", "false"),
+        ("TESSERA__JWT__ROTATE_REFRESH_TOKENS", "true"),
+    ])
+    .await;
+    app.register("gil").await;
+    let (mut token, access) = app.login("gil").await;
+    until_writes_unheld(&app).await;
+    until_the_user_is_kept(&app, &format!("Bearer {access}")).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database_url(&dir).await;
+    let other = Server::start(
+        dir.path(),
+        &[
+            ("DATABASE_URL", url.as_str()),
+            ("TESSERA__JWT__SIGNING_KEY", TEST_KEY),
+        ],
+    )
+    .await;
+    // Its user 1 changes (gil is user 1 here): a notification `user:1`,
+    // committed before this instance's own note below.
+    other.register_and_login(&Client::new(), "hal").await;
+    let db = outside(&url).await;
+    sql(
+        &db,
+        "UPDATE users SET email = 'hal@example.com' WHERE id = 1",
+    )
+    .await;
+    db.close().await.ok();
+    app.outside_write_heard().await;
+    assert_eq!(app.service.cache().len().0, 1, "gil is still kept");
+
+    // It beats once a second: long enough for two beats to be heard.
+    tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
+    drop(other);
+    let took = rotations(&app, &mut token, 3).await;
+    assert!(
+        took < std::time::Duration::from_millis(1500),
+        "three rotations took {took:?}"
+    );
+}
+
+/// PostgreSQL: a deployment in the `public` schema (a database of its
+/// own, as most run) hears what an outside tool changes, on the channel
+/// its triggers name for `public`.
+#[tokio::test]
+#[ignore = "needs PostgreSQL (TEST_DATABASE_URL); CI runs it with --include-ignored"]
+async fn a_deployment_in_the_public_schema_hears_outside_changes() {
+    require_postgres();
+    let base = std::env::var("TEST_DATABASE_URL").unwrap();
+    let name = format!("tessera_t_{}", uuid::Uuid::new_v4().simple());
+    let admin = outside(&base).await;
+    sql(&admin, &format!("CREATE DATABASE {name}")).await;
+    let mut url = reqwest::Url::parse(&base).expect("TEST_DATABASE_URL is a URL");
+    url.set_path(&name);
+    let app = spawn_app_on(tempfile::tempdir().unwrap(), url.as_str(), &[]).await;
+    let schema = outside(url.as_str()).await;
+    let row = schema
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DatabaseBackend::Postgres,
+            "SELECT current_schema()::text AS s",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.try_get::<String>("", "s").unwrap(), "public");
+    schema.close().await.ok();
+
+    let id = app.register("ida").await["id"].as_i64().unwrap();
+    let (_, access) = app.login("ida").await;
+    let bearer = format!("Bearer {access}");
+    assert!(
+        app.service
+            .cache()
+            .until_listening(std::time::Duration::from_secs(10))
+            .await,
+        "the cache's LISTEN is up"
+    );
+    until_the_user_is_kept(&app, &bearer).await;
+    app.set_active(id, false).await;
+    let a = app.get("/api/v1/auth/users/me/", Some(&bearer)).await;
+    assert_eq!(a.status, 401, "{}", a.text);
+    assert_eq!(a.json["detail"], "User is inactive");
+    sql(&admin, &format!("DROP DATABASE {name} WITH (FORCE)")).await;
 }
 
 /// A sliding token is checked against the blacklist on every request; the

@@ -74,6 +74,15 @@ pub fn base_env(database_url: &str) -> HashMap<String, String> {
     .collect()
 }
 
+/// For the tests marked `#[ignore = "needs PostgreSQL..."]`: run with
+/// `--include-ignored` but without PostgreSQL, they fail rather than pass.
+pub fn require_postgres() {
+    assert!(
+        std::env::var("TEST_DATABASE_URL").is_ok_and(|u| u.starts_with("postgres")),
+        "this test needs PostgreSQL: TEST_DATABASE_URL=postgres://... cargo test -- --include-ignored"
+    );
+}
+
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(&[]).await
 }
@@ -82,7 +91,13 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let database_url = fresh_database_url(&dir).await;
-    let mut env = base_env(&database_url);
+    spawn_app_on(dir, &database_url, extra).await
+}
+
+/// Starts the app on `database_url` (see [`spawn_app_with`]), keeping `dir`
+/// for as long as it runs.
+pub async fn spawn_app_on(dir: TempDir, database_url: &str, extra: &[(&str, &str)]) -> TestApp {
+    let mut env = base_env(database_url);
     for (k, v) in extra {
         env.insert((*k).to_owned(), (*v).to_owned());
     }

@@ -11,15 +11,6 @@ use tokio::task::JoinHandle;
 
 use crate::helpers::*;
 
-/// For the tests marked `#[ignore = "needs PostgreSQL..."]`: run with
-/// `--include-ignored` but without PostgreSQL, they fail rather than pass.
-fn require_postgres() {
-    assert!(
-        std::env::var("TEST_DATABASE_URL").is_ok_and(|u| u.starts_with("postgres")),
-        "this test needs PostgreSQL: TEST_DATABASE_URL=postgres://... cargo test -- --include-ignored"
-    );
-}
-
 #[tokio::test]
 async fn two_instances_share_users_and_the_blacklist() {
     let dir = tempfile::tempdir().unwrap();
