@@ -9,6 +9,7 @@
 //! connection.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -67,12 +68,12 @@ async fn hear(cache: Cache, url: &str) {
     let mut failures = 0u32;
     loop {
         match subscribe(&cache, url).await {
-            Ok(mut listener) => {
+            Ok((mut listener, channel)) => {
                 failures = 0;
                 cache.set_listening(true);
                 tracing::debug!("cache invalidation: listening");
                 // Until the connection is gone.
-                let why = match take_in(&cache, &mut listener).await {
+                let why = match take_in(&cache, &mut listener, &channel).await {
                     Ok(()) => "closed or silent".to_owned(),
                     Err(e) => e.to_string(),
                 };
@@ -106,7 +107,11 @@ const DEAD_AFTER: Duration = Duration::from_secs(6);
 /// that had arrived, acknowledges the other instances' marks among them
 /// (PostgreSQL sends a transaction's notifications together, so what came
 /// with a mark has been applied too). Returns when the connection is gone.
-async fn take_in(cache: &Cache, listener: &mut PgListener) -> Result<(), sea_orm::sqlx::Error> {
+async fn take_in(
+    cache: &Cache,
+    listener: &mut PgListener,
+    channel: &str,
+) -> Result<(), sea_orm::sqlx::Error> {
     // `None`: the connection is gone.
     while let Ok(next) = tokio::time::timeout(DEAD_AFTER, listener.try_recv()).await {
         let Some(n) = next? else {
@@ -131,7 +136,7 @@ async fn take_in(cache: &Cache, listener: &mut PgListener) -> Result<(), sea_orm
         if !acks.is_empty() {
             // On the LISTEN connection: no pool connection to wait for, and
             // notifications arriving meanwhile are kept for the next turn.
-            super::send(&mut *listener, cache.channel(), acks).await?;
+            super::send(&mut *listener, channel, acks).await?;
         }
     }
     Ok(())
@@ -141,7 +146,11 @@ async fn take_in(cache: &Cache, listener: &mut PgListener) -> Result<(), sea_orm
 /// its first beat is committed before the cache serves anything, so a
 /// write committed after any entry was kept waits for this instance's
 /// acknowledgement.
-async fn subscribe(cache: &Cache, url: &str) -> Result<PgListener, sea_orm::sqlx::Error> {
+/// With the channel it listens on.
+async fn subscribe(
+    cache: &Cache,
+    url: &str,
+) -> Result<(PgListener, Arc<str>), sea_orm::sqlx::Error> {
     let mut listener = PgListener::connect(url).await?;
     // The schema the tables are found in, as for the pool's connections
     // (same URL, so the same search_path).
@@ -158,5 +167,5 @@ async fn subscribe(cache: &Cache, url: &str) -> Result<PgListener, sea_orm::sqlx
     if let Some(beat) = cache.beat_payload() {
         super::send(&mut listener, &channel, vec![beat]).await?;
     }
-    Ok(listener)
+    Ok((listener, channel))
 }

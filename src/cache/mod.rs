@@ -620,7 +620,7 @@ impl Cache {
     }
 
     /// The acknowledgements of the other instances' marks heard since the
-    /// last call, as payloads to send on [`Self::channel`]. The listener sends
+    /// last call, as payloads to send on this deployment's channel. The listener sends
     /// them once it has taken in everything that had arrived, so the
     /// notifications committed with and before each mark were applied.
     pub fn acks_due(&self) -> Vec<String> {
@@ -656,12 +656,12 @@ impl Cache {
         }
     }
 
-    /// The channel of [`Self::use_channel`]; empty before the first
-    /// LISTEN, when nothing is sent (no mark, no beat, no acknowledgement).
-    fn channel(&self) -> &str {
+    /// The channel of [`Self::use_channel`]; `None` before the first
+    /// LISTEN, when there is nothing to send (no mark, no beat).
+    fn channel(&self) -> Option<&str> {
         match &self.inner.validity {
-            Validity::Postgres { channel, .. } => channel.get().map_or("", |c| c),
-            _ => "",
+            Validity::Postgres { channel, .. } => channel.get().map(|c| &**c),
+            _ => None,
         }
     }
 
@@ -691,13 +691,13 @@ impl Cache {
         };
         // Nothing more from memory: nobody waits for this instance now.
         self.set_listening(false);
-        if self.channel().is_empty() {
-            // Never listened: nobody knows of this instance.
+        // Never listened: nobody knows of this instance.
+        let Some(channel) = self.channel() else {
             return;
-        }
+        };
         let _ = tokio::time::timeout(
             std::time::Duration::from_secs(1),
-            send(db, self.channel(), vec![gone]),
+            send(db, channel, vec![gone]),
         )
         .await;
     }
@@ -828,9 +828,9 @@ impl Cache {
         if !listening.load(Ordering::Acquire) {
             return Ok(());
         }
-        match self.beat_payload() {
-            Some(beat) => send(db, self.channel(), vec![beat]).await,
-            None => Ok(()),
+        match (self.channel(), self.beat_payload()) {
+            (Some(channel), Some(beat)) => send(db, channel, vec![beat]).await,
+            _ => Ok(()),
         }
     }
 

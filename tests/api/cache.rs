@@ -473,8 +473,7 @@ async fn a_deployment_in_another_schema_is_neither_heard_nor_waited_for() {
 #[tokio::test]
 #[ignore = "needs PostgreSQL (TEST_DATABASE_URL); CI runs it with --include-ignored"]
 async fn a_deployment_in_the_public_schema_hears_outside_changes() {
-    require_postgres();
-    let base = std::env::var("TEST_DATABASE_URL").unwrap();
+    let base = require_postgres();
     let name = format!("tessera_t_{}", uuid::Uuid::new_v4().simple());
     let admin = outside(&base).await;
     sql(&admin, &format!("CREATE DATABASE {name}")).await;

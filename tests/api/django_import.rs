@@ -337,10 +337,7 @@ async fn django_in_postgres(pg: &str) -> String {
 #[tokio::test]
 #[ignore = "needs PostgreSQL (TEST_DATABASE_URL); CI runs it with --include-ignored"]
 async fn a_django_deployment_on_postgresql_is_taken_over() {
-    let pg = std::env::var("TEST_DATABASE_URL")
-        .ok()
-        .filter(|u| u.starts_with("postgres"))
-        .expect("this test needs PostgreSQL: TEST_DATABASE_URL=postgres://... cargo test -- --include-ignored");
+    let pg = require_postgres();
     let source_url = django_in_postgres(&pg).await;
     let app = spawn_app().await;
     let f = fixture();

@@ -76,11 +76,12 @@ pub fn base_env(database_url: &str) -> HashMap<String, String> {
 
 /// For the tests marked `#[ignore = "needs PostgreSQL..."]`: run with
 /// `--include-ignored` but without PostgreSQL, they fail rather than pass.
-pub fn require_postgres() {
-    assert!(
-        std::env::var("TEST_DATABASE_URL").is_ok_and(|u| u.starts_with("postgres")),
-        "this test needs PostgreSQL: TEST_DATABASE_URL=postgres://... cargo test -- --include-ignored"
-    );
+/// The `TEST_DATABASE_URL`.
+pub fn require_postgres() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| u.starts_with("postgres"))
+        .expect("this test needs PostgreSQL: TEST_DATABASE_URL=postgres://... cargo test -- --include-ignored")
 }
 
 pub async fn spawn_app() -> TestApp {
