@@ -241,6 +241,19 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
     txn.commit().await
 }
 
+/// The migrations this binary has and the database has not applied, by
+/// name, oldest first. Reads only: no migrations table is created, so a
+/// database user without DDL rights can be checked. Like `migrate`, it fails
+/// when the database has applied a migration this binary does not know (a
+/// newer binary migrated it).
+pub async fn pending_migrations(db: &DatabaseConnection) -> Result<Vec<String>, DbErr> {
+    Ok(migration::Migrator::get_pending_migrations_read_only(db)
+        .await?
+        .iter()
+        .map(|m| m.name().to_owned())
+        .collect())
+}
+
 /// A cheap round trip, for readiness checks.
 pub async fn ping(db: &DatabaseConnection) -> Result<(), DbErr> {
     db.execute_unprepared("SELECT 1").await.map(|_| ())

@@ -27,6 +27,20 @@ pub enum StartupError {
     Connect(sea_orm::DbErr),
     #[error("cannot migrate the database: {0}")]
     Migrate(sea_orm::DbErr),
+    /// `database.auto_migrate` is off and the schema is older than this
+    /// binary: queries would fail on missing tables or columns, and the
+    /// cache's triggers could be the old ones.
+    #[error(
+        "database.auto_migrate is off and the database is not migrated: {} of this version's \
+         {total} migrations {} not applied ({}); run `tessera migrate`, or set \
+         database.auto_migrate = true, and start again",
+        .pending.len(),
+        if .pending.len() == 1 { "is" } else { "are" },
+        named(.pending)
+    )]
+    NotMigrated { pending: Vec<String>, total: usize },
+    #[error("cannot read which migrations the database has applied: {0}")]
+    MigrationStatus(sea_orm::DbErr),
     #[error(transparent)]
     Password(#[from] PasswordError),
     #[error(transparent)]
@@ -36,6 +50,15 @@ pub enum StartupError {
     Unsafe(String),
     #[error("cannot listen on {0}: {1}")]
     Bind(String, std::io::Error),
+}
+
+/// Migration names for a message: all of a few, the first and last of many
+/// (an empty database lacks every one).
+fn named(names: &[String]) -> String {
+    match names {
+        [first, _, _, .., last] => format!("{first} to {last}"),
+        few => few.join(", "),
+    }
 }
 
 /// Builds the application state from the settings: key, database, hasher.
@@ -64,6 +87,16 @@ pub async fn build_app(settings: Settings) -> Result<App, StartupError> {
         .map_err(StartupError::Connect)?;
     if settings.database.auto_migrate {
         db::migrate(&db).await.map_err(StartupError::Migrate)?;
+    } else {
+        let pending = db::pending_migrations(&db)
+            .await
+            .map_err(StartupError::MigrationStatus)?;
+        if !pending.is_empty() {
+            return Err(StartupError::NotMigrated {
+                pending,
+                total: <migration::Migrator as migration::MigratorTrait>::migrations().len(),
+            });
+        }
     }
     let hasher = PasswordHasher::new(&settings.password)?;
     let keys_are_hmac = settings.jwt.algorithm.is_hmac();

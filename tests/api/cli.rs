@@ -366,3 +366,96 @@ async fn serve_flags_beat_the_environment_and_the_log_gives_the_url() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("--port"), "{}", stderr(&o));
 }
+
+/// Runs a command that should exit by itself; one still running after 20 s
+/// is killed and the test fails (a `serve` that went on serving).
+fn run_to_exit(cmd: &mut Command) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(20) {
+            child.kill().unwrap();
+            let o = child.wait_with_output().unwrap();
+            panic!("still running after 20 s:\n{}", stderr(&o));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[tokio::test]
+async fn with_auto_migrate_off_an_unmigrated_database_is_named_and_refused() {
+    use migration::{MigratorTrait, SchemaManager};
+    use sea_orm::ConnectionTrait;
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database_url(&dir).await;
+    let env = [
+        ("DATABASE_URL", url.as_str()),
+        ("TESSERA__JWT__SIGNING_KEY", TEST_KEY),
+        ("TESSERA__DATABASE__AUTO_MIGRATE", "false"),
+    ];
+    let names: Vec<String> = migration::Migrator::migrations()
+        .iter()
+        .map(|m| m.name().to_owned())
+        .collect();
+    let (first, last) = (&names[0], names.last().unwrap());
+    let total = names.len();
+
+    // An empty database: every migration is missing, and the check writes
+    // nothing (no migrations table).
+    for command in ["serve", "logoutall"] {
+        let mut cmd = tessera(dir.path(), &env);
+        cmd.arg(command);
+        if command == "logoutall" {
+            cmd.args(["--username", "someone"]);
+        }
+        let o = run_to_exit(&mut cmd);
+        assert_eq!(o.status.code(), Some(1), "{command}: {}", stderr(&o));
+        let text = stderr(&o);
+        for wanted in [
+            format!("{total} of this version's {total} migrations are not applied"),
+            format!("({first} to {last})"),
+            "run `tessera migrate`".to_owned(),
+        ] {
+            assert!(text.contains(&wanted), "{command}: {wanted:?} in {text}");
+        }
+    }
+    let db = sea_orm::Database::connect(url.as_str()).await.unwrap();
+    assert!(
+        !SchemaManager::new(&db)
+            .has_table("seaql_migrations")
+            .await
+            .unwrap()
+    );
+
+    // One migration behind: that one is named.
+    let o = run(tessera(dir.path(), &env).arg("migrate"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    db.execute_unprepared(&format!(
+        "DELETE FROM seaql_migrations WHERE version = '{last}'"
+    ))
+    .await
+    .unwrap();
+    let o = run_to_exit(tessera(dir.path(), &env).arg("serve"));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!(
+            "1 of this version's {total} migrations is not applied ({last})"
+        )),
+        "{}",
+        stderr(&o)
+    );
+
+    // Migrated (the last one again: it replaces two functions): it serves.
+    let o = run(tessera(dir.path(), &env).arg("migrate"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let server = Server::start(dir.path(), &env).await;
+    let r = reqwest::get(server.url("/readyz")).await.unwrap();
+    assert_eq!(r.status(), 200);
+    server.stop();
+}
