@@ -6,6 +6,7 @@
 //! in DRF's order, JWT then Token; a header that belongs to neither means "no
 //! credentials", a malformed or refused one is an error, never anonymous.
 
+use std::borrow::Cow;
 use std::marker::PhantomData;
 
 use chrono::Utc;
@@ -24,16 +25,34 @@ pub const BEARER_SCHEME: &str = "Bearer";
 /// Name of the opaque-token scheme in the OpenAPI document.
 pub const TOKEN_SCHEME: &str = "Token";
 
-/// The whole `Authorization` header; repeated headers are joined with `,`
-/// as a WSGI server does, which makes such a request malformed.
-fn authorization(req: &Request) -> Option<String> {
-    let values: Vec<String> = req
+/// The whole `Authorization` header, as bytes (DRF reads it as bytes);
+/// repeated headers are joined with `,` as a WSGI server does, which makes
+/// such a request malformed.
+fn authorization(req: &Request) -> Option<Cow<'_, [u8]>> {
+    let mut values = req
         .headers()
         .get_all(poem::http::header::AUTHORIZATION)
-        .iter()
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-        .collect();
-    (!values.is_empty()).then(|| values.join(","))
+        .iter();
+    let first = values.next()?.as_bytes();
+    let mut rest = values.peekable();
+    if rest.peek().is_none() {
+        return Some(Cow::Borrowed(first));
+    }
+    let mut joined = first.to_vec();
+    for value in rest {
+        joined.push(b',');
+        joined.extend_from_slice(value.as_bytes());
+    }
+    Some(Cow::Owned(joined))
+}
+
+/// The words of a header as DRF and Simple JWT split it: Python's
+/// `bytes.split()`, on ASCII whitespace only (a non-breaking space is part
+/// of a word).
+fn words(header: &[u8]) -> impl Iterator<Item = &[u8]> {
+    header
+        .split(|b| b" \t\n\r\x0b\x0c".contains(b))
+        .filter(|word| !word.is_empty())
 }
 
 /// Verifies the Bearer token of `req` with Simple JWT's `JWTAuthentication`
@@ -44,8 +63,8 @@ pub async fn bearer_claims(app: &App, req: &Request) -> Result<Option<Claims>, A
     let Some(header) = authorization(req) else {
         return Ok(None);
     };
-    let parts: Vec<&str> = header.split_whitespace().collect();
-    let Some(keyword) = parts.first() else {
+    let mut parts = words(&header);
+    let Some(keyword) = parts.next() else {
         return Ok(None);
     };
     if !app
@@ -53,14 +72,16 @@ pub async fn bearer_claims(app: &App, req: &Request) -> Result<Option<Claims>, A
         .jwt
         .auth_header_types
         .iter()
-        .any(|t| t == keyword)
+        .any(|t| t.as_bytes() == keyword)
     {
         return Ok(None);
     }
-    if parts.len() != 2 {
+    let (Some(raw), None) = (parts.next(), parts.next()) else {
         return Err(ApiError::BadAuthorizationHeader);
-    }
-    let claims = app.verify_bearer(parts[1], Utc::now().timestamp()).await?;
+    };
+    // Bytes that are not UTF-8 make a token no key signed: refused as invalid.
+    let token = String::from_utf8_lossy(raw);
+    let claims = app.verify_bearer(&token, Utc::now().timestamp()).await?;
     Ok(Some(claims))
 }
 
@@ -70,15 +91,20 @@ pub fn token_key(req: &Request) -> Result<Option<String>, ApiError> {
     let Some(header) = authorization(req) else {
         return Ok(None);
     };
-    let parts: Vec<&str> = header.split_whitespace().collect();
-    match parts.as_slice() {
-        [keyword, ..] if !keyword.eq_ignore_ascii_case("token") => Ok(None),
-        [] => Ok(None),
-        [_] => Err(ApiError::AuthFailed(
+    let mut parts = words(&header);
+    match (parts.next(), parts.next(), parts.next()) {
+        (None, ..) => Ok(None),
+        (Some(keyword), ..) if !keyword.eq_ignore_ascii_case(b"token") => Ok(None),
+        (Some(_), None, _) => Err(ApiError::AuthFailed(
             "Invalid token header. No credentials provided.",
         )),
-        [_, key] => Ok(Some((*key).to_owned())),
-        _ => Err(ApiError::AuthFailed(
+        (Some(_), Some(key), None) => match std::str::from_utf8(key) {
+            Ok(key) => Ok(Some(key.to_owned())),
+            Err(_) => Err(ApiError::AuthFailed(
+                "Invalid token header. Token string should not contain invalid characters.",
+            )),
+        },
+        (Some(_), Some(_), Some(_)) => Err(ApiError::AuthFailed(
             "Invalid token header. Token string should not contain spaces.",
         )),
     }

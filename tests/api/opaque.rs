@@ -146,6 +146,54 @@ async fn token_headers_as_drf_reads_them() {
     );
 }
 
+/// DRF and Simple JWT read the header as bytes and split it with Python's
+/// `bytes.split()`: on ASCII whitespace only; and DRF decodes a key as UTF-8.
+#[tokio::test]
+async fn the_header_is_split_on_ascii_whitespace_as_drf_splits_bytes() {
+    let app = spawn_app().await;
+    app.register("alice").await;
+    let (_, access) = app.login("alice").await;
+    let key = app.token_login("alice", PASSWORD).await;
+    let send = |value: Vec<u8>| {
+        let request = reqwest::Client::new()
+            .get(app.url("/api/v1/whoami/"))
+            .header(
+                "authorization",
+                reqwest::header::HeaderValue::from_bytes(&value).unwrap(),
+            );
+        async move { Answer::from(request.send().await.unwrap()).await }
+    };
+    let joined = |keyword: &str, separator: &[u8], credential: &str| {
+        [keyword.as_bytes(), separator, credential.as_bytes()].concat()
+    };
+    // A non-breaking space (in UTF-8, or the byte Latin-1 gives it) is no
+    // separator: keyword and credential make one word, no method's.
+    for separator in [&b"\xc2\xa0"[..], b"\xa0"] {
+        for (keyword, credential) in [("Bearer", &access), ("Token", &key)] {
+            send(joined(keyword, separator, credential))
+                .await
+                .assert_401(json!({"detail": "Authentication credentials were not provided."}));
+        }
+    }
+    // Tabs separate, as spaces do.
+    for (keyword, credential) in [("Bearer", &access), ("Token", &key)] {
+        let a = send(joined(keyword, b" \t ", credential)).await;
+        assert_eq!(
+            (a.status.as_u16(), &a.json["username"]),
+            (200, &json!("alice"))
+        );
+    }
+    send(b"Token \xff\xfe".to_vec()).await.assert_401(json!({
+        "detail": "Invalid token header. Token string should not contain invalid characters."
+    }));
+    // A Bearer token that is not UTF-8 is one no key signed.
+    let a = send(b"Bearer \xff\xfe".to_vec()).await;
+    assert_eq!(
+        (a.status.as_u16(), &a.json["code"]),
+        (401, &json!("token_not_valid"))
+    );
+}
+
 #[tokio::test]
 async fn logout_ends_one_key_logoutall_ends_all() {
     let app = spawn_app().await;
