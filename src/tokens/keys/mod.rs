@@ -6,7 +6,9 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use aws_lc_rs::hmac;
 use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, PublicKeyUse, ThumbprintHash};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use secrecy::ExposeSecret;
@@ -79,6 +81,16 @@ pub enum KeySource {
     Ephemeral,
 }
 
+/// aws-lc's HMAC for the HS algorithms, none for the others.
+fn hmac_algorithm(alg: JwtAlgorithm) -> Option<hmac::Algorithm> {
+    match alg {
+        JwtAlgorithm::HS256 => Some(hmac::HMAC_SHA256),
+        JwtAlgorithm::HS384 => Some(hmac::HMAC_SHA384),
+        JwtAlgorithm::HS512 => Some(hmac::HMAC_SHA512),
+        _ => None,
+    }
+}
+
 fn algorithm(alg: JwtAlgorithm) -> Algorithm {
     match alg {
         JwtAlgorithm::HS256 => Algorithm::HS256,
@@ -102,6 +114,11 @@ pub struct VerifyingKey {
     pub alg: JwtAlgorithm,
     pub kid: Option<String>,
     decoding: DecodingKey,
+    /// An HMAC secret as aws-lc keeps it, its inner and outer pads already
+    /// hashed: jsonwebtoken's `crypto` functions would build it again (and a
+    /// boxed verifier) for every token, a quarter of a Bearer request's
+    /// instructions in process.
+    hmac: Option<hmac::Key>,
     jwk: Option<Jwk>,
 }
 
@@ -117,6 +134,13 @@ impl std::fmt::Debug for VerifyingKey {
 impl VerifyingKey {
     /// Whether `signature` (unpadded canonical base64url) signs `message`.
     pub fn verify(&self, message: &[u8], signature: &str) -> bool {
+        if let Some(key) = &self.hmac {
+            // The same decoding as jsonwebtoken's, and aws-lc's
+            // constant-time comparison.
+            return URL_SAFE_NO_PAD
+                .decode(signature)
+                .is_ok_and(|tag| hmac::verify(key, message, &tag).is_ok());
+        }
         jsonwebtoken::crypto::verify(signature, message, &self.decoding, algorithm(self.alg))
             .unwrap_or(false)
     }
@@ -160,12 +184,18 @@ impl VerifyingKey {
             return Err(KeyError::TooShort(what.into(), alg.too_short(secret.len())));
         }
         refuse_pem_as_secret(secret, what)?;
-        Ok(Self {
+        Ok(Self::hmac_unchecked(alg, secret, kid))
+    }
+
+    /// An HMAC key whose length and form the caller has checked.
+    fn hmac_unchecked(alg: JwtAlgorithm, secret: &[u8], kid: Option<String>) -> Self {
+        Self {
             alg,
             kid,
             decoding: DecodingKey::from_secret(secret),
+            hmac: hmac_algorithm(alg).map(|a| hmac::Key::new(a, secret)),
             jwk: None,
-        })
+        }
     }
 
     /// Completes a public key: checks RSA strength, names it (kid defaults
@@ -201,6 +231,7 @@ impl VerifyingKey {
             alg,
             kid: Some(kid),
             decoding,
+            hmac: None,
             jwk: Some(jwk),
         })
     }
@@ -231,12 +262,7 @@ impl SigningKey {
     pub fn hmac(alg: JwtAlgorithm, secret: &[u8]) -> Self {
         Self {
             encoding: EncodingKey::from_secret(secret),
-            verifying: VerifyingKey {
-                alg,
-                kid: None,
-                decoding: DecodingKey::from_secret(secret),
-                jwk: None,
-            },
+            verifying: VerifyingKey::hmac_unchecked(alg, secret, None),
             derived_secret: Box::<[u8]>::from(secret).into(),
         }
     }
@@ -316,6 +342,9 @@ impl SigningKey {
 
     /// The base64url signature of `message`.
     pub fn sign(&self, message: &[u8]) -> String {
+        if let Some(key) = &self.verifying.hmac {
+            return URL_SAFE_NO_PAD.encode(hmac::sign(key, message));
+        }
         jsonwebtoken::crypto::sign(message, &self.encoding, algorithm(self.verifying.alg))
             .expect("the key passed its self-test for its own algorithm")
     }
@@ -421,5 +450,70 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("does not match"), "{err}");
+    }
+
+    /// The prebuilt HMAC key signs and verifies as jsonwebtoken does, and
+    /// refuses what it refuses.
+    #[test]
+    fn hmac_keys_agree_with_jsonwebtoken() {
+        let secret = b"a-secret-of-sixty-four-bytes-for-hs512-0123456789abcdef012345678";
+        let message = b"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0";
+        for alg in [
+            JwtAlgorithm::HS256,
+            JwtAlgorithm::HS384,
+            JwtAlgorithm::HS512,
+        ] {
+            let key = SigningKey::hmac(alg, secret);
+            let ours = key.sign(message);
+            let theirs = jsonwebtoken::crypto::sign(
+                message,
+                &EncodingKey::from_secret(secret),
+                algorithm(alg),
+            )
+            .unwrap();
+            assert_eq!(ours, theirs, "{alg:?}");
+            assert!(key.verify(message, &ours));
+            let ring = |s: &str| {
+                jsonwebtoken::crypto::verify(
+                    s,
+                    message,
+                    &DecodingKey::from_secret(secret),
+                    algorithm(alg),
+                )
+                .unwrap_or(false)
+            };
+            assert!(ring(&ours));
+            // Another message; a changed character; padding; the last
+            // character's unused bits set (not canonical: HS256 and HS512
+            // have some); truncated; empty.
+            let mut changed = ours.clone().into_bytes();
+            changed[3] = if changed[3] == b'A' { b'B' } else { b'A' };
+            let changed = String::from_utf8(changed).unwrap();
+            const ALPHABET: &[u8] =
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+            let last = ALPHABET
+                .iter()
+                .position(|c| Some(c) == ours.as_bytes().last())
+                .unwrap();
+            let noncanonical = (!ours.len().is_multiple_of(4)).then(|| {
+                assert_eq!(last % 4, 0, "canonical: the unused bits are zero");
+                format!("{}{}", &ours[..ours.len() - 1], ALPHABET[last + 1] as char)
+            });
+            assert!(!key.verify(b"other", &ours));
+            for refused in [
+                Some(changed),
+                Some(format!("{ours}=")),
+                noncanonical,
+                Some(ours[..ours.len() - 2].to_owned()),
+                Some(String::new()),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let refused = refused.as_str();
+                assert!(!key.verify(message, refused), "{alg:?} {refused}");
+                assert!(!ring(refused), "{alg:?} {refused}");
+            }
+        }
     }
 }
