@@ -1,17 +1,17 @@
 """Puts one section into bench/RESULTS.md, replacing the section of the same
 name and keeping the others (load.sh writes `sqlite` and `postgres`,
-peers.sh writes `peers`, floor.sh `floor`).
+peers.sh writes `peers`, floor.sh `floor`, instructions.sh `instructions`).
 
     python3 bench/sections.py RESULTS.md SECTION_FILE NAME
 """
 import re
 import sys
 
-ORDER = ("sqlite", "postgres", "peers", "floor")
+ORDER = ("sqlite", "postgres", "peers", "floor", "instructions")
 HEAD = (
     "# Cost per request\n\n"
-    "Written by `bench/load.sh`, `bench/peers.sh` and `bench/floor.sh`; `bench/cost.svg` "
-    "draws the first. "
+    "Written by `bench/load.sh`, `bench/peers.sh`, `bench/floor.sh` and "
+    "`bench/instructions.sh`; `bench/cost.svg` draws the first. "
     "CPU time per request is the server's utime + stime over a run divided by its requests: "
     "on 2 cores wrk shares the CPU, so it, not req/s, says how many cores a load needs.\n\n"
 )
