@@ -113,13 +113,19 @@ fn algorithm(alg: JwtAlgorithm) -> Algorithm {
 pub struct VerifyingKey {
     pub alg: JwtAlgorithm,
     pub kid: Option<String>,
-    decoding: DecodingKey,
+    check: Check,
+    jwk: Option<Jwk>,
+}
+
+/// What checks a signature.
+enum Check {
     /// An HMAC secret as aws-lc keeps it, its inner and outer pads already
     /// hashed: jsonwebtoken's `crypto` functions would build it again (and a
     /// boxed verifier) for every token, a quarter of a Bearer request's
     /// instructions in process.
-    hmac: Option<hmac::Key>,
-    jwk: Option<Jwk>,
+    Hmac(Box<hmac::Key>),
+    /// A public key, through jsonwebtoken.
+    Public(DecodingKey),
 }
 
 impl std::fmt::Debug for VerifyingKey {
@@ -134,15 +140,17 @@ impl std::fmt::Debug for VerifyingKey {
 impl VerifyingKey {
     /// Whether `signature` (unpadded canonical base64url) signs `message`.
     pub fn verify(&self, message: &[u8], signature: &str) -> bool {
-        if let Some(key) = &self.hmac {
+        match &self.check {
             // The same decoding as jsonwebtoken's, and aws-lc's
             // constant-time comparison.
-            return URL_SAFE_NO_PAD
+            Check::Hmac(key) => URL_SAFE_NO_PAD
                 .decode(signature)
-                .is_ok_and(|tag| hmac::verify(key, message, &tag).is_ok());
+                .is_ok_and(|tag| hmac::verify(key, message, &tag).is_ok()),
+            Check::Public(decoding) => {
+                jsonwebtoken::crypto::verify(signature, message, decoding, algorithm(self.alg))
+                    .unwrap_or(false)
+            }
         }
-        jsonwebtoken::crypto::verify(signature, message, &self.decoding, algorithm(self.alg))
-            .unwrap_or(false)
     }
 
     /// The public JWK with `kid`, `alg` and `use: sig`, if the key is public.
@@ -187,13 +195,13 @@ impl VerifyingKey {
         Ok(Self::hmac_unchecked(alg, secret, kid))
     }
 
-    /// An HMAC key whose length and form the caller has checked.
+    /// An HMAC key whose algorithm, length and form the caller has checked.
     fn hmac_unchecked(alg: JwtAlgorithm, secret: &[u8], kid: Option<String>) -> Self {
+        let algorithm = hmac_algorithm(alg).expect("an HS algorithm");
         Self {
             alg,
             kid,
-            decoding: DecodingKey::from_secret(secret),
-            hmac: hmac_algorithm(alg).map(|a| hmac::Key::new(a, secret)),
+            check: Check::Hmac(Box::new(hmac::Key::new(algorithm, secret))),
             jwk: None,
         }
     }
@@ -230,8 +238,7 @@ impl VerifyingKey {
         Ok(Self {
             alg,
             kid: Some(kid),
-            decoding,
-            hmac: None,
+            check: Check::Public(decoding),
             jwk: Some(jwk),
         })
     }
@@ -239,7 +246,8 @@ impl VerifyingKey {
 
 /// The current key: it signs, and verifies like any other.
 pub struct SigningKey {
-    encoding: EncodingKey,
+    /// The private key; none for HMAC, which signs with its verifying key.
+    encoding: Option<EncodingKey>,
     pub verifying: VerifyingKey,
     /// A secret only this key's holders have, for what Django keys with
     /// `SECRET_KEY` (reset and activation tokens): an HMAC key itself (so a
@@ -258,10 +266,11 @@ impl std::fmt::Debug for SigningKey {
 }
 
 impl SigningKey {
-    /// An HMAC key from its bytes; the caller has checked the length.
+    /// An HMAC key from its bytes; the caller has checked the length (and
+    /// that `alg` is an HS one).
     pub fn hmac(alg: JwtAlgorithm, secret: &[u8]) -> Self {
         Self {
-            encoding: EncodingKey::from_secret(secret),
+            encoding: None,
             verifying: VerifyingKey::hmac_unchecked(alg, secret, None),
             derived_secret: Box::<[u8]>::from(secret).into(),
         }
@@ -307,23 +316,25 @@ impl SigningKey {
             h.update(private_pem);
             hex::encode(h.finalize())
         };
-        let key = Self {
-            encoding,
-            verifying,
-            derived_secret: digest.into_bytes().into_boxed_slice().into(),
-        };
         // A P-384 key under ES256, or a public key of another pair, would
         // otherwise only show at the first login.
         let probe = b"tessera key self-test";
-        match jsonwebtoken::crypto::sign(probe, &key.encoding, algorithm(alg)) {
-            Ok(sig) if key.verifying.verify(probe, &sig) => Ok(key),
-            Ok(_) => Err(KeyError::Unfit(
-                what.into(),
-                alg.as_str(),
-                "its public key does not match it".into(),
-            )),
-            Err(e) => Err(unfit(e)),
+        match jsonwebtoken::crypto::sign(probe, &encoding, algorithm(alg)) {
+            Ok(sig) if verifying.verify(probe, &sig) => {}
+            Ok(_) => {
+                return Err(KeyError::Unfit(
+                    what.into(),
+                    alg.as_str(),
+                    "its public key does not match it".into(),
+                ));
+            }
+            Err(e) => return Err(unfit(e)),
         }
+        Ok(Self {
+            encoding: Some(encoding),
+            verifying,
+            derived_secret: digest.into_bytes().into_boxed_slice().into(),
+        })
     }
 
     pub fn algorithm(&self) -> JwtAlgorithm {
@@ -342,11 +353,14 @@ impl SigningKey {
 
     /// The base64url signature of `message`.
     pub fn sign(&self, message: &[u8]) -> String {
-        if let Some(key) = &self.verifying.hmac {
-            return URL_SAFE_NO_PAD.encode(hmac::sign(key, message));
+        match (&self.verifying.check, &self.encoding) {
+            (Check::Hmac(key), _) => URL_SAFE_NO_PAD.encode(hmac::sign(key, message)),
+            (Check::Public(_), Some(encoding)) => {
+                jsonwebtoken::crypto::sign(message, encoding, algorithm(self.verifying.alg))
+                    .expect("the key passed its self-test for its own algorithm")
+            }
+            (Check::Public(_), None) => unreachable!("a public key is built with its private key"),
         }
-        jsonwebtoken::crypto::sign(message, &self.encoding, algorithm(self.verifying.alg))
-            .expect("the key passed its self-test for its own algorithm")
     }
 
     /// Whether `signature` (unpadded canonical base64url) signs `message`.
